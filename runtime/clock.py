@@ -1,0 +1,94 @@
+"""The one clock of the program: trio time mapped to wall time (UTC and US/Eastern).
+
+Actors never call `time.time()` or `datetime.now()`; they ask this clock. That is what lets a
+test run five trading days in seconds on `trio.testing.MockClock(autojump_threshold=0)` and lets
+`--sim-start/--sim-speed` follow a Gateway simulator running on accelerated time.
+
+Two kinds of duration exist and must not be mixed:
+  * market durations (bar length, time stops, "16:30 ET") are in simulated seconds and go
+    through `sleep_market()` / `sleep_until()`, which divide by `speed`;
+  * infrastructure durations (socket timeouts, backoff, probe deadlines) are plain trio
+    seconds, because the network and the Gateway do not run faster when the market does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import trio
+
+from runtime.market_calendar import ET
+
+UTC = dt.UTC
+
+
+class Clock:
+    """Maps trio's clock onto wall time: `utc = anchor_utc + (trio_now - anchor_trio) * speed`."""
+
+    def __init__(self, anchor_utc: dt.datetime, *, speed: float = 1.0,
+                 anchor_trio: float | None = None) -> None:
+        if anchor_utc.tzinfo is None:
+            raise ValueError("the clock's anchor must be timezone-aware")
+        if not (speed > 0 and math.isfinite(speed)):
+            raise ValueError(f"clock speed must be a positive number, not {speed!r}")
+        self._anchor_utc = anchor_utc.astimezone(UTC)
+        self._anchor_trio = trio.current_time() if anchor_trio is None else anchor_trio
+        self.speed = float(speed)
+
+    @classmethod
+    def wall(cls) -> Clock:
+        """Production: anchored at the real time now, running at real speed."""
+        return cls(dt.datetime.now(UTC))
+
+    # -- reading ---------------------------------------------------------------------------
+    def now_utc(self) -> dt.datetime:
+        return self.utc_at(trio.current_time())
+
+    def now_et(self) -> dt.datetime:
+        return self.now_utc().astimezone(ET)
+
+    def now_ns(self) -> int:
+        """UTC nanoseconds since the epoch (for journals that want integers)."""
+        delta = self.now_utc() - dt.datetime(1970, 1, 1, tzinfo=UTC)
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+    def today_et(self) -> dt.date:
+        """The US/Eastern date: the trading day, not the UTC day."""
+        return self.now_et().date()
+
+    # -- conversions -----------------------------------------------------------------------
+    def utc_at(self, trio_time: float) -> dt.datetime:
+        return self._anchor_utc + dt.timedelta(seconds=(trio_time - self._anchor_trio) * self.speed)
+
+    def trio_time_at(self, when: dt.datetime) -> float:
+        """The trio deadline at which the clock will read `when`."""
+        if when.tzinfo is None:
+            raise ValueError("naive datetime given to the clock")
+        return self._anchor_trio + (when - self._anchor_utc).total_seconds() / self.speed
+
+    def to_trio_seconds(self, market_seconds: float) -> float:
+        return market_seconds / self.speed
+
+    # -- waiting ---------------------------------------------------------------------------
+    async def sleep_until(self, when: dt.datetime) -> None:
+        """Sleep until the clock reads `when` (returns at once if that is past)."""
+        await trio.sleep_until(self.trio_time_at(when))
+
+    async def sleep_market(self, market_seconds: float) -> None:
+        """Sleep for a market duration (simulated seconds)."""
+        await trio.sleep(max(0.0, market_seconds) / self.speed)
+
+    def resync_to_wall(self) -> float:
+        """Re-anchor a real-speed clock on the wall clock; returns the drift corrected (s).
+
+        Only meaningful at speed 1: trio's monotonic clock and NTP-slewed wall time drift
+        apart by a few ms a day, which matters for bar alignment over a long run.
+        """
+        if self.speed != 1.0:
+            return 0.0
+        now_trio = trio.current_time()
+        wall = dt.datetime.now(UTC)
+        drift = (wall - self.utc_at(now_trio)).total_seconds()
+        self._anchor_utc, self._anchor_trio = wall, now_trio
+        return drift
