@@ -1,7 +1,7 @@
 """The only shared vocabulary of the actors: immutable, typed, JSON-serialisable messages.
 
 Grouped by channel (see runtime/wiring.py for which channel carries which type):
-  market   bars, gaps, quotes                       BarFeed -> Indicators, StrategySelector, OrderRouter
+  market   bars, gaps, quotes                       BarFeed -> Indicators, selector, router
   link     session state and Gateway notices        GatewayLink -> everyone who cares
   brain    indicator snapshots, decisions, signals  Indicators -> StrategySelector -> ModeGuard
   orders   intents, order events, fills, positions  ModeGuard -> OrderRouter -> ModeGuard

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from messages.base import Message, UtcDatetime
 
 Severity = Literal["debug", "info", "warning", "critical"]
@@ -18,4 +20,4 @@ class Alert(Message):
     source: str = ""
     ts: UtcDatetime
     key: str | None = None
-    fields: dict[str, str] = {}
+    fields: dict[str, str] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 
 import trio
 
@@ -34,6 +35,8 @@ class Clock:
             raise ValueError(f"clock speed must be a positive number, not {speed!r}")
         self._anchor_utc = anchor_utc.astimezone(UTC)
         self._anchor_trio = trio.current_time() if anchor_trio is None else anchor_trio
+        self._anchor_perf = time.perf_counter() - (trio.current_time() - self._anchor_trio
+                                                   if anchor_trio is not None else 0.0)
         self.speed = float(speed)
 
     @classmethod
@@ -44,6 +47,18 @@ class Clock:
     # -- reading ---------------------------------------------------------------------------
     def now_utc(self) -> dt.datetime:
         return self.utc_at(trio.current_time())
+
+    def now_utc_any_thread(self) -> dt.datetime:
+        """`now_utc()` from any thread (log records of the ib_async thread, writer threads).
+
+        Outside the trio thread trio's clock cannot be read; trio's system clock advances
+        with `time.perf_counter()`, so the elapsed time since the anchor is estimated from it.
+        """
+        try:
+            return self.now_utc()
+        except RuntimeError:
+            elapsed = (time.perf_counter() - self._anchor_perf) * self.speed
+            return self._anchor_utc + dt.timedelta(seconds=elapsed)
 
     def now_et(self) -> dt.datetime:
         return self.now_utc().astimezone(ET)
@@ -91,4 +106,5 @@ class Clock:
         wall = dt.datetime.now(UTC)
         drift = (wall - self.utc_at(now_trio)).total_seconds()
         self._anchor_utc, self._anchor_trio = wall, now_trio
+        self._anchor_perf = time.perf_counter()
         return drift

@@ -55,10 +55,17 @@ class MarketCalendar:
 
     def __init__(self, first_day: dt.date = DEFAULT_FIRST_DAY,
                  last_day: dt.date = DEFAULT_LAST_DAY) -> None:
+        import warnings
+
         import exchange_calendars as xcals  # heavy import (pandas): only when first needed
 
-        cal = xcals.get_calendar("XNYS", start=first_day.isoformat(), end=last_day.isoformat())
-        sched = cal.schedule
+        with warnings.catch_warnings():
+            # exchange_calendars' own use of pandas APIs pandas 3 deprecates; not ours to fix
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            cal = xcals.get_calendar("XNYS", start=first_day.isoformat(),
+                                     end=last_day.isoformat())
+            sched = cal.schedule
         self.first_day = first_day
         self.last_day = last_day
         self._sessions: list[Session] = []

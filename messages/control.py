@@ -1,0 +1,32 @@
+"""Trading state and operator commands.
+
+ModeGuard -> everyone (latest value); operator -> ModeGuard.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+from messages.base import Message, UtcDatetime
+
+
+class TradingState(enum.StrEnum):
+    ACTIVE = "ACTIVE"        # entries and exits allowed
+    REDUCING = "REDUCING"    # exits only (link down, scheduled restart window)
+    HALTED = "HALTED"        # nothing new; flatten where required (risk, mismatch, kill switch)
+
+
+class TradingStatus(Message):
+    state: TradingState
+    reasons: tuple[str, ...] = ()
+    since: UtcDatetime | None = None
+    fault: bool = False      # halted by a fault (health answers 503), not by a normal daily stop
+
+
+class OperatorCommand(Message):
+    """A command from the operator (health endpoint, kill-switch file)."""
+
+    kind: Literal["kill_switch_on", "kill_switch_off", "dump_tree"]
+    source: Literal["file", "http", "signal"]
+    ts: UtcDatetime

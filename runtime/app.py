@@ -1,0 +1,120 @@
+"""The supervision tree of the bot: read this file to draw it.
+
+    root                 one_for_one; giving up ends the process non-zero (scheduler restarts)
+    ├─ notifier          started first, stopped last: the last alerts get out
+    ├─ resource_probe
+    ├─ mode_guard        restores persisted risk state; never more permissive after a restart
+    ├─ order_router      the order ledger survives link restarts; reconciles on every new session
+    ├─ brain             rest_for_one: a new Indicators invalidates the selector's inputs
+    │   ├─ indicators
+    │   └─ strategy_selector
+    └─ link              one_for_all: a new Gateway session means new subscriptions; backoff
+        │                0.25 s -> 30 s with jitter; past its intensity it never gives up: it
+        │                pauses, alerts, and starts over slowly
+        ├─ gateway_link  owns one ib_async session (thread + asyncio loop + IB()) per incarnation
+        └─ bar_feed      session-scoped subscriptions; what it must subscribe to and the last bar
+                         delivered live outside the subtree and are re-applied on entry
+
+The strategy state (indicators, the selected strategy, positions, risk counters) lives outside
+the link subtree, so a Gateway restart never touches it.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from actors import (
+    bar_feed,
+    gateway_link,
+    indicators,
+    mode_guard,
+    notifier,
+    order_router,
+    resource_probe,
+    strategy_selector,
+)
+from runtime.actor import ActorContext, ActorEnv
+from runtime.channels import Ports
+from runtime.supervisor import (
+    Backoff,
+    Intensity,
+    Strategy,
+    SupervisorSpec,
+    WhenExhausted,
+)
+from runtime.wiring import Wiring
+
+ROOT_INTENSITY = Intensity(max_restarts=5, within=60.0)
+BRAIN_INTENSITY = Intensity(max_restarts=5, within=60.0)
+LINK_INTENSITY = Intensity(max_restarts=30, within=120.0)
+LINK_BACKOFF = Backoff(initial=0.25, maximum=30.0, factor=2.0, jitter=0.2, reset_after=60.0)
+LINK_EXHAUSTED_RETRY = 60.0
+
+
+def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
+    """The whole tree, each actor wired to fresh clones of its channels per incarnation."""
+
+    async def start_notifier(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        await notifier.run(ctx, notifier.Inbox(alerts=w.alerts), notifier.Outbox(),
+                           task_status=ts)
+
+    async def start_probe(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        await resource_probe.run(ctx, resource_probe.Inbox(), resource_probe.Outbox(),
+                                 task_status=ts)
+
+    async def start_guard(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        await mode_guard.run(
+            ctx,
+            mode_guard.Inbox(signals=p.receiver(w.signals), order_events=p.receiver(w.order_events),
+                             commands=p.receiver(w.commands), link_state=w.link_state),
+            mode_guard.Outbox(orders=p.sender(w.orders), trading=w.trading),
+            task_status=ts)
+
+    async def start_router(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        await order_router.run(
+            ctx,
+            order_router.Inbox(orders=p.receiver(w.orders), link_state=w.link_state),
+            order_router.Outbox(order_events=p.sender(w.order_events),
+                                link_requests=p.sender(w.link_requests)),
+            task_status=ts)
+
+    async def start_indicators(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        await indicators.run(ctx, indicators.Inbox(bars=p.receiver(w.bars)),
+                             indicators.Outbox(snapshots=p.sender(w.snapshots)), task_status=ts)
+
+    async def start_selector(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        await strategy_selector.run(
+            ctx, strategy_selector.Inbox(snapshots=p.receiver(w.snapshots), vix=w.vix),
+            strategy_selector.Outbox(signals=p.sender(w.signals)), task_status=ts)
+
+    async def start_link(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        await gateway_link.run(ctx, gateway_link.Inbox(requests=p.receiver(w.link_requests)),
+                               gateway_link.Outbox(link_state=w.link_state), task_status=ts)
+
+    async def start_feed(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        await bar_feed.run(
+            ctx, bar_feed.Inbox(link_state=w.link_state),
+            bar_feed.Outbox(bars=p.sender(w.bars), link_requests=p.sender(w.link_requests),
+                            vix=w.vix),
+            task_status=ts)
+
+    brain = SupervisorSpec(
+        "brain",
+        (env.actor("indicators", start_indicators, reads=[w.bars]),
+         env.actor("strategy_selector", start_selector, reads=[w.snapshots])),
+        strategy=Strategy.REST_FOR_ONE, intensity=BRAIN_INTENSITY)
+    link = SupervisorSpec(
+        "link",
+        (env.actor("gateway_link", start_link, reads=[w.link_requests]),
+         env.actor("bar_feed", start_feed)),
+        strategy=Strategy.ONE_FOR_ALL, intensity=LINK_INTENSITY, backoff=LINK_BACKOFF,
+        when_exhausted=WhenExhausted.PERSIST, exhausted_retry_delay=LINK_EXHAUSTED_RETRY)
+    return SupervisorSpec(
+        "root",
+        (env.actor("notifier", start_notifier, reads=[w.alerts], stop_grace=10.0),
+         env.actor("resource_probe", start_probe),
+         env.actor("mode_guard", start_guard, reads=[w.signals, w.order_events, w.commands]),
+         env.actor("order_router", start_router, reads=[w.orders]),
+         brain,
+         link),
+        strategy=Strategy.ONE_FOR_ONE, intensity=ROOT_INTENSITY)

@@ -1,0 +1,145 @@
+"""The bot as one trio program: clock, logs, wiring, the supervised tree, orderly shutdown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from config.settings import Settings
+from runtime.actor import ActorEnv
+from runtime.app import build_tree
+from runtime.clock import Clock
+from runtime.logs import Journal, open_logging, register_secret, set_log_clock
+from runtime.observe import TreeObserver, dump_periodically
+from runtime.os_signals import watch_signals
+from runtime.supervisor import Supervisor, SupervisorGaveUp, build_nodes
+from runtime.tree import TreeNode
+from runtime.wiring import Wiring
+
+log = logging.getLogger("runtime")
+
+VERSION = "0.1.0"
+EXIT_OK = 0
+EXIT_GAVE_UP = 1
+EXIT_BAD_SETTINGS = 2
+
+MODE_LINES = {
+    "DRY_RUN": "DRY-RUN mode active",
+    "PAPER": "Paper trading mode ACTIVE",
+    "LIVE": "LIVE trading mode ACTIVE",
+}
+
+
+@dataclass
+class BotOptions:
+    sim_start: dt.datetime | None = None     # a simulated clock starting here...
+    sim_speed: float = 1.0                   # ...running this many times faster than real time
+    console: bool = True                     # also log to stderr
+    handle_signals: bool = True              # False in tests that run several bots in one process
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BotHandle:
+    """What a running bot exposes to the process around it (CLI, demo, tests, health)."""
+
+    settings: Settings
+    clock: Clock
+    journal: Journal
+    wiring: Wiring
+    root: TreeNode
+    observer: TreeObserver
+    started_at: float
+    stop_requested: trio.Event
+    stop_reason: str = "stop requested"
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop_requested.is_set():
+            self.stop_reason = reason
+            self.stop_requested.set()
+
+    def dump_tree(self, reason: str = "request") -> dict[str, Any]:
+        return self.observer.dump(reason)
+
+
+def make_clock(options: BotOptions) -> Clock:
+    if options.sim_start is not None:
+        return Clock(options.sim_start, speed=options.sim_speed)
+    return Clock.wall()
+
+
+async def run_bot(settings: Settings, options: BotOptions | None = None, *,
+                  task_status: trio.TaskStatus[BotHandle] = trio.TASK_STATUS_IGNORED) -> int:
+    """Run until asked to stop (signal or `BotHandle.request_stop`); returns the exit code."""
+    options = options or BotOptions()
+    clock = make_clock(options)
+    set_log_clock(clock)
+    for secret in (settings.discord_webhook_url, settings.live_trading_ack):
+        register_secret(secret.get_secret_value() if secret else None)
+    with open_logging(log_file=settings.log_file, max_bytes=settings.log_max_bytes,
+                      backup_count=settings.log_backup_count, level=settings.log_level,
+                      console=options.console, events_file=settings.events_file) as journal:
+        return await _run(settings, options, clock, journal, task_status)
+
+
+def log_startup(settings: Settings, journal: Journal, clock: Clock, options: BotOptions) -> None:
+    mode = settings.mode
+    log.info("Crucible bot %s starting (pid %d) at %s ET%s", VERSION, os.getpid(),
+             clock.now_et().strftime("%Y-%m-%d %H:%M:%S"),
+             f" on a simulated clock at {options.sim_speed:g}x" if options.sim_start else "")
+    log.info("Configuration loaded: DRY_RUN=%s, PAPER_TRADING=%s",
+             "true" if settings.dry_run else "false", "true" if settings.paper_trading else "false")
+    log.info("%s", MODE_LINES[mode.value])
+    log.info("Effective settings: %s",
+             ", ".join(f"{k}={v}" for k, v in settings.redacted().items()))
+    journal.emit("startup", "runtime", mode=mode.value, settings_hash=settings.settings_hash(),
+                 pid=os.getpid(), version=VERSION, sim=options.sim_start is not None,
+                 speed=options.sim_speed)
+
+
+async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: Journal,
+               task_status: trio.TaskStatus[BotHandle]) -> int:
+    log_startup(settings, journal, clock, options)
+    wiring = Wiring()
+    env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=wiring.alerts,
+                   services=options.services)
+    spec = build_tree(wiring, env)
+    root = build_nodes(spec)
+    observer = TreeObserver(root, journal, wiring.alerts, clock)
+    handle = BotHandle(settings=settings, clock=clock, journal=journal, wiring=wiring, root=root,
+                       observer=observer, started_at=trio.current_time(),
+                       stop_requested=trio.Event())
+    env.services["bot"] = handle
+    supervisor = Supervisor(spec, root, hooks=observer, rng=random.Random())
+    exit_code = EXIT_OK
+    reason = "stopped"
+    try:
+        async with trio.open_nursery() as nursery:
+            if options.handle_signals:
+                nursery.start_soon(watch_signals, handle.request_stop,
+                                   nursery.cancel_scope.cancel, handle.dump_tree)
+            await nursery.start(supervisor.run)
+            observer.dump("start")
+            nursery.start_soon(dump_periodically, observer)
+            task_status.started(handle)
+            await handle.stop_requested.wait()
+            reason = handle.stop_reason
+            log.info("Shutting down (%s): stopping actors in reverse start order", reason)
+            await supervisor.stop(reason)
+            nursery.cancel_scope.cancel()
+    except* SupervisorGaveUp as group:
+        exit_code = EXIT_GAVE_UP
+        reason = str(group.exceptions[0])
+        log.critical("The supervision tree gave up: %s; exiting with code %d", reason, exit_code)
+    uptime = trio.current_time() - handle.started_at
+    journal.emit("shutdown", "runtime", reason=reason, exit_code=exit_code,
+                 clean=exit_code == EXIT_OK, uptime_s=round(uptime * clock.speed, 3))
+    log.info("Stopped (%s) after %.0fs; exit code %d", reason, uptime, exit_code)
+    set_log_clock(None)
+    return exit_code

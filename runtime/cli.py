@@ -1,0 +1,106 @@
+"""`python -m runtime`: argument parsing, settings errors as one line, exit codes.
+
+Exit codes: 0 clean stop (and "already running"); 1 the supervision tree gave up; 2 bad
+settings, a bad command line, or (with --check) a gameplan that cannot be used today.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from config.settings import Mode, Settings, SettingsError, load_settings
+from runtime.bot import EXIT_BAD_SETTINGS, EXIT_OK, BotOptions, run_bot
+from runtime.instance import AlreadyRunning, acquire_instance_lock
+from runtime.market_calendar import ET
+
+
+def _parse_instant(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=ET)   # naive means US/Eastern
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m runtime",
+                                description="The Crucible trading bot (see README.md).")
+    p.add_argument("--env-file", type=Path, default=None,
+                   help="settings file (default: .env in the working directory)")
+    p.add_argument("--check", action="store_true",
+                   help="validate settings and today's gameplan, print them, exit 0 or 2")
+    p.add_argument("--demo", action="store_true",
+                   help="run against the embedded Gateway simulator in DRY_RUN on fast time")
+    p.add_argument("--bars", type=Path, help="--demo: replay these 1-minute bars (CSV)")
+    p.add_argument("--speed", type=_positive, default=None, help="--demo: simulated speed")
+    p.add_argument("--duration", type=_positive, default=None,
+                   help="--demo: stop after this many wall-clock seconds")
+    p.add_argument("--sim-start", type=_parse_instant, default=None,
+                   help="run on a simulated clock starting at this instant (naive = US/Eastern)")
+    p.add_argument("--sim-speed", type=_positive, default=1.0,
+                   help="simulated seconds per real second (with --sim-start)")
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_SETTINGS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.env_file if args.env_file else Path(".env"))
+    except SettingsError as exc:
+        return _fail(f"settings: {exc}")
+    if args.check:
+        from runtime.check import run_check
+        return run_check(settings)
+    if args.demo:
+        return _fail("--demo needs the Gateway simulator and the link (issues 3 and 4): "
+                     "not available in this build yet")
+    if args.sim_start is not None and settings.mode is Mode.LIVE:
+        return _fail("--sim-start is refused in LIVE mode")
+    return run(settings, BotOptions(sim_start=args.sim_start, sim_speed=args.sim_speed))
+
+
+def run(settings: Settings, options: BotOptions) -> int:
+    """Run the bot in this process, guarded by the single-instance lock."""
+    try:
+        lock = acquire_instance_lock(settings.state_dir)
+    except AlreadyRunning as exc:
+        _note_already_running(settings, str(exc))
+        return EXIT_OK
+    try:
+        return trio.run(run_bot, settings, options)
+    finally:
+        lock.release()
+
+
+def _note_already_running(settings: Settings, text: str) -> None:
+    """One line in the console and the human log; no rotation (the other instance owns it)."""
+    stamp = dt.datetime.now(ET).isoformat(timespec="milliseconds")
+    line = f"{stamp} WARNING  [runtime] Bot already running: {text}; this start exits (code 0)"
+    print(line, file=sys.stderr)
+    try:
+        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with settings.log_file.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass

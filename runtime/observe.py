@@ -1,0 +1,71 @@
+"""Making the tree visible: restart events, tree dumps, alerts on exhaustion.
+
+The tree is dumped (an indented block in the human log and a `tree` journal event) at start,
+after every restart, every 15 minutes, on SIGUSR1 (POSIX) and on `GET /tree`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from messages.alerts import Alert
+from runtime.channels import DropOldest
+from runtime.clock import Clock
+from runtime.logs import Journal, log_block
+from runtime.supervisor import ChildExit, SupervisionHooks
+from runtime.tree import TreeNode, render_tree
+
+log = logging.getLogger("runtime")
+
+PERIODIC_DUMP_SECONDS = 15 * 60
+
+
+class TreeObserver(SupervisionHooks):
+    """Journals restarts, dumps the tree after each, alerts when a subtree is exhausted."""
+
+    def __init__(self, root: TreeNode, journal: Journal, alerts: DropOldest[Alert],
+                 clock: Clock) -> None:
+        self.root = root
+        self.journal = journal
+        self.alerts = alerts
+        self.clock = clock
+
+    def dump(self, reason: str) -> dict[str, Any]:
+        tree = self.root.snapshot()
+        log_block(log, f"Actor tree ({reason}):", render_tree(self.root))
+        self.journal.emit("tree", "runtime", reason=reason, tree=tree)
+        return tree
+
+    def child_failed(self, exit: ChildExit) -> None:
+        if not exit.expected:
+            self.journal.emit("actor_failed", exit.node.path, incarnation=exit.incarnation,
+                              reason=exit.reason)
+
+    def restarted(self, supervisor: TreeNode, nodes: Sequence[TreeNode], reason: str,
+                  expected: bool) -> None:
+        for node in nodes:
+            self.journal.emit("actor_restart", node.path, path=node.path,
+                              incarnation=node.incarnation, reason=reason, expected=expected)
+        log.log(logging.INFO if expected else logging.WARNING,
+                "restarted %s (%s)", ", ".join(n.path for n in nodes), reason)
+        self.dump("restart")
+
+    def exhausted(self, supervisor: TreeNode, reason: str, escalating: bool) -> None:
+        title = f"Supervisor {supervisor.path} exceeded its restart intensity"
+        text = reason + ("; escalating" if escalating else "; slow retrying, never giving up")
+        self.journal.emit("alert", supervisor.path, severity="critical", title=title, text=text)
+        self.alerts.send_nowait(Alert(severity="critical", title=title, text=text,
+                                      source=supervisor.path, ts=self.clock.now_utc(),
+                                      key=f"exhausted:{supervisor.path}"))
+
+
+async def dump_periodically(observer: TreeObserver,
+                            every: float = PERIODIC_DUMP_SECONDS) -> None:
+    """Every 15 minutes of trio time (real seconds in production)."""
+    while True:
+        await trio.sleep(every)
+        observer.dump("periodic")

@@ -1,0 +1,56 @@
+"""Every channel of the bot, declared in one place with its policy and its ends.
+
+    BarFeed ──bars──▶ Indicators ──snapshots──▶ StrategySelector ──signals──▶ ModeGuard
+    ModeGuard ──orders──▶ OrderRouter ──order_events──▶ ModeGuard
+    BarFeed, OrderRouter ──link_requests──▶ GatewayLink
+    anyone ──alerts──▶ Notifier                         (drop-oldest, critical kept)
+    operator (health endpoint, kill file) ──commands──▶ ModeGuard
+    latest values: link_state (GatewayLink), trading (ModeGuard), vix (BarFeed)
+
+Capacities are generous: a full channel means a consumer is stuck, which the tree dump shows
+as a depth, and backpressure then slows the producer rather than losing an order event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from messages.alerts import Alert
+from messages.base import Message
+from messages.control import OperatorCommand, TradingState, TradingStatus
+from messages.link import LinkState, LinkStatus
+from messages.market import Bar, BarGap, VixReading
+from runtime.channels import Channel, DropOldest, Latest
+
+ALERTS_CAPACITY = 256
+
+
+def _critical(alert: Alert) -> bool:
+    return alert.severity == "critical"
+
+
+class Wiring:
+    """Owns the original end of every channel for the life of the program."""
+
+    def __init__(self) -> None:
+        self.bars: Channel[Bar | BarGap] = Channel("bars", 4096)
+        self.snapshots: Channel[Message] = Channel("snapshots", 1024)
+        self.signals: Channel[Message] = Channel("signals", 256)
+        self.orders: Channel[Message] = Channel("orders", 256)
+        self.order_events: Channel[Message] = Channel("order_events", 1024)
+        self.link_requests: Channel[Any] = Channel("link_requests", 256)
+        self.commands: Channel[OperatorCommand] = Channel("commands", 64)
+        self.alerts: DropOldest[Alert] = DropOldest("alerts", ALERTS_CAPACITY, keep=_critical)
+        self.link_state: Latest[LinkState] = Latest(
+            "link_state", LinkState(status=LinkStatus.DOWN, reason="not connected yet"))
+        self.trading: Latest[TradingStatus] = Latest(
+            "trading", TradingStatus(state=TradingState.HALTED, reasons=("starting",)))
+        self.vix: Latest[VixReading | None] = Latest("vix", None)
+
+    def channels(self) -> list[Channel[Any] | DropOldest[Any] | Latest[Any]]:
+        return [self.bars, self.snapshots, self.signals, self.orders, self.order_events,
+                self.link_requests, self.commands, self.alerts, self.link_state, self.trading,
+                self.vix]
+
+    def depths(self) -> dict[str, int]:
+        return {c.name: c.depth() for c in self.channels()}

@@ -1,0 +1,141 @@
+"""The whole tree in-process: the dump's contents, restarts made visible, a virtual day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from config.settings import load_settings
+from runtime.bot import BotHandle, BotOptions, run_bot
+from runtime.channels import DropOldest
+from runtime.clock import Clock
+from runtime.logs import open_logging
+from runtime.market_calendar import ET
+from runtime.observe import TreeObserver
+from runtime.supervisor import (
+    ActorSpec,
+    ExpectedRestart,
+    Strategy,
+    Supervisor,
+    SupervisorSpec,
+    build_nodes,
+)
+from runtime.tree import TreeNode
+
+ACTORS = ("notifier", "resource_probe", "mode_guard", "order_router", "indicators",
+          "strategy_selector", "gateway_link", "bar_feed")
+
+
+@asynccontextmanager
+async def open_bot(tmp_path: Path, start: dt.datetime) -> AsyncIterator[BotHandle]:
+    settings = load_settings(None, {"LOG_FILE": str(tmp_path / "logs" / "bot.log"),
+                                    "STATE_DIR": str(tmp_path / "state"), "HEALTH_PORT": "0"})
+    async with trio.open_nursery() as n:
+        handle: BotHandle = await n.start(
+            run_bot, settings, BotOptions(sim_start=start, console=False, handle_signals=False))
+        yield handle
+        handle.request_stop("test over")
+
+
+def _events(tmp_path: Path) -> list[dict[str, object]]:
+    text = (tmp_path / "logs" / "events.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+async def test_tree_dump_names_every_actor_with_state_incarnation_and_channels(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_bot(tmp_path, dt.datetime(2026, 11, 20, 9, 0, tzinfo=ET)) as bot:
+        await trio.sleep(5)
+        tree = bot.dump_tree("request")
+    nodes = {}
+
+    def walk(n: dict[str, object]) -> None:
+        nodes[n["name"]] = n
+        for c in n.get("children", []):  # type: ignore[attr-defined]
+            walk(c)
+
+    walk(tree)
+    assert set(ACTORS) <= set(nodes)
+    assert nodes["link"]["strategy"] == "one_for_all"
+    assert nodes["brain"]["strategy"] == "rest_for_one"
+    for name in ACTORS:
+        n = nodes[name]
+        assert n["state"] == "running" and n["incarnation"] == 1 and n["restarts"] == 0
+        assert n["uptime_s"] >= 4.9 and n["last_error"] is None
+    assert nodes["indicators"]["channels"] == {"bars": 0}
+    assert nodes["mode_guard"]["channels"] == {"signals": 0, "order_events": 0, "commands": 0}
+    dumps = [e for e in _events(tmp_path) if e["event"] == "tree"]
+    assert [d["reason"] for d in dumps] == ["start", "request"]
+    human = (tmp_path / "logs" / "bot.log").read_text(encoding="utf-8")
+    assert "Actor tree (start):\n  root [running] one_for_one inc=1" in human
+
+
+async def test_a_restart_is_journaled_and_followed_by_a_tree_dump(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    fail = trio.Event()
+
+    async def flaky(node: TreeNode, task_status: trio.TaskStatus[None]) -> None:
+        task_status.started()
+        if node.incarnation > 1:
+            await trio.sleep_forever()
+        await fail.wait()
+        raise ExpectedRestart("scheduled Gateway restart")
+
+    async def steady(node: TreeNode, task_status: trio.TaskStatus[None]) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    spec = SupervisorSpec("root", (
+        SupervisorSpec("brain", (ActorSpec("indicators", steady),)),
+        SupervisorSpec("link", (ActorSpec("gateway_link", flaky), ActorSpec("bar_feed", steady)),
+                       strategy=Strategy.ONE_FOR_ALL)))
+    root = build_nodes(spec)
+    with open_logging(log_file=tmp_path / "logs" / "bot.log", max_bytes=1 << 20,
+                      backup_count=2, console=False) as journal:
+        observer = TreeObserver(root, journal, DropOldest("alerts", 8),
+                                Clock(dt.datetime(2026, 11, 20, 16, 30, tzinfo=ET)))
+        sup = Supervisor(spec, root, hooks=observer)
+        async with trio.open_nursery() as n:
+            await n.start(sup.run)
+            fail.set()
+            await trio.sleep(5)
+            assert root.find("root.link.gateway_link").incarnation == 2
+            assert root.find("root.link.bar_feed").incarnation == 2      # one_for_all
+            assert root.find("root.brain.indicators").incarnation == 1   # untouched
+            await sup.stop()
+    events = _events(tmp_path)
+    restarts = [e for e in events if e["event"] == "actor_restart"]
+    assert {e["path"] for e in restarts} == {"root.link.gateway_link", "root.link.bar_feed"}
+    assert all(e["expected"] is True and e["incarnation"] == 2 for e in restarts)
+    after = events[events.index(restarts[-1]) + 1]
+    assert after["event"] == "tree" and after["reason"] == "restart"
+    link = after["tree"]["children"][1]
+    assert [c["incarnation"] for c in link["children"]] == [2, 2]
+    human = (tmp_path / "logs" / "bot.log").read_text(encoding="utf-8")
+    assert "Actor tree (restart):" in human and "gateway_link [running]" in human
+
+
+async def test_a_virtual_trading_day_passes_with_periodic_tree_dumps(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    start = dt.datetime(2026, 11, 20, 0, 0, tzinfo=ET)
+    async with open_bot(tmp_path, start) as bot:
+        await trio.sleep(24 * 3600)
+        assert bot.clock.now_et() >= start + dt.timedelta(hours=24)
+        assert all(bot.root.find(p).incarnation == 1
+                   for p in ("root.brain.indicators", "root.link.gateway_link"))
+    periodic = [e for e in _events(tmp_path) if e["event"] == "tree" and e["reason"] == "periodic"]
+    assert len(periodic) == 96         # every 15 minutes for 24 hours
+
+
+async def test_clock_maps_trio_time_to_eastern_across_a_dst_change(
+        autojump_clock: trio.testing.MockClock) -> None:
+    clock = Clock(dt.datetime(2024, 3, 9, 12, 0, tzinfo=ET))
+    await clock.sleep_until(dt.datetime(2024, 3, 10, 12, 0, tzinfo=ET))
+    assert clock.now_et().hour == 12 and clock.now_et().day == 10
+    assert trio.current_time() == 23 * 3600      # the spring-forward day is 23 hours long
