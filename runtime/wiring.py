@@ -5,7 +5,7 @@
     BarFeed, OrderRouter ──link_requests──▶ GatewayLink
     anyone ──alerts──▶ Notifier                         (drop-oldest, critical kept)
     operator (health endpoint, kill file) ──commands──▶ ModeGuard
-    latest values: link_state (GatewayLink), trading (ModeGuard), vix (BarFeed)
+    latest values: link_state (GatewayLink), trading (ModeGuard), vix and last_bar (BarFeed)
 
 Capacities are generous: a full channel means a consumer is stuck, which the tree dump shows
 as a depth, and backpressure then slows the producer rather than losing an order event.
@@ -13,6 +13,7 @@ as a depth, and backpressure then slows the producer rather than losing an order
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from messages.alerts import Alert
@@ -46,11 +47,12 @@ class Wiring:
         self.trading: Latest[TradingStatus] = Latest(
             "trading", TradingStatus(state=TradingState.HALTED, reasons=("starting",)))
         self.vix: Latest[VixReading | None] = Latest("vix", None)
+        self.last_bar: Latest[dt.datetime | None] = Latest("last_bar", None)  # clock time of receipt
 
     def channels(self) -> list[Channel[Any] | DropOldest[Any] | Latest[Any]]:
         return [self.bars, self.snapshots, self.signals, self.orders, self.order_events,
                 self.link_requests, self.commands, self.alerts, self.link_state, self.trading,
-                self.vix]
+                self.vix, self.last_bar]
 
     def depths(self) -> dict[str, int]:
         return {c.name: c.depth() for c in self.channels()}
