@@ -1,34 +1,318 @@
-"""BarFeed: subscriptions, backfill and the stale-feed watchdog.
+"""BarFeed: 1-minute bars delivered exactly once and in order, across any number of sessions.
 
-PLACEHOLDER: idles until its issue lands (README, "Status").
+On every new Gateway session it subscribes each symbol with keepUpToDate, asking for enough
+history to reach back to the last bar it delivered (the backfill), and delivers completed bars
+newer than that cursor. The cursor and the wish list live in `Memory`, outside the link
+subtree, so a Gateway restart changes nothing downstream but a `source="backfill"` on the bars
+it missed. A hole the Gateway cannot fill is marked with a `BarGap`, never papered over.
+
+A stream can die silently (2103 without 2104, a keepUpToDate that just stops): during market
+hours a stream quiet for three bars is resubscribed, and one that cannot be resubscribed brings
+the whole link subtree down so the next session starts clean. Option quotes are subscribed only
+while somebody wants them, so market data lines never pile up.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import trio
 
-from messages.link import LinkState
-from messages.market import Bar, BarGap, VixReading
+from messages.link import (
+    BarUpdate,
+    GatewayNotice,
+    LinkState,
+    LinkStatus,
+    SecType,
+    SubscribeBars,
+    SubscribeQuote,
+)
+from messages.market import Bar, BarGap, BarSource, OptionSpec, Quote, VixReading
 from runtime.actor import ActorContext
 from runtime.channels import Latest
-from runtime.placeholder import idle
+from runtime.link_client import (
+    Envelope,
+    LinkClient,
+    LinkUnavailable,
+    RequestFailed,
+    RequestTimeout,
+)
+from runtime.market_calendar import get_calendar
+
+# -- inbox and outbox -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Inbox:
     link_state: Latest[LinkState]
+    notices: trio.MemoryReceiveChannel[GatewayNotice]
+    wanted_quotes: Latest[frozenset[OptionSpec]]
 
 
 @dataclass(frozen=True)
 class Outbox:
     bars: trio.MemorySendChannel[Bar | BarGap]
-    link_requests: trio.MemorySendChannel[Any]
+    link_requests: trio.MemorySendChannel[Envelope]
     vix: Latest[VixReading | None]
+    last_bar: Latest[dt.datetime | None]
+    quotes: Latest[Mapping[str, Quote]]
 
 
-async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
+# -- state that outlives the link subtree ---------------------------------------------------------
+
+
+@dataclass
+class Memory:
+    symbols: tuple[str, ...] = ("SPY", "QQQ", "IWM")
+    vix_symbol: str = "VIX"
+    warmup: dt.timedelta = dt.timedelta(days=2)      # history asked for on the first session
+    cursors: dict[str, dt.datetime] = field(default_factory=dict)   # start of last bar delivered
+    delivered: int = 0
+    gaps: int = 0
+
+
+BAR = dt.timedelta(minutes=1)
+COMPLETE_GRACE = dt.timedelta(seconds=5)   # market time after a bar's end before we close it
+STALE_AFTER = 3 * BAR                      # quiet this long in market hours: resubscribe
+RESUBSCRIBE_LIMIT = 3                      # failed (re)subscriptions in a row before escalating
+RETRY_DELAY = 2.0                          # trio seconds between failed subscriptions
+MAX_QUOTE_LINES = 10                       # option quotes at most (IB market data lines)
+
+
+class FeedStalled(Exception):
+    """A stream cannot be (re)subscribed: restart the link subtree for a clean session."""
+
+
+@dataclass(eq=False)
+class _Stream:
+    symbol: str
+    sec_type: SecType
+    scope: trio.CancelScope | None = None
+    failures: int = 0
+    resubscribes: int = 0
+
+    def resubscribe(self) -> None:
+        if self.scope is not None:
+            self.scope.cancel("resubscribe")
+
+
+# -- the loop -------------------------------------------------------------------------------------
+
+
+async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    await idle(ctx, task_status)
+    task_status.started()
+    state = await inbox.link_state.wait_value(lambda s: s.status is LinkStatus.UP)
+    ctx.set_note(f"subscribing (session {state.session_id})")
+    client = LinkClient(outbox.link_requests, inbox.link_state)
+    streams = [_Stream(s, "STK") for s in memory.symbols]
+    streams.append(_Stream(memory.vix_symbol, "IND"))
+    async with trio.open_nursery() as nursery:
+        for stream in streams:
+            nursery.start_soon(_keep_subscribed, ctx, client, stream, outbox, memory)
+        nursery.start_soon(_watch_notices, ctx, inbox, streams)
+        nursery.start_soon(_sync_quotes, ctx, client, inbox, outbox)
+
+
+async def _keep_subscribed(ctx: ActorContext, client: LinkClient, stream: _Stream,
+                           outbox: Outbox, memory: Memory) -> None:
+    """Subscribe, stream, and subscribe again whenever asked to or when it fails."""
+    while True:
+        with trio.CancelScope() as scope:
+            stream.scope = scope
+            try:
+                await _stream_bars(ctx, client, stream, outbox, memory)
+            except LinkUnavailable:
+                await trio.sleep_forever()       # the link subtree is restarting around us
+            except (RequestFailed, RequestTimeout) as exc:
+                stream.failures += 1
+                ctx.log.warning("%s: subscription failed (%d in a row): %s", stream.symbol,
+                                stream.failures, exc)
+                if stream.failures >= RESUBSCRIBE_LIMIT:
+                    ctx.alert("critical", f"Market data for {stream.symbol} unavailable",
+                              f"{stream.failures} subscriptions failed: {exc}; restarting the "
+                              "Gateway link", key=f"feed:{stream.symbol}")
+                    raise FeedStalled(f"{stream.symbol}: {exc}") from exc
+                await trio.sleep(RETRY_DELAY)
+        if scope.cancelled_caught:
+            stream.resubscribes += 1
+            ctx.log.info("%s: resubscribing", stream.symbol)
+
+
+async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, outbox: Outbox,
+                       memory: Memory) -> None:
+    clock = ctx.clock
+    cursor = memory.cursors.get(stream.symbol)
+    now = clock.now_utc()
+    lookback = (now - cursor + 2 * BAR) if cursor is not None else memory.warmup
+    request = SubscribeBars(symbol=stream.symbol, sec_type=stream.sec_type,
+                            lookback_s=math.ceil(lookback.total_seconds()))
+    async with client.open_stream(request) as (initial, updates):
+        stream.failures = 0
+        subscribed_at = clock.now_utc()
+        first_source: BarSource = "history" if cursor is None else "backfill"
+
+        def source_of(bar: BarUpdate) -> BarSource:
+            """Bars that had ended before we subscribed were missed, not lived through."""
+            return first_source if bar.ts + BAR <= subscribed_at else "live"
+
+        forming: BarUpdate | None = None
+        for update in initial:
+            forming = await _advance(ctx, stream, forming, update, outbox, memory,
+                                     source_of(forming or update))
+        last_heard = trio.current_time()
+        while True:
+            deadline = math.inf
+            if forming is not None:
+                deadline = clock.trio_time_at(forming.ts + BAR + COMPLETE_GRACE)
+            if get_calendar().session_at(clock.now_utc()) is not None:
+                deadline = min(deadline, last_heard + clock.to_trio_seconds(
+                    STALE_AFTER.total_seconds()))
+            else:
+                deadline = min(deadline, trio.current_time() + clock.to_trio_seconds(60))
+            with trio.move_on_at(deadline):
+                update = await updates.receive()
+                last_heard = trio.current_time()
+                if isinstance(update, BarUpdate):
+                    forming = await _advance(ctx, stream, forming, update, outbox, memory,
+                                             source_of(forming or update))
+                continue
+            if forming is not None and clock.now_utc() >= forming.ts + BAR + COMPLETE_GRACE:
+                await _deliver(ctx, stream, forming, outbox, memory, source_of(forming))
+                forming = None
+            elif (get_calendar().session_at(clock.now_utc()) is not None and
+                  trio.current_time() >= last_heard + clock.to_trio_seconds(
+                      STALE_AFTER.total_seconds())):
+                ctx.log.warning("%s: no update for %s of market time: resubscribing",
+                                stream.symbol, STALE_AFTER)
+                ctx.emit("feed_stale", symbol=stream.symbol)
+                return
+
+
+async def _advance(ctx: ActorContext, stream: _Stream, forming: BarUpdate | None,
+                   update: BarUpdate, outbox: Outbox, memory: Memory,
+                   source: BarSource) -> BarUpdate | None:
+    """Fold one update into the forming bar; a newer bar completes the forming one."""
+    if forming is None or update.ts == forming.ts:
+        return update
+    if update.ts > forming.ts:
+        await _deliver(ctx, stream, forming, outbox, memory, source)
+        return update
+    return forming      # an update for a bar already closed: too late, ignore it
+
+
+async def _deliver(ctx: ActorContext, stream: _Stream, update: BarUpdate, outbox: Outbox,
+                   memory: Memory, source: BarSource) -> None:
+    """Deliver a completed bar exactly once (the cursor) and in order; mark real holes."""
+    cursor = memory.cursors.get(stream.symbol)
+    if cursor is not None and update.ts <= cursor:
+        return
+    is_vix = stream.sec_type == "IND"
+    if cursor is not None and not is_vix:
+        expected = _next_bar_start(cursor)
+        if expected is not None and update.ts > expected:
+            gap = BarGap(symbol=stream.symbol, start=expected, end=update.ts,
+                         reason="not in the Gateway's data (after a reconnect or a feed gap)")
+            memory.gaps += 1
+            ctx.emit("bar_gap", symbol=stream.symbol, start=gap.start, end=gap.end,
+                     reason=gap.reason)
+            ctx.log.warning("%s: bars missing from %s to %s: gap marked", stream.symbol,
+                            gap.start, gap.end)
+            await outbox.bars.send(gap)
+    bar = Bar(symbol=stream.symbol, ts=update.ts, open=update.open, high=update.high,
+              low=update.low, close=update.close, volume=update.volume, source=source,
+              session_id=update.session_id)
+    if is_vix:
+        outbox.vix.set(VixReading(value=bar.close, ts=bar.end))
+    else:
+        await outbox.bars.send(bar)
+    memory.cursors[stream.symbol] = bar.ts
+    memory.delivered += 1
+    if source == "live":
+        outbox.last_bar.set(ctx.clock.now_utc())
+    ctx.emit("bar", symbol=bar.symbol, bar_ts=bar.ts, open=bar.open, high=bar.high, low=bar.low,
+             close=bar.close, volume=bar.volume, source=source)
+
+
+def _next_bar_start(cursor: dt.datetime) -> dt.datetime | None:
+    """The start of the regular-hours bar after the one starting at `cursor`."""
+    cal = get_calendar()
+    nxt = cursor + BAR
+    session = cal.session_at(cursor)
+    if session is not None and nxt < session.close:
+        return nxt
+    try:
+        return cal.next_session_after(cursor).open
+    except LookupError:
+        return None
+
+
+# -- notices: resubscribe when IB says data was lost ----------------------------------------------
+
+
+async def _watch_notices(ctx: ActorContext, inbox: Inbox, streams: list[_Stream]) -> None:
+    farm_down = False
+    async for notice in inbox.notices:
+        if notice.kind == "restored_data_lost":
+            ctx.log.warning("Gateway %d (%s): resubscribing every stream", notice.code,
+                            notice.text)
+            for s in streams:
+                s.resubscribe()
+        elif notice.kind == "farm_down":
+            farm_down = True
+        elif notice.kind == "farm_up" and farm_down:
+            farm_down = False     # after 2103 -> 2104 some feeds stay silently dead
+            ctx.log.info("market data farm back (%d): resubscribing every stream", notice.code)
+            for s in streams:
+                s.resubscribe()
+
+
+# -- option quotes on demand ----------------------------------------------------------------------
+
+
+async def _sync_quotes(ctx: ActorContext, client: LinkClient, inbox: Inbox,
+                       outbox: Outbox) -> None:
+    running: dict[str, trio.CancelScope] = {}
+    async with trio.open_nursery() as nursery:
+        wanted: frozenset[OptionSpec] = inbox.wanted_quotes.value
+        while True:
+            keys = {spec.key: spec for spec in sorted(wanted, key=lambda s: s.key)}
+            for key in [k for k in running if k not in keys]:
+                running.pop(key).cancel()
+                board = dict(outbox.quotes.value)
+                board.pop(key, None)
+                outbox.quotes.set(board)
+            for key, spec in keys.items():
+                if key not in running:
+                    if len(running) >= MAX_QUOTE_LINES:
+                        ctx.log.warning("quote for %s not subscribed: %d lines in use", key,
+                                        MAX_QUOTE_LINES)
+                        continue
+                    scope = trio.CancelScope()
+                    running[key] = scope
+                    nursery.start_soon(_stream_quote, ctx, client, spec, scope, outbox)
+            ctx.node.extra["quote_lines"] = len(running)
+            wanted, _ = await inbox.wanted_quotes.wait_transition()
+
+
+async def _stream_quote(ctx: ActorContext, client: LinkClient, spec: OptionSpec,
+                        scope: trio.CancelScope, outbox: Outbox) -> None:
+    request = SubscribeQuote(key=spec.key, symbol=spec.underlying, sec_type="OPT",
+                             expiry=spec.expiry.strftime("%Y%m%d"), strike=spec.strike,
+                             right=spec.right)
+    with scope:
+        while True:
+            try:
+                async with client.open_stream(request) as (_, quotes):
+                    async for quote in quotes:
+                        board = dict(outbox.quotes.value)
+                        board[spec.key] = quote   # type: ignore[assignment]
+                        outbox.quotes.set(board)
+            except LinkUnavailable:
+                await trio.sleep_forever()
+            except (RequestFailed, RequestTimeout) as exc:
+                ctx.log.warning("quote %s: %s", spec.key, exc)
+                await trio.sleep(RETRY_DELAY * 5)

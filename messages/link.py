@@ -47,3 +47,68 @@ class GatewayNotice(Message):
     kind: NoticeKind
     request_id: int = -1
     ts: UtcDatetime
+
+
+# -- requests to GatewayLink (channel link_requests) -----------------------------------------
+# Each request is answered by one Reply; subscriptions also stream messages until cancelled.
+
+SecType = Literal["STK", "IND"]
+
+
+class SubscribeBars(Message):
+    """1-minute bars of an underlying or index, from `since` (exclusive) and then live.
+
+    The reply carries the bars IB returned for the look-back (the backfill); the stream then
+    carries `BarUpdate`s of the still-forming bar and each new one (keepUpToDate semantics).
+    """
+
+    symbol: str
+    sec_type: SecType = "STK"
+    lookback_s: int          # how far back the initial bars must reach (covers the gap)
+    bar_seconds: int = 60
+    use_rth: bool = True
+
+
+class BarUpdate(Message):
+    """The newest state of a forming bar. `ts` is the bar start; a new `ts` starts a new bar."""
+
+    symbol: str
+    ts: UtcDatetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    session_id: int
+
+
+class SubscribeQuote(Message):
+    """Streaming top of book (and greeks for options) for a symbol or an OptionSpec key."""
+
+    key: str
+    symbol: str
+    sec_type: Literal["STK", "IND", "OPT"] = "STK"
+    expiry: str | None = None        # YYYYMMDD for options
+    strike: float | None = None
+    right: Literal["C", "P"] | None = None
+
+
+class CancelSubscription(Message):
+    subscription_id: int
+
+
+class OptionChainRequest(Message):
+    underlying: str
+
+
+class OptionChain(Message):
+    underlying: str
+    expirations: tuple[str, ...]     # YYYYMMDD, ascending
+    strikes: tuple[float, ...]       # ascending
+    multiplier: int = 100
+    trading_class: str | None = None
+    session_id: int = 0
+
+
+class CurrentTime(Message):
+    """reqCurrentTime: the Gateway's clock (also the liveness probe's question)."""

@@ -87,16 +87,22 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
             ctx, strategy_selector.Inbox(snapshots=p.receiver(w.snapshots), vix=w.vix),
             strategy_selector.Outbox(signals=p.sender(w.signals)), task_status=ts)
 
+    link_memory = gateway_link.Memory()      # outlives every incarnation of the link subtree
+    feed_memory = bar_feed.Memory()
+
     async def start_link(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
-        await gateway_link.run(ctx, gateway_link.Inbox(requests=p.receiver(w.link_requests)),
-                               gateway_link.Outbox(link_state=w.link_state), task_status=ts)
+        await gateway_link.run(
+            ctx, gateway_link.Inbox(requests=p.receiver(w.link_requests)),
+            gateway_link.Outbox(link_state=w.link_state, notices=p.sender(w.notices)),
+            link_memory, task_status=ts)
 
     async def start_feed(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await bar_feed.run(
-            ctx, bar_feed.Inbox(link_state=w.link_state),
+            ctx, bar_feed.Inbox(link_state=w.link_state, notices=p.receiver(w.notices),
+                                wanted_quotes=w.wanted_quotes),
             bar_feed.Outbox(bars=p.sender(w.bars), link_requests=p.sender(w.link_requests),
-                            vix=w.vix),
-            task_status=ts)
+                            vix=w.vix, last_bar=w.last_bar, quotes=w.quotes),
+            feed_memory, task_status=ts)
 
     brain = SupervisorSpec(
         "brain",
@@ -106,7 +112,7 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
     link = SupervisorSpec(
         "link",
         (env.actor("gateway_link", start_link, reads=[w.link_requests]),
-         env.actor("bar_feed", start_feed)),
+         env.actor("bar_feed", start_feed, reads=[w.notices])),
         strategy=Strategy.ONE_FOR_ALL, intensity=LINK_INTENSITY, backoff=LINK_BACKOFF,
         when_exhausted=WhenExhausted.PERSIST, exhausted_retry_delay=LINK_EXHAUSTED_RETRY)
     return SupervisorSpec(

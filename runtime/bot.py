@@ -15,6 +15,7 @@ from config.settings import Settings
 from runtime.actor import ActorEnv
 from runtime.app import build_tree
 from runtime.clock import Clock
+from runtime.health import serve_health
 from runtime.logs import Journal, open_logging, register_secret, set_log_clock
 from runtime.observe import TreeObserver, dump_periodically
 from runtime.os_signals import watch_signals
@@ -70,7 +71,9 @@ class BotHandle:
 
 def make_clock(options: BotOptions) -> Clock:
     if options.sim_start is not None:
-        return Clock(options.sim_start, speed=options.sim_speed)
+        clock = Clock(options.sim_start, speed=options.sim_speed)
+        clock.follows_gateway = True
+        return clock
     return Clock.wall()
 
 
@@ -125,6 +128,7 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
                 nursery.start_soon(watch_signals, handle.request_stop,
                                    nursery.cancel_scope.cancel, handle.dump_tree)
             await nursery.start(supervisor.run)
+            await nursery.start(serve_health, handle)
             observer.dump("start")
             nursery.start_soon(dump_periodically, observer)
             task_status.started(handle)

@@ -38,6 +38,7 @@ class Clock:
         self._anchor_perf = time.perf_counter() - (trio.current_time() - self._anchor_trio
                                                    if anchor_trio is not None else 0.0)
         self.speed = float(speed)
+        self.follows_gateway = False   # sim mode: re-anchor on the simulator's clock
 
     @classmethod
     def wall(cls) -> Clock:
@@ -93,6 +94,20 @@ class Clock:
     async def sleep_market(self, market_seconds: float) -> None:
         """Sleep for a market duration (simulated seconds)."""
         await trio.sleep(max(0.0, market_seconds) / self.speed)
+
+    def follow(self, reference_now: dt.datetime, tolerance: float = 1.0) -> float:
+        """Re-anchor so that now reads `reference_now`; returns the correction (seconds).
+
+        Used on a simulated clock to follow the Gateway simulator's time (its clock has one-
+        second resolution, hence the tolerance). Never used on the production clock.
+        """
+        now_trio = trio.current_time()
+        correction = (reference_now - self.utc_at(now_trio)).total_seconds()
+        if abs(correction) > tolerance:
+            self._anchor_utc, self._anchor_trio = reference_now.astimezone(UTC), now_trio
+            self._anchor_perf = time.perf_counter()
+            return correction
+        return 0.0
 
     def resync_to_wall(self) -> float:
         """Re-anchor a real-speed clock on the wall clock; returns the drift corrected (s).

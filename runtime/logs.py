@@ -148,12 +148,14 @@ class Journal:
             line = json.dumps({"ts": record["ts"], "event": event, "actor": actor,
                                "journal_error": str(exc)})
         self._logger.info(line)
-        for tap in list(self._taps):
-            tap(record)
+        if self._taps:
+            as_written = json.loads(line)        # taps see exactly what the file says
+            for tap in list(self._taps):
+                tap(as_written)
         return record
 
     def add_tap(self, tap: Any) -> None:
-        """Observe every emitted event in-process (the tests and the health endpoint use it)."""
+        """Observe every emitted event in-process, as JSON-decoded from the written line."""
         self._taps.append(tap)
 
     def remove_tap(self, tap: Any) -> None:

@@ -2,10 +2,11 @@
 
     BarFeed ──bars──▶ Indicators ──snapshots──▶ StrategySelector ──signals──▶ ModeGuard
     ModeGuard ──orders──▶ OrderRouter ──order_events──▶ ModeGuard
-    BarFeed, OrderRouter ──link_requests──▶ GatewayLink
+    BarFeed, OrderRouter ──link_requests──▶ GatewayLink ──notices──▶ BarFeed
     anyone ──alerts──▶ Notifier                         (drop-oldest, critical kept)
     operator (health endpoint, kill file) ──commands──▶ ModeGuard
-    latest values: link_state (GatewayLink), trading (ModeGuard), vix and last_bar (BarFeed)
+    latest values: link_state (GatewayLink), trading (ModeGuard), vix, last_bar and quotes
+    (BarFeed), wanted_quotes (the option quotes the brain and the money path need)
 
 Capacities are generous: a full channel means a consumer is stuck, which the tree dump shows
 as a depth, and backpressure then slows the producer rather than losing an order event.
@@ -14,14 +15,16 @@ as a depth, and backpressure then slows the producer rather than losing an order
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from messages.alerts import Alert
 from messages.base import Message
 from messages.control import OperatorCommand, TradingState, TradingStatus
-from messages.link import LinkState, LinkStatus
-from messages.market import Bar, BarGap, VixReading
+from messages.link import GatewayNotice, LinkState, LinkStatus
+from messages.market import Bar, BarGap, OptionSpec, Quote, VixReading
 from runtime.channels import Channel, DropOldest, Latest
+from runtime.link_client import Envelope
 
 ALERTS_CAPACITY = 256
 
@@ -39,7 +42,8 @@ class Wiring:
         self.signals: Channel[Message] = Channel("signals", 256)
         self.orders: Channel[Message] = Channel("orders", 256)
         self.order_events: Channel[Message] = Channel("order_events", 1024)
-        self.link_requests: Channel[Any] = Channel("link_requests", 256)
+        self.link_requests: Channel[Envelope] = Channel("link_requests", 256)
+        self.notices: Channel[GatewayNotice] = Channel("notices", 256)
         self.commands: Channel[OperatorCommand] = Channel("commands", 64)
         self.alerts: DropOldest[Alert] = DropOldest("alerts", ALERTS_CAPACITY, keep=_critical)
         self.link_state: Latest[LinkState] = Latest(
@@ -47,12 +51,15 @@ class Wiring:
         self.trading: Latest[TradingStatus] = Latest(
             "trading", TradingStatus(state=TradingState.HALTED, reasons=("starting",)))
         self.vix: Latest[VixReading | None] = Latest("vix", None)
-        self.last_bar: Latest[dt.datetime | None] = Latest("last_bar", None)  # clock time of receipt
+        # the clock time the last live bar arrived (the health endpoint's last_bar_age_s)
+        self.last_bar: Latest[dt.datetime | None] = Latest("last_bar", None)
+        self.quotes: Latest[Mapping[str, Quote]] = Latest("quotes", {})
+        self.wanted_quotes: Latest[frozenset[OptionSpec]] = Latest("wanted_quotes", frozenset())
 
     def channels(self) -> list[Channel[Any] | DropOldest[Any] | Latest[Any]]:
         return [self.bars, self.snapshots, self.signals, self.orders, self.order_events,
-                self.link_requests, self.commands, self.alerts, self.link_state, self.trading,
-                self.vix, self.last_bar]
+                self.link_requests, self.notices, self.commands, self.alerts, self.link_state,
+                self.trading, self.vix, self.last_bar, self.quotes, self.wanted_quotes]
 
     def depths(self) -> dict[str, int]:
         return {c.name: c.depth() for c in self.channels()}

@@ -1,0 +1,422 @@
+"""The replay engine: the live brain's code driven by recorded bars on a virtual clock.
+
+Each event is processed at the instant it became known: a bar at its END (start + length),
+a VIX bar likewise, VIX before bars at the same instant (the decision at 10:31 sees the
+10:30 VIX bar that also just completed). The clock is the data's: no wall time, no unseeded
+randomness, so two runs over the same bars produce identical output, and the soak can
+compare the live bot's signals with replay's over the same bars.
+
+Per bar: indicators -> strategy decision -> exits of the symbol's open position -> entry
+signal -> (dry run) option choice, sizing and a simulated fill. Dry-run quotes are
+synthetic: Black-Scholes on the bar's close with sigma = VIX/100, a spread of about 1 % of
+the premium, weekly (last session of the week) expiries and $1 strikes. They carry no volume
+or open interest, so replay waives those two liquidity minimums (it cannot judge them); the
+spread, affordability and sizing rules apply as in the live bot. Risk limits that ModeGuard
+owns (daily loss, PDT, weekly governor from P&L) are not simulated here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.gameplan import DataQuality, Gameplan, HardLimits, PlanSymbol
+from doctrine.dry_run import FillModel, PositionBook
+from doctrine.exits import ExitRules, OpenPosition, check_exit
+from doctrine.indicators import IndicatorParams, IndicatorSet, IndicatorValues
+from doctrine.options import OptionQuote, Refusal, RiskBudget, plan_option_entry
+from doctrine.params import TradingStrategy, force_close_dte
+from doctrine.pricing import bs_price, years_between
+from doctrine.selection import SelectionConfig, SelectionState
+from doctrine.sessions import SessionClock, et_date_of, et_epoch
+from doctrine.signals import EntryRules, evaluate_entry
+from messages.brain import EntrySignal, SignalRejected, StrategyDecision
+from messages.market import OptionSpec, Right
+from runtime.market_calendar import MarketCalendar, Session, get_calendar
+
+RawBar = tuple[float, float, float, float, float, float]
+"""(start in UTC epoch seconds, open, high, low, close, volume)."""
+
+_SYNTHETIC_LIQUIDITY = 1e9
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayConfig:
+    equity: float = 600.0
+    account_max_position_pct: float = 0.20
+    dry_run: bool = True
+    fill: FillModel = field(default_factory=FillModel)
+    risk_free_rate: float = 0.05
+    half_spread_pct: float = 0.005
+    strike_step: float = 1.0
+    bar_seconds: int = 60
+    vix_constant: float | None = None
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+
+def default_plan(symbols: Iterable[str], day: dt.date) -> Gameplan:
+    """The plan replay uses without --gameplan: the VIX rules choose (the plan's strategy A
+    caps nothing), the given symbols that a plan may name, default hard limits."""
+    allowed: tuple[PlanSymbol, ...] = tuple(dict.fromkeys(
+        s for s in ("SPY", "QQQ", "IWM") if s in set(symbols)))[:2]
+    return Gameplan(
+        date=day, session_id=f"gauntlet_{day:%Y%m%d}_0900", regime="unknown",
+        strategy="A" if allowed else "C", symbols=allowed, operator_id="replay",
+        hard_limits=HardLimits(max_daily_loss_pct=0.10, pdt_trades_remaining=3,
+                               weekly_drawdown_governor_active=False, max_intraday_pivots=2),
+        data_quality=DataQuality(quarantine_active=False, last_verified=None))
+
+
+class ReplayRecord:
+    """One output line: a bar of one symbol, its indicators, the strategy and any signal."""
+
+    __slots__ = ("exit", "signal", "strategy", "values")
+
+    def __init__(self, values: IndicatorValues, strategy: str,
+                 signal: dict[str, Any] | None, exit: dict[str, Any] | None) -> None:
+        self.values = values
+        self.strategy = strategy
+        self.signal = signal
+        self.exit = exit
+
+    def to_json(self) -> str:
+        """The JSON line. Numbers carry 12 significant digits (1e-9 at SPY prices): shortest
+        round-trip repr costs three times as much and replay's throughput is a goal."""
+        v = self.values
+        nums = (v.close, v.rsi, v.ema_fast, v.ema_slow, v.vwap, v.bb_upper, v.bb_mid,
+                v.bb_lower)
+        if None in nums:
+            body = _LINE % tuple("null" if x is None else format(x, ".12g") for x in nums)
+        else:
+            body = _LINE_NUMBERS % nums
+        sig = "null" if self.signal is None else json.dumps(self.signal, separators=(",", ":"))
+        ex = "null" if self.exit is None else json.dumps(self.exit, separators=(",", ":"))
+        return (f'{{"ts":"{_iso_utc(v.ts)}","symbol":"{v.symbol}",{body},'
+                f'"strategy":"{self.strategy}","signal":{sig},"exit":{ex}}}')
+
+
+_LINE = ('"close":%s,"rsi":%s,"ema_fast":%s,"ema_slow":%s,"vwap":%s,"bb_upper":%s,'
+         '"bb_mid":%s,"bb_lower":%s')
+_LINE_NUMBERS = _LINE.replace("%s", "%.12g")
+
+
+_day_cache: list[Any] = [None, ""]
+
+
+def _iso_utc(ts: float) -> str:
+    """`2019-02-11T14:30:00Z` for an epoch instant; the date part is cached (hot path)."""
+    secs = int(ts)
+    if secs != ts:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+    day, rem = divmod(secs, 86400)
+    if day != _day_cache[0]:
+        _day_cache[0] = day
+        _day_cache[1] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
+    clock = _clock_cache.get(rem)
+    if clock is None:
+        h, r = divmod(rem, 3600)
+        clock = _clock_cache[rem] = f"{h:02d}:{r // 60:02d}:{r % 60:02d}Z"
+    return _day_cache[1] + clock  # type: ignore[no-any-return]
+
+
+_clock_cache: dict[int, str] = {}
+
+
+class ReplayEngine:
+    """Feed VIX readings and bars in time order; read records and a summary."""
+
+    def __init__(self, symbols: Sequence[str], *, plan: Gameplan | None = None,
+                 config: ReplayConfig | None = None,
+                 calendar: MarketCalendar | None = None) -> None:
+        self.config = config if config is not None else ReplayConfig()
+        self._calendar = calendar if calendar is not None else get_calendar()
+        self._sessions = SessionClock(self._calendar)
+        self.symbols = tuple(symbols)
+        self.plan_template = plan if plan is not None else default_plan(self.symbols,
+                                                                         dt.date(2000, 1, 3))
+        self.plan_is_default = plan is None
+        params = IndicatorParams.from_plan(self.plan_template)
+        self._ind = {s: IndicatorSet(s, params, self._sessions) for s in self.symbols}
+        self._selection = SelectionState(config=self.config.selection)
+        self._rules = EntryRules(self.plan_template)
+        self._exit_rules: dict[TradingStrategy, ExitRules] = {
+            "A": ExitRules.for_strategy("A", self.plan_template),
+            "B": ExitRules.for_strategy("B", self.plan_template)}
+        self._force_close_dte = force_close_dte(self.plan_template)
+        self.book = PositionBook(starting_equity=self.config.equity)
+        self._day: dt.date | None = None
+        self._day_end_s = -math.inf
+        self._vix: float | None = None
+        self._decision: StrategyDecision | None = None
+        self.decisions: list[StrategyDecision] = []
+        self._expiries: dict[dt.date, list[dt.date]] = {}
+        self._expiry_close: dict[dt.date, float] = {}
+        # counters for the summary
+        self.bars: dict[str, int] = {}
+        self.strategy_bars: dict[str, int] = {}
+        self._session: Session | None = None
+        self._session_close_s = 0.0
+        self.signals: Counter[str] = Counter()
+        self.signal_directions: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.exits: Counter[str] = Counter()
+        self.sessions: set[dt.date] = set()
+        self._last_close: dict[str, float] = {}
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def on_vix(self, value: float, ts_s: float) -> None:
+        """A VIX reading observed at `ts_s` (for a VIX bar: its end)."""
+        self._roll(ts_s)
+        self._vix = value
+        self._selection.set_vix(value, ts_s)
+
+    def on_bar(self, symbol: str, ts: float, high: float, low: float, close: float,
+               volume: float) -> ReplayRecord:
+        cfg = self.config
+        now = ts + cfg.bar_seconds
+        self._roll(now)
+        values = self._ind[symbol].update_values(ts, high, low, close, volume,
+                                                 bar_seconds=cfg.bar_seconds)
+        if cfg.vix_constant is not None:
+            self._vix = cfg.vix_constant
+            self._selection.set_vix(cfg.vix_constant, now)
+        decision = self._selection.evaluate_at(now)
+        if decision is not self._decision:
+            self._decision = decision
+            self.decisions.append(decision)
+        strategy = decision.strategy
+        bars = self.bars
+        bars[symbol] = bars.get(symbol, 0) + 1
+        counts = self.strategy_bars
+        counts[strategy] = counts.get(strategy, 0) + 1
+        self._last_close[symbol] = close
+        session = values.session
+        if session is not None:
+            if session is not self._session:
+                self._session = session
+                self._session_close_s = session.close.timestamp()
+                self.sessions.add(session.date)
+            close_s: float | None = self._session_close_s
+        else:
+            close_s = None
+
+        exit_info = None
+        if cfg.dry_run and session is not None:
+            pos = self.book.position_for(symbol)
+            if pos is not None:
+                exit_info = self._manage(pos, close, now, session.date, close_s)
+
+        signal_info: dict[str, Any] | None = None
+        entry = evaluate_entry(values, strategy, self._rules, session_close_s=close_s,
+                               multiplier=decision.size_multiplier)
+        if isinstance(entry, EntrySignal):
+            self.signals[entry.strategy] += 1
+            self.signal_directions[f"{entry.strategy}:{entry.direction}"] += 1
+            signal_info = {"strategy": entry.strategy, "direction": entry.direction,
+                           "right": entry.right, "reasons": list(entry.reasons),
+                           "size_multiplier": entry.size_multiplier, "accepted": True}
+            if cfg.dry_run:
+                self._enter(entry, signal_info, close, now)
+        elif isinstance(entry, SignalRejected):
+            self.rejected[entry.stage] += 1
+            signal_info = {"strategy": entry.strategy, "direction": entry.direction,
+                           "accepted": False, "stage": entry.stage, "reason": entry.reason}
+        return ReplayRecord(values, strategy, signal_info, exit_info)
+
+    # -- the dry-run money path ------------------------------------------------------------------
+    def _enter(self, entry: EntrySignal, info: dict[str, Any], close: float,
+               now: float) -> None:
+        if self.book.position_for(entry.symbol) is not None:
+            self._refuse(info, "position", f"a {entry.symbol} position is already open")
+            return
+        strategy = entry.strategy
+        params = dataclasses.replace(self._rules.params[strategy], min_option_volume=0,
+                                     min_open_interest=0)
+        today = et_date_of(now)
+        plan = self.plan_template
+        budget = RiskBudget(equity=self.book.equity,
+                            account_max_position_pct=self.config.account_max_position_pct,
+                            max_risk_per_trade=plan.max_risk_per_trade,
+                            max_risk_ceiling=plan.max_risk_ceiling,
+                            max_single_position=plan.hard_limits.max_single_position,
+                            fee_per_contract=2 * self.config.fill.commission_per_contract)
+        result = plan_option_entry(
+            underlying=entry.symbol, right=entry.right, underlying_price=close, today=today,
+            expiries=self._weekly_expiries(today),
+            strikes_for=lambda _expiry: self._strikes(close),
+            quote_for=lambda spec: self._quote(spec, close, now), params=params,
+            force_close_dte=self._force_close_dte, budget=budget,
+            size_multiplier=entry.size_multiplier)
+        if isinstance(result, Refusal):
+            self._refuse(info, result.stage, result.reason)
+            return
+        price = self.config.fill.buy_price(result.quote.ask)
+        if price is None:
+            self._refuse(info, "fill", "no ask to buy at")
+            return
+        commission = self.config.fill.commission(result.contracts, price)
+        self.book.open(OpenPosition(
+            symbol=entry.symbol, option=result.option, strategy=strategy,
+            contracts=result.contracts, entry_premium=price, entry_s=now,
+            rules=self._exit_rules[strategy]), commission)
+        info.update(option=result.option.key, contracts=result.contracts, price=price,
+                    commission=round(commission, 2), dte=result.dte,
+                    sizing=result.size.reason)
+
+    def _refuse(self, info: dict[str, Any], stage: str, reason: str) -> None:
+        self.rejected[stage] += 1
+        info.update(accepted=False, stage=stage, reason=reason)
+
+    def _manage(self, pos: OpenPosition, close: float, now: float, today: dt.date,
+                close_s: float | None) -> dict[str, Any] | None:
+        quote = self._quote(pos.option, close, now)
+        mark = quote.bid if quote is not None else None
+        found = check_exit(pos, mark=mark, now_s=now, today=today, session_close_s=close_s)
+        if found is None:
+            return None
+        reason, detail = found
+        price = self.config.fill.sell_price(mark)
+        if price is None:
+            return {"reason": reason, "detail": detail, "option": pos.option.key,
+                    "filled": False}
+        commission = self.config.fill.commission(pos.contracts, price)
+        trade = self.book.close(pos.option.key, price=price, commission=commission, now_s=now,
+                                reason=reason)
+        self.exits[reason] += 1
+        return {"reason": reason, "detail": detail, "option": pos.option.key, "filled": True,
+                "contracts": pos.contracts, "price": price, "entry_price": pos.entry_premium,
+                "pnl": round(trade.pnl, 2)}
+
+    def _quote(self, spec: OptionSpec, underlying: float, now: float) -> OptionQuote | None:
+        vix = self._vix
+        if vix is None or not vix > 0:
+            return None
+        t = years_between(now, self._expiry_close_s(spec.expiry))
+        right: Right = spec.right
+        mid = bs_price(underlying, spec.strike, t, vix / 100.0, right, self.config.risk_free_rate)
+        half = max(0.005, mid * self.config.half_spread_pct)
+        bid = math.floor((mid - half) * 100.0) / 100.0
+        ask = math.ceil((mid + half) * 100.0) / 100.0
+        return OptionQuote(spec=spec, bid=bid if bid >= 0.01 else None, ask=max(ask, 0.01),
+                           volume=_SYNTHETIC_LIQUIDITY, open_interest=_SYNTHETIC_LIQUIDITY)
+
+    def _strikes(self, price: float) -> list[float]:
+        step = self.config.strike_step
+        centre = round(price / step) * step
+        return [centre + i * step for i in range(-30, 31)]
+
+    def _weekly_expiries(self, today: dt.date) -> list[dt.date]:
+        cached = self._expiries.get(today)
+        if cached is not None:
+            return cached
+        sessions = self._calendar.sessions(today, today + dt.timedelta(days=45))
+        out = [s.date for i, s in enumerate(sessions)
+               if i + 1 == len(sessions)
+               or sessions[i + 1].date.isocalendar()[1] != s.date.isocalendar()[1]]
+        self._expiries[today] = out
+        return out
+
+    def _expiry_close_s(self, expiry: dt.date) -> float:
+        cached = self._expiry_close.get(expiry)
+        if cached is None:
+            session = self._calendar.session(expiry)
+            cached = (session.close.timestamp() if session is not None
+                      else et_epoch(expiry, dt.time(16, 0)))
+            self._expiry_close[expiry] = cached
+        return cached
+
+    # -- days --------------------------------------------------------------------------------------
+    def _roll(self, now: float) -> None:
+        if now < self._day_end_s and self._day is not None:
+            return
+        day = et_date_of(now)
+        if day == self._day:
+            return
+        self._day = day
+        self._day_end_s = et_epoch(day + dt.timedelta(days=1), dt.time(0, 0))
+        plan = self.plan_template.for_day(day)
+        self._selection.set_plan(plan, at=et_epoch(day, dt.time(9, 0)))
+
+    # -- results -----------------------------------------------------------------------------------
+    def _pivots_by_day(self) -> dict[dt.date, int]:
+        out: dict[dt.date, int] = {}
+        for d in self.decisions:
+            out[d.day] = max(out.get(d.day, 0), d.pivots)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        book = self.book
+        marks = {}
+        for pos in book.open_positions:
+            q = self._quote(pos.option, self._last_close.get(pos.symbol, 0.0) or 1.0,
+                            self._day_end_s)
+            if q is not None and q.bid is not None:
+                marks[pos.option.key] = q.bid
+        wins = sum(1 for t in book.trades if t.pnl > 0)
+        return {
+            "summary": True,
+            "bars": sum(self.bars.values()),
+            "bars_by_symbol": dict(sorted(self.bars.items())),
+            "sessions": len(self.sessions),
+            "strategy_bars": {k: self.strategy_bars.get(k, 0) for k in ("A", "B", "C")},
+            "decisions": len(self.decisions),
+            "pivots": sum(self._pivots_by_day().values()),
+            "locked_days": sum(1 for d in {d.day for d in self.decisions if d.locked}),
+            "signals": {k: self.signals.get(k, 0) for k in ("A", "B")},
+            "signal_directions": dict(sorted(self.signal_directions.items())),
+            "rejected": dict(sorted(self.rejected.items())),
+            "dry_run": self.config.dry_run,
+            "trades": len(book.trades),
+            "wins": wins,
+            "losses": len(book.trades) - wins,
+            "exits": dict(sorted(self.exits.items())),
+            "realized_pnl": round(book.realized_pnl, 2),
+            "commissions": round(book.commissions, 2),
+            "open_positions": len(book.open_positions),
+            "unrealized_pnl": round(book.unrealized(marks), 2),
+            "starting_equity": book.starting_equity,
+            "final_equity": round(book.equity + book.unrealized(marks), 2),
+            "plan": "default" if self.plan_is_default else self.plan_template.session_id,
+        }
+
+
+def merge_events(bars: Mapping[str, Sequence[RawBar]], vix: Sequence[RawBar] | None,
+                 bar_seconds: int, vix_seconds: int | None = None,
+                 ) -> list[tuple[float, int, str, RawBar]]:
+    """All events in the order they became known: (instant, kind, symbol, bar); VIX (kind 0)
+    before bars (kind 1) at the same instant, symbols in name order."""
+    events: list[tuple[float, int, str, RawBar]] = []
+    if vix is not None:
+        vs = bar_seconds if vix_seconds is None else vix_seconds
+        events.extend((b[0] + vs, 0, "VIX", b) for b in vix)
+    for symbol, series in bars.items():
+        events.extend((b[0] + bar_seconds, 1, symbol, b) for b in series)
+    events.sort(key=_event_order)
+    return events
+
+
+def _event_order(event: tuple[float, int, str, RawBar]) -> tuple[float, int, str]:
+    return event[0], event[1], event[2]
+
+
+def run_replay(engine: ReplayEngine, bars: Mapping[str, Sequence[RawBar]],
+               vix: Sequence[RawBar] | None = None,
+               vix_seconds: int | None = None) -> Iterator[ReplayRecord]:
+    """Drive `engine` over the merged streams; yields one record per bar per symbol.
+
+    A VIX reading is its bar's close, observed at the bar's end."""
+    bar_seconds = engine.config.bar_seconds
+    on_bar = engine.on_bar
+    on_vix = engine.on_vix
+    for at, kind, symbol, b in merge_events(bars, vix, bar_seconds, vix_seconds):
+        if kind == 0:
+            on_vix(b[4], at)
+        else:
+            yield on_bar(symbol, b[0], b[2], b[3], b[4], b[5])

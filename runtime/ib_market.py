@@ -1,0 +1,207 @@
+"""GatewayLink's market-data requests: bars (keepUpToDate), quotes, option chains, time.
+
+Each handler gets the live session, the request message and (for subscriptions) the stream to
+push immutable messages into. ib_async event handlers run on the loop thread; they only build a
+message and hand it to trio (`aio.to_trio`), never touching trio state themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from messages.base import Message
+from messages.link import (
+    BarUpdate,
+    CurrentTime,
+    OptionChain,
+    OptionChainRequest,
+    SubscribeBars,
+    SubscribeQuote,
+)
+from messages.market import Quote
+from runtime.ib_session import IbSession
+
+QUALIFY_TIMEOUT = 15.0
+HISTORY_TIMEOUT = 60.0
+CHAIN_TIMEOUT = 20.0
+TIME_TIMEOUT = 5.0
+
+Subscriptions = dict[int, Callable[[], None]]
+"""subscription id -> function that cancels it at IB (run on the loop thread)."""
+
+Handler = Callable[[IbSession, Any, "trio.MemorySendChannel[Message] | None", Subscriptions],
+                   Awaitable[tuple[Any, int | None]]]
+
+_next_sub = iter(range(1, 1 << 62))
+
+
+class RequestRejected(RuntimeError):
+    """IB answered, but not with what was asked (unknown contract, no data)."""
+
+
+def ib_duration(seconds: int) -> str:
+    """IB's durationStr covering `seconds` (S up to a day, then whole days)."""
+    seconds = max(60, int(seconds))
+    if seconds <= 86_400:
+        return f"{seconds} S"
+    return f"{math.ceil(seconds / 86_400)} D"
+
+
+def _contract(sec_type: str, symbol: str, *, expiry: str | None = None,
+              strike: float | None = None, right: str | None = None) -> Any:
+    from ib_async import Index, Option, Stock
+
+    if sec_type == "IND":
+        return Index(symbol, "CBOE", "USD")
+    if sec_type == "OPT":
+        return Option(symbol, expiry or "", strike or 0.0, right or "", "SMART", currency="USD")
+    return Stock(symbol, "SMART", "USD")
+
+
+async def _qualify(session: IbSession, contract: Any) -> Any:
+    ib = session.ib
+    result = await session.request("qualify", lambda: ib.qualifyContractsAsync(contract),
+                                   timeout=QUALIFY_TIMEOUT)
+    if not result or result[0] is None or not getattr(result[0], "conId", 0):
+        raise RequestRejected(f"no such contract: {contract!r}")
+    return result[0]
+
+
+def _utc(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    raise RequestRejected(f"bar without an intraday timestamp: {value!r}")
+
+
+def _bar_update(symbol: str, bar: Any, session_id: int) -> BarUpdate:
+    return BarUpdate.model_construct(
+        symbol=symbol, ts=_utc(bar.date), open=float(bar.open), high=float(bar.high),
+        low=float(bar.low), close=float(bar.close), volume=max(0.0, float(bar.volume or 0)),
+        session_id=session_id)
+
+
+def _push(session: IbSession, stream: trio.MemorySendChannel[Message], msg: Message) -> None:
+    """On the loop thread: deliver into trio; a closed stream is simply dropped."""
+
+    def deliver() -> None:
+        try:
+            stream.send_nowait(msg)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass     # the subscriber went away; its cancel request follows
+
+    session.aio.to_trio(deliver)
+
+
+async def subscribe_bars(session: IbSession, req: SubscribeBars,
+                         stream: trio.MemorySendChannel[Message] | None,
+                         subs: Subscriptions) -> tuple[list[BarUpdate], int | None]:
+    if stream is None:
+        raise RequestRejected("SubscribeBars needs a stream")
+    ib = session.ib
+    contract = await _qualify(session, _contract(req.sec_type, req.symbol))
+    bar_size = "1 min" if req.bar_seconds == 60 else f"{req.bar_seconds} secs"
+    what = "TRADES"
+    bars = await session.request(
+        "historical",
+        lambda: ib.reqHistoricalDataAsync(contract, "", ib_duration(req.lookback_s), bar_size,
+                                          what, req.use_rth, 2, True,
+                                          timeout=HISTORY_TIMEOUT - 5),
+        timeout=HISTORY_TIMEOUT)
+    if not bars:
+        raise RequestRejected(f"no historical bars for {req.symbol} (IB ignores keepUpToDate "
+                              "after an empty answer; will retry)")
+    sid = session.session_id
+    initial = [_bar_update(req.symbol, b, sid) for b in bars]
+
+    def attach() -> None:
+        def on_update(data: Any, has_new_bar: bool) -> None:
+            if has_new_bar and len(data) >= 2:
+                _push(session, stream, _bar_update(req.symbol, data[-2], sid))
+            if data:
+                _push(session, stream, _bar_update(req.symbol, data[-1], sid))
+
+        bars.updateEvent += on_update
+
+    await session.aio.call(attach)
+    sub_id = next(_next_sub)
+    subs[sub_id] = lambda: ib.cancelHistoricalData(bars)
+    return initial, sub_id
+
+
+def _num(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) and x != -1.0 else None
+
+
+async def subscribe_quote(session: IbSession, req: SubscribeQuote,
+                          stream: trio.MemorySendChannel[Message] | None,
+                          subs: Subscriptions) -> tuple[Quote | None, int | None]:
+    if stream is None:
+        raise RequestRejected("SubscribeQuote needs a stream")
+    ib = session.ib
+    contract = await _qualify(session, _contract(req.sec_type, req.symbol, expiry=req.expiry,
+                                                 strike=req.strike, right=req.right))
+    sid = session.session_id
+    clock = session.clock
+
+    def to_quote(t: Any) -> Quote:
+        greeks = getattr(t, "modelGreeks", None)
+        return Quote.model_construct(
+            key=req.key, ts=clock.now_utc_any_thread(), bid=_num(t.bid), ask=_num(t.ask),
+            last=_num(t.last), bid_size=_num(t.bidSize), ask_size=_num(t.askSize),
+            volume=_num(t.volume), delta=_num(greeks.delta) if greeks else None,
+            implied_vol=_num(greeks.impliedVol) if greeks else None, session_id=sid)
+
+    def start() -> None:
+        ticker = ib.reqMktData(contract, "", False, False)
+        ticker.updateEvent += lambda t: _push(session, stream, to_quote(t))
+
+    await session.aio.call(start)
+    sub_id = next(_next_sub)
+    subs[sub_id] = lambda: ib.cancelMktData(contract)
+    return None, sub_id
+
+
+async def option_chain(session: IbSession, req: OptionChainRequest,
+                       stream: trio.MemorySendChannel[Message] | None,
+                       subs: Subscriptions) -> tuple[OptionChain, None]:
+    ib = session.ib
+    underlying = await _qualify(session, _contract("STK", req.underlying))
+    chains = await session.request(
+        "option_chain",
+        lambda: ib.reqSecDefOptParamsAsync(req.underlying, "", "STK", underlying.conId),
+        timeout=CHAIN_TIMEOUT)
+    picked = [c for c in chains or () if c.exchange == "SMART" and
+              c.tradingClass == req.underlying] or list(chains or ())
+    if not picked:
+        raise RequestRejected(f"no option chain for {req.underlying}")
+    chain = picked[0]
+    return OptionChain(underlying=req.underlying, expirations=tuple(sorted(chain.expirations)),
+                       strikes=tuple(sorted(float(s) for s in chain.strikes)),
+                       multiplier=int(chain.multiplier or 100),
+                       trading_class=chain.tradingClass or None,
+                       session_id=session.session_id), None
+
+
+async def current_time(session: IbSession, req: CurrentTime,
+                       stream: trio.MemorySendChannel[Message] | None,
+                       subs: Subscriptions) -> tuple[dt.datetime, None]:
+    ib = session.ib
+    value = await session.request("current_time", ib.reqCurrentTimeAsync, timeout=TIME_TIMEOUT)
+    return _utc(value), None
+
+
+HANDLERS: dict[type[Message], Handler] = {
+    SubscribeBars: subscribe_bars,
+    SubscribeQuote: subscribe_quote,
+    OptionChainRequest: option_chain,
+    CurrentTime: current_time,
+}

@@ -1,0 +1,128 @@
+"""The install scripts, checked statically (there is no PowerShell here), plus what can run.
+
+install.ps1 must: read the task XML, compute 06:00 America/New_York in local time with .NET's
+TimeZoneInfo, register the task with Register-ScheduledTask -Xml (or schtasks /Create /XML),
+create the venv with py -3.11 / python -m venv, pip install -e ., test the Gateway port with
+Test-NetConnection, and never handle a credential. When pwsh exists, its parser checks the
+syntax; bash -n checks install.sh.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PS1 = REPO / "deployment" / "windows" / "install.ps1"
+SH = REPO / "deployment" / "linux" / "install.sh"
+
+
+@pytest.fixture(scope="module")
+def ps1() -> str:
+    return PS1.read_text(encoding="ascii")  # Windows PowerShell 5.1 reads BOM-less files as ANSI
+
+
+def test_install_ps1_registers_the_task_from_the_xml(ps1: str) -> None:
+    assert "task_scheduler.xml" in ps1
+    assert re.search(r"Register-ScheduledTask\s+-TaskName\s+\$TaskName\s+-Xml\s", ps1) or \
+        re.search(r"schtasks(\.exe)?\s+/Create\b.*?/XML", ps1, re.I | re.S)
+    assert "-Force" in ps1  # idempotent: a second run replaces the task
+    for node in ("StartBoundary", "UserId", "Command", "WorkingDirectory", "DaysOfWeek"):
+        assert f"t:{node}" in ps1, f"install.ps1 does not set {node}"
+    assert "'-m runtime'" in ps1
+
+
+def test_install_ps1_computes_06_00_eastern_in_local_time(ps1: str) -> None:
+    assert "[System.TimeZoneInfo]::FindSystemTimeZoneById($EasternId)" in ps1
+    assert "$EasternId = 'Eastern Standard Time'" in ps1
+    assert "ConvertTimeToUtc" in ps1 and "ConvertTimeFromUtc" in ps1
+    assert "[TimeSpan]::new(6, 0, 0)" in ps1
+    assert "DayShift" in ps1  # Mon-Fri follow the local date when 06:00 ET is another day
+    assert "[TimeSpan]::new(16, 30, 0)" in ps1 and "'hh:mm tt'" in ps1  # IBC AutoRestartTime
+
+
+def test_install_ps1_creates_the_venv_and_installs_the_project(ps1: str) -> None:
+    assert re.search(r"&\s*py\s+-3\.11\s+-m\s+venv", ps1)
+    assert re.search(r"&\s*python\s+-m\s+venv", ps1)
+    assert re.search(r"-m\s+pip\s+install\s+-e\s+\$ProjectDir", ps1)
+    assert "Test-Path -LiteralPath $VenvPython" in ps1  # an existing venv is kept
+    assert "runtime --check" in ps1
+    assert "Set-StrictMode -Version Latest" in ps1 and "$ErrorActionPreference = 'Stop'" in ps1
+
+
+def test_install_ps1_checks_the_gateway_port(ps1: str) -> None:
+    assert re.search(r"Test-NetConnection\s+-ComputerName\s+\$GatewayHost\s+-Port\s+\$GatewayPort",
+                     ps1)
+
+
+def test_install_ps1_never_handles_credentials(ps1: str) -> None:
+    lowered = ps1.lower()
+    for forbidden in ("-password", "convertto-securestring", "get-credential", "ibpassword=",
+                      "ibloginid=", "discord.com/api/webhooks"):
+        assert forbidden not in lowered, forbidden
+    assert "t:LogonType" not in ps1  # the XML's InteractiveToken stands: no password needed
+
+
+def test_install_ps1_has_no_variable_followed_by_a_colon(ps1: str) -> None:
+    """"$Dir: text" is a parse error in PowerShell (a drive-qualified name); write "${Dir}:"."""
+    assert not re.findall(r"\$[A-Za-z_]\w*:(?![A-Za-z_])", ps1)
+
+
+def test_install_ps1_parses_in_powershell_when_available() -> None:
+    pwsh = shutil.which("pwsh") or shutil.which("powershell")
+    if pwsh is None:
+        pytest.skip("no PowerShell on this machine: install.ps1 is only checked statically")
+    command = ("$errors = $null; [System.Management.Automation.Language.Parser]::ParseFile("
+               f"'{PS1}', [ref]$null, [ref]$errors) | Out-Null; "
+               "if ($errors.Count) { $errors | ForEach-Object { $_.ToString() }; exit 1 }")
+    done = subprocess.run([pwsh, "-NoProfile", "-Command", command], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_install_sh_is_valid_bash_and_verifies_the_units() -> None:
+    text = SH.read_text(encoding="utf-8")
+    assert text.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in text
+    assert "systemd-analyze verify" in text and "systemctl enable" in text
+    assert re.search(r"-m venv", text) and re.search(r"pip install -e", text)
+    assert "chmod 600" in text  # .env holds the webhook secret
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash to check the syntax")
+    done = subprocess.run([bash, "-n", str(SH)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("zone", "local_start"), [
+    ("America/New_York", dt.time(6)), ("America/Chicago", dt.time(5)),
+    ("America/Denver", dt.time(4)), ("America/Los_Angeles", dt.time(3)),
+])
+def test_us_zones_see_06_00_eastern_at_one_local_time_all_year(zone: str,
+                                                                local_start: dt.time) -> None:
+    """Why the notes say a US machine needs no re-install at DST: the zones switch together."""
+    eastern, there = ZoneInfo("America/New_York"), ZoneInfo(zone)
+    day = dt.date(2026, 1, 1)
+    while day.year == 2026:
+        start = dt.datetime.combine(day, dt.time(6), tzinfo=eastern).astimezone(there)
+        assert start.time() == local_start, day
+        day += dt.timedelta(days=1)
+
+
+def test_outside_the_us_the_local_start_drifts_by_an_hour_for_a_few_weeks() -> None:
+    eastern, london = ZoneInfo("America/New_York"), ZoneInfo("Europe/London")
+    local_hours = set()
+    drifted = 0
+    day = dt.date(2026, 1, 1)
+    while day.year == 2026:
+        hour = dt.datetime.combine(day, dt.time(6), tzinfo=eastern).astimezone(london).hour
+        local_hours.add(hour)
+        drifted += hour == 10
+        day += dt.timedelta(days=1)
+    assert local_hours == {10, 11} and 14 <= drifted <= 35  # ~3 weeks in March, 1 in Oct/Nov

@@ -1,0 +1,1 @@
+"""Tests of the pure brain: indicators, gameplan, selection, signals, options, replay."""
