@@ -5,8 +5,9 @@
     BarFeed, OrderRouter ──link_requests──▶ GatewayLink ──notices──▶ BarFeed
     anyone ──alerts──▶ Notifier                         (drop-oldest, critical kept)
     operator (health endpoint, kill file) ──commands──▶ ModeGuard
-    latest values: link_state (GatewayLink), trading (ModeGuard), vix, last_bar and quotes
-    (BarFeed), wanted_quotes (the option quotes the brain and the money path need)
+    latest values: link_state (GatewayLink), trading and governor (ModeGuard), vix, last_bar and
+    quotes (BarFeed), wanted_quotes (the option quotes the money path needs), gameplan and
+    decision (StrategySelector: today's validated plan, the strategy in force)
 
 Capacities are generous: a full channel means a consumer is stuck, which the tree dump shows
 as a depth, and backpressure then slows the producer rather than losing an order event.
@@ -18,8 +19,10 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from config.gameplan import Gameplan
 from messages.alerts import Alert
 from messages.base import Message
+from messages.brain import StrategyDecision
 from messages.control import OperatorCommand, TradingState, TradingStatus
 from messages.link import GatewayNotice, LinkState, LinkStatus
 from messages.market import Bar, BarGap, OptionSpec, Quote, VixReading
@@ -55,11 +58,15 @@ class Wiring:
         self.last_bar: Latest[dt.datetime | None] = Latest("last_bar", None)
         self.quotes: Latest[Mapping[str, Quote]] = Latest("quotes", {})
         self.wanted_quotes: Latest[frozenset[OptionSpec]] = Latest("wanted_quotes", frozenset())
+        self.gameplan: Latest[Gameplan | None] = Latest("gameplan", None)
+        self.decision: Latest[StrategyDecision | None] = Latest("decision", None)
+        self.governor: Latest[bool] = Latest("governor", False)   # weekly drawdown governor
 
     def channels(self) -> list[Channel[Any] | DropOldest[Any] | Latest[Any]]:
         return [self.bars, self.snapshots, self.signals, self.orders, self.order_events,
                 self.link_requests, self.notices, self.commands, self.alerts, self.link_state,
-                self.trading, self.vix, self.last_bar, self.quotes, self.wanted_quotes]
+                self.trading, self.vix, self.last_bar, self.quotes, self.wanted_quotes,
+                self.gameplan, self.decision, self.governor]
 
     def depths(self) -> dict[str, int]:
         return {c.name: c.depth() for c in self.channels()}

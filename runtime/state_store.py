@@ -1,0 +1,90 @@
+"""Persistent state in STATE_DIR: atomic writes, loud failures, never a silent reset.
+
+A state file is written to a temporary file in the same directory, flushed and fsynced, then
+renamed over the old one (`os.replace`, atomic on POSIX and Windows), so a crash at any moment
+leaves either the old state or the new one, never half of each. Reading distinguishes "there
+is no state yet" (first run: the caller starts from defaults) from "there is state and it is
+unreadable" (StateUnreadable: money paths must fail closed, not start over).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+class StateUnreadable(RuntimeError):
+    """A state file exists but cannot be trusted (I/O error, bad JSON, wrong version)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"state file {path} is unreadable: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class StateStore:
+    """JSON documents by name in one directory (STATE_DIR)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, name: str) -> Path:
+        if not name or any(c in name for c in "/\\:") or name.startswith("."):
+            raise ValueError(f"bad state name {name!r}")
+        return self.directory / f"{name}.json"
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        """The saved document, or None if it was never saved. Raises StateUnreadable."""
+        path = self.path(name)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateUnreadable(path, str(exc)) from exc
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StateUnreadable(path, f"not valid JSON ({exc})") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT_VERSION or \
+                not isinstance(doc.get("state"), dict):
+            raise StateUnreadable(path, f"not a version-{FORMAT_VERSION} state document")
+        state: dict[str, Any] = doc["state"]
+        return state
+
+    def save(self, name: str, state: dict[str, Any]) -> None:
+        """Write atomically (temp file, fsync, rename). Raises OSError if the disk refuses."""
+        path = self.path(name)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        data = json.dumps({"format": FORMAT_VERSION, "state": state}, sort_keys=True,
+                          allow_nan=False, default=str, indent=1).encode("utf-8")
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable where the OS allows it (not on Windows)."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
