@@ -19,22 +19,24 @@ from dataclasses import dataclass, field
 import trio
 
 from config.settings import Mode
+from messages.base import Message
 from messages.link import CancelSubscription, GatewayNotice, LinkState, LinkStatus
 from runtime.actor import ActorContext
-from runtime.aio_bridge import LoopClosed, open_asyncio_loop
+from runtime.aio_bridge import LoopClosed
 from runtime.breaker import Breaker, BreakerOpen, BreakerState
 from runtime.channels import Latest
 from runtime.gateway_schedule import in_restart_window
-from runtime.ib_market import HANDLERS, RequestRejected, Subscriptions
-from runtime.ib_session import (
-    ConnectFailed,
-    IbSession,
-    SessionInfo,
-    SessionLost,
-    connect,
-    disconnect,
-)
 from runtime.link_client import Envelope, Reply
+from runtime.link_transport import (
+    ConnectFailed,
+    LinkSession,
+    RequestRejected,
+    SessionEvents,
+    SessionInfo,
+    SessionParams,
+    Subscriptions,
+    Transport,
+)
 from runtime.supervisor import ExpectedRestart
 
 # -- inbox and outbox -----------------------------------------------------------------------------
@@ -49,6 +51,7 @@ class Inbox:
 class Outbox:
     link_state: Latest[LinkState]
     notices: trio.MemorySendChannel[GatewayNotice]    # to BarFeed (same subtree)
+    broker: trio.MemorySendChannel[Message]           # order events to OrderRouter
 
 
 # -- state that outlives an incarnation -----------------------------------------------------------
@@ -83,59 +86,60 @@ class LinkLost(Exception):
 # -- the loop -------------------------------------------------------------------------------------
 
 
-async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory, *,
+async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory,
+              transport: Transport, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     memory.first_start = memory.first_start or ctx.clock.now_utc()
     task_status.started()
-    await _wait_for_port(ctx, outbox, memory)
+    await _wait_for_port(ctx, transport, outbox, memory)
     settings = ctx.settings
-    client_id = settings.ibkr_client_id + memory.client_id_offset
-    readonly = settings.mode is Mode.DRY_RUN
+    params = SessionParams(
+        client_id=settings.ibkr_client_id + memory.client_id_offset,
+        readonly=settings.mode is Mode.DRY_RUN, session_id=memory.sessions + 1,
+        clock=ctx.clock, journal=ctx.journal, actor=ctx.path, breakers=memory.breakers,
+        events=SessionEvents(on_notice=lambda n: _on_notice(session_box, outbox, ctx, n),
+                             broker=outbox.broker))
+    session_box: list[LinkSession] = []
     _publish(outbox, memory, LinkStatus.CONNECTING, ctx, reason="connecting")
-    async with open_asyncio_loop(f"ib-link-{ctx.incarnation}") as aio:
+    async with contextlib.AsyncExitStack() as stack:
+        # registered first, so it runs last: after the transport has closed the session
+        stack.push_async_callback(_after_close, ctx, outbox, memory, session_box)
         try:
-            ib, info = await connect(aio, host=settings.ibkr_host, port=settings.ibkr_port,
-                                     client_id=client_id, readonly=readonly,
-                                     session_id=memory.sessions + 1)
+            session = await stack.enter_async_context(transport.open_session(params))
         except ConnectFailed as exc:
             raise _connect_failed(ctx, outbox, memory, exc) from None
+        session_box.append(session)
         memory.sessions += 1
-        session = IbSession(aio=aio, ib=ib, info=info, clock=ctx.clock, journal=ctx.journal,
-                            actor=ctx.path, breakers=memory.breakers)
         if ctx.clock.follows_gateway:
             await _follow_gateway_clock(ctx, session)
         subs: Subscriptions = {}
-        try:
-            _link_up(ctx, outbox, memory, info)
-            async with trio.open_nursery() as nursery:
-                await aio.call(_attach_events, session, outbox, ctx)
-                nursery.start_soon(_serve, session, inbox, nursery, subs, ctx, memory)
-                nursery.start_soon(_probe_liveness, session)
-                await session.lost.wait()
-                nursery.cancel_scope.cancel()
-        finally:
-            session.closing = True
-            with trio.CancelScope(shield=True):
-                await disconnect(aio, ib)
-            _link_down(ctx, outbox, memory, session)
+        _link_up(ctx, outbox, memory, session.info)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_serve, session, inbox, nursery, subs, ctx, memory)
+            nursery.start_soon(_probe_liveness, session)
+            await session.lost.wait()
+            nursery.cancel_scope.cancel()
     raise _lost(ctx, session)
+
+
+async def _after_close(ctx: ActorContext, outbox: Outbox, memory: Memory,
+                       session_box: list[LinkSession]) -> None:
+    """The session is closed (quietly: our own close is no loss): say so once."""
+    if session_box:
+        _link_down(ctx, outbox, memory, session_box[0])
 
 
 # -- waiting for the Gateway ----------------------------------------------------------------------
 
 
-async def _wait_for_port(ctx: ActorContext, outbox: Outbox, memory: Memory) -> None:
-    """Return once the Gateway's API port accepts TCP connections."""
+async def _wait_for_port(ctx: ActorContext, transport: Transport, outbox: Outbox,
+                         memory: Memory) -> None:
+    """Return once the Gateway's API port accepts connections."""
     host, port = ctx.settings.ibkr_host, ctx.settings.ibkr_port
     announced = False
     while True:
-        try:
-            with trio.fail_after(2.0):
-                stream = await trio.open_tcp_stream(host, port)
-            await stream.aclose()
+        if await transport.port_open():
             return
-        except (OSError, trio.TooSlowError):
-            pass
         if not announced:
             announced = True
             _publish(outbox, memory, LinkStatus.DOWN, ctx,
@@ -236,7 +240,8 @@ def _link_up(ctx: ActorContext, outbox: Outbox, memory: Memory, info: SessionInf
         memory.client_id_offset = 0
 
 
-def _link_down(ctx: ActorContext, outbox: Outbox, memory: Memory, session: IbSession) -> None:
+def _link_down(ctx: ActorContext, outbox: Outbox, memory: Memory,
+               session: LinkSession) -> None:
     memory.down_since = ctx.clock.now_utc()
     reason = session.lost_reason or "shutdown"
     expected = _in_window(ctx) or not session.lost.is_set()
@@ -251,14 +256,14 @@ def _link_down(ctx: ActorContext, outbox: Outbox, memory: Memory, session: IbSes
             ctx.alert("warning", "Gateway link lost", reason, key="link")
 
 
-def _lost(ctx: ActorContext, session: IbSession) -> Exception:
+def _lost(ctx: ActorContext, session: LinkSession) -> Exception:
     if _in_window(ctx):
         return ExpectedRestart(f"scheduled Gateway restart ({session.lost_reason})",
                                delay=EXPECTED_RETRY)
     return LinkLost(session.lost_reason)
 
 
-async def _follow_gateway_clock(ctx: ActorContext, session: IbSession) -> None:
+async def _follow_gateway_clock(ctx: ActorContext, session: LinkSession) -> None:
     """On a simulated clock, take the simulator's time as the truth at every session start.
 
     A runtime started a few wall seconds after its simulator would otherwise run minutes of
@@ -266,7 +271,7 @@ async def _follow_gateway_clock(ctx: ActorContext, session: IbSession) -> None:
     """
     try:
         with trio.fail_after(LIVENESS_DEADLINE):
-            gateway_now = await session.aio.run(session.ib.reqCurrentTimeAsync)
+            gateway_now = await session.gateway_time()
     except (trio.TooSlowError, ConnectionError, LoopClosed) as exc:
         ctx.log.warning("could not read the Gateway's clock: %s", exc)
         return
@@ -278,22 +283,12 @@ async def _follow_gateway_clock(ctx: ActorContext, session: IbSession) -> None:
 # -- events from ib_async (run on the loop thread) ------------------------------------------------
 
 
-def _attach_events(session: IbSession, outbox: Outbox, ctx: ActorContext) -> None:
-    ib, aio = session.ib, session.aio
-
-    def on_disconnected() -> None:
-        aio.to_trio(session.mark_lost, "the Gateway closed the connection")
-
-    def on_error(req_id: int, code: int, text: str, contract: object) -> None:
-        aio.to_trio(_on_notice, session, outbox, ctx, session.notice(code, text, req_id))
-
-    ib.disconnectedEvent += on_disconnected
-    ib.errorEvent += on_error
-
-
-def _on_notice(session: IbSession, outbox: Outbox, ctx: ActorContext,
+def _on_notice(session_box: list[LinkSession], outbox: Outbox, ctx: ActorContext,
                notice: GatewayNotice) -> None:
     """In trio: act on a classified Gateway code and pass it on to BarFeed."""
+    if not session_box:
+        return
+    session = session_box[0]
     kind = notice.kind
     if kind in ("lost", "restored", "restored_data_lost", "competing_session", "farm_down",
                 "pacing") or notice.code == 1300:
@@ -325,24 +320,24 @@ def _publish_status(outbox: Outbox, ctx: ActorContext, status: LinkStatus, reaso
 # -- liveness -------------------------------------------------------------------------------------
 
 
-async def _probe_liveness(session: IbSession) -> None:
+async def _probe_liveness(session: LinkSession) -> None:
     """No heartbeat exists in the protocol: ask for the time and treat silence as death."""
     while not session.lost.is_set():
         await trio.sleep(LIVENESS_INTERVAL)
         try:
             with trio.fail_after(LIVENESS_DEADLINE):
-                await session.aio.run(session.ib.reqCurrentTimeAsync)
+                await session.probe()
         except trio.TooSlowError:
             session.mark_lost(f"the Gateway stopped answering (no reply to reqCurrentTime "
                               f"within {LIVENESS_DEADLINE:g}s)")
-        except (ConnectionError, LoopClosed, SessionLost) as exc:
+        except (ConnectionError, LoopClosed) as exc:
             session.mark_lost(f"liveness probe failed: {exc}")
 
 
 # -- requests -------------------------------------------------------------------------------------
 
 
-async def _serve(session: IbSession, inbox: Inbox, nursery: trio.Nursery, subs: Subscriptions,
+async def _serve(session: LinkSession, inbox: Inbox, nursery: trio.Nursery, subs: Subscriptions,
                  ctx: ActorContext, memory: Memory) -> None:
     async for env in inbox.requests:
         if env.deadline is not None and trio.current_time() > env.deadline:
@@ -350,23 +345,17 @@ async def _serve(session: IbSession, inbox: Inbox, nursery: trio.Nursery, subs: 
         if isinstance(env.request, CancelSubscription):
             cancel = subs.pop(env.request.subscription_id, None)
             if cancel is not None:
-                with contextlib.suppress(LoopClosed):
-                    session.aio.call_nowait(cancel)
+                session.cancel(cancel)
             env.answer_nowait(Reply(ok=True, session_id=session.session_id))
             continue
         nursery.start_soon(_handle, session, env, subs, ctx, memory)
 
 
-async def _handle(session: IbSession, env: Envelope, subs: Subscriptions,
+async def _handle(session: LinkSession, env: Envelope, subs: Subscriptions,
                   ctx: ActorContext, memory: Memory) -> None:
     sid = session.session_id
-    handler = HANDLERS.get(type(env.request))
-    if handler is None:
-        env.answer_nowait(Reply(ok=False, session_id=sid,
-                                error=f"unsupported request {type(env.request).__name__}"))
-        return
     try:
-        value, sub_id = await handler(session, env.request, env.stream, subs)
+        value, sub_id = await session.handle(env.request, env.stream, subs)
     except trio.Cancelled:
         env.answer_nowait(Reply(ok=False, session_id=sid, unavailable=True,
                                 error="the Gateway session ended"))

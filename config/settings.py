@@ -64,12 +64,18 @@ def _empty_to_none(value: Any) -> Any:
 
 
 def _hhmm(value: Any) -> Any:
+    if value is None:
+        return None
     if isinstance(value, str) and not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
         raise ValueError(f"must be HH:MM (24 h, US/Eastern), got {value!r}")
     if isinstance(value, str):
         h, m = (int(x) for x in value.strip().split(":"))
         return dt.time(h, m)
     return value
+
+
+def _optional_hhmm(value: Any) -> Any:
+    return _hhmm(_empty_to_none(value))
 
 
 OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_empty_to_none)]
@@ -113,6 +119,8 @@ class Settings(BaseSettings):
     gateway_restart_window_min: float = Field(10.0, alias="GATEWAY_RESTART_WINDOW_MIN", gt=0,
                                               le=120)
     outage_alert_min: float = Field(10.0, alias="OUTAGE_ALERT_MIN", gt=0, le=1440)
+    daily_stop_time: Annotated[dt.time | None, BeforeValidator(_optional_hhmm)] = Field(
+        dt.time(17, 0), alias="DAILY_STOP_TIME")
 
     @field_validator("log_level", mode="before")
     @classmethod

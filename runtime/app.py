@@ -35,6 +35,8 @@ from actors import (
 )
 from runtime.actor import ActorContext, ActorEnv
 from runtime.channels import Ports
+from runtime.ib_transport import IbAsyncTransport
+from runtime.link_transport import Transport
 from runtime.supervisor import (
     Backoff,
     Intensity,
@@ -79,22 +81,32 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
             task_status=ts)
 
     async def start_indicators(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
-        await indicators.run(ctx, indicators.Inbox(bars=p.receiver(w.bars)),
-                             indicators.Outbox(snapshots=p.sender(w.snapshots)), task_status=ts)
+        # the ring buffers outlive every incarnation (a restart re-warms from them); kept in
+        # the program's services until build_tree holds it beside link_memory
+        memory = ctx.services.setdefault("indicators.memory", indicators.Memory())
+        await indicators.run(
+            ctx, indicators.Inbox(bars=p.receiver(w.bars), gameplan=w.gameplan),
+            indicators.Outbox(snapshots=p.sender(w.snapshots)), memory, task_status=ts)
 
     async def start_selector(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await strategy_selector.run(
-            ctx, strategy_selector.Inbox(snapshots=p.receiver(w.snapshots), vix=w.vix),
-            strategy_selector.Outbox(signals=p.sender(w.signals)), task_status=ts)
+            ctx, strategy_selector.Inbox(snapshots=p.receiver(w.snapshots), vix=w.vix,
+                                         governor=w.governor),
+            strategy_selector.Outbox(signals=p.sender(w.signals), gameplan=w.gameplan,
+                                     decision=w.decision),
+            ctx.services.get("strategy_selector.tuning"), task_status=ts)
 
     link_memory = gateway_link.Memory()      # outlives every incarnation of the link subtree
     feed_memory = bar_feed.Memory()
+    transport: Transport = env.services.get("transport") or IbAsyncTransport(
+        env.settings.ibkr_host, env.settings.ibkr_port)
 
     async def start_link(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await gateway_link.run(
             ctx, gateway_link.Inbox(requests=p.receiver(w.link_requests)),
-            gateway_link.Outbox(link_state=w.link_state, notices=p.sender(w.notices)),
-            link_memory, task_status=ts)
+            gateway_link.Outbox(link_state=w.link_state, notices=p.sender(w.notices),
+                                broker=p.sender(w.broker_events)),
+            link_memory, transport, task_status=ts)
 
     async def start_feed(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await bar_feed.run(

@@ -17,6 +17,7 @@ from runtime.app import build_tree
 from runtime.clock import Clock
 from runtime.health import serve_health
 from runtime.logs import Journal, open_logging, register_secret, set_log_clock
+from runtime.market_calendar import ET
 from runtime.observe import TreeObserver, dump_periodically
 from runtime.os_signals import watch_signals
 from runtime.supervisor import Supervisor, SupervisorGaveUp, build_nodes
@@ -106,6 +107,32 @@ def log_startup(settings: Settings, journal: Journal, clock: Clock, options: Bot
                  speed=options.sim_speed)
 
 
+def next_daily_stop(settings: Settings, now: dt.datetime) -> dt.datetime | None:
+    """The first DAILY_STOP_TIME (ET) at least a minute after `now`; None = run until stopped.
+
+    The bot stops itself cleanly once a day, after the close and the scheduled Gateway restart,
+    and the scheduler starts it again in the morning: a run never reaches Task Scheduler's 23 h
+    execution limit (a hard kill with no shutdown record) and never spans two trading days.
+    """
+    if settings.daily_stop_time is None:
+        return None
+    local = now.astimezone(ET)
+    stop = dt.datetime.combine(local.date(), settings.daily_stop_time, tzinfo=ET)
+    if stop <= local + dt.timedelta(minutes=1):
+        stop = dt.datetime.combine(local.date() + dt.timedelta(days=1),
+                                   settings.daily_stop_time, tzinfo=ET)
+    return stop
+
+
+async def _stop_daily(handle: BotHandle) -> None:
+    stop = next_daily_stop(handle.settings, handle.clock.now_utc())
+    if stop is None:
+        return
+    log.info("Daily stop scheduled at %s ET (DAILY_STOP_TIME)", f"{stop:%Y-%m-%d %H:%M}")
+    await handle.clock.sleep_until(stop)
+    handle.request_stop("daily stop (DAILY_STOP_TIME)")
+
+
 async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: Journal,
                task_status: trio.TaskStatus[BotHandle]) -> int:
     log_startup(settings, journal, clock, options)
@@ -131,6 +158,7 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
             await nursery.start(serve_health, handle)
             observer.dump("start")
             nursery.start_soon(dump_periodically, observer)
+            nursery.start_soon(_stop_daily, handle)
             task_status.started(handle)
             await handle.stop_requested.wait()
             reason = handle.stop_reason

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -24,24 +24,20 @@ from messages.link import (
     SubscribeQuote,
 )
 from messages.market import Quote
-from runtime.ib_session import IbSession
+from runtime.link_transport import RequestRejected, Subscriptions
+
+if TYPE_CHECKING:
+    from runtime.ib_transport import IbAsyncSession as IbSession
 
 QUALIFY_TIMEOUT = 15.0
 HISTORY_TIMEOUT = 60.0
 CHAIN_TIMEOUT = 20.0
 TIME_TIMEOUT = 5.0
 
-Subscriptions = dict[int, Callable[[], None]]
-"""subscription id -> function that cancels it at IB (run on the loop thread)."""
-
-Handler = Callable[[IbSession, Any, "trio.MemorySendChannel[Message] | None", Subscriptions],
+Handler = Callable[["IbSession", Any, "trio.MemorySendChannel[Message] | None", Subscriptions],
                    Awaitable[tuple[Any, int | None]]]
 
 _next_sub = iter(range(1, 1 << 62))
-
-
-class RequestRejected(RuntimeError):
-    """IB answered, but not with what was asked (unknown contract, no data)."""
 
 
 def ib_duration(seconds: int) -> str:
@@ -65,7 +61,7 @@ def _contract(sec_type: str, symbol: str, *, expiry: str | None = None,
 
 async def _qualify(session: IbSession, contract: Any) -> Any:
     ib = session.ib
-    result = await session.request("qualify", lambda: ib.qualifyContractsAsync(contract),
+    result = await session.ib_request("qualify", lambda: ib.qualifyContractsAsync(contract),
                                    timeout=QUALIFY_TIMEOUT)
     if not result or result[0] is None or not getattr(result[0], "conId", 0):
         raise RequestRejected(f"no such contract: {contract!r}")
@@ -106,7 +102,7 @@ async def subscribe_bars(session: IbSession, req: SubscribeBars,
     contract = await _qualify(session, _contract(req.sec_type, req.symbol))
     bar_size = "1 min" if req.bar_seconds == 60 else f"{req.bar_seconds} secs"
     what = "TRADES"
-    bars = await session.request(
+    bars = await session.ib_request(
         "historical",
         lambda: ib.reqHistoricalDataAsync(contract, "", ib_duration(req.lookback_s), bar_size,
                                           what, req.use_rth, 2, True,
@@ -175,7 +171,7 @@ async def option_chain(session: IbSession, req: OptionChainRequest,
                        subs: Subscriptions) -> tuple[OptionChain, None]:
     ib = session.ib
     underlying = await _qualify(session, _contract("STK", req.underlying))
-    chains = await session.request(
+    chains = await session.ib_request(
         "option_chain",
         lambda: ib.reqSecDefOptParamsAsync(req.underlying, "", "STK", underlying.conId),
         timeout=CHAIN_TIMEOUT)
@@ -195,7 +191,7 @@ async def current_time(session: IbSession, req: CurrentTime,
                        stream: trio.MemorySendChannel[Message] | None,
                        subs: Subscriptions) -> tuple[dt.datetime, None]:
     ib = session.ib
-    value = await session.request("current_time", ib.reqCurrentTimeAsync, timeout=TIME_TIMEOUT)
+    value = await session.ib_request("current_time", ib.reqCurrentTimeAsync, timeout=TIME_TIMEOUT)
     return _utc(value), None
 
 

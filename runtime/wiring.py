@@ -3,6 +3,7 @@
     BarFeed ──bars──▶ Indicators ──snapshots──▶ StrategySelector ──signals──▶ ModeGuard
     ModeGuard ──orders──▶ OrderRouter ──order_events──▶ ModeGuard
     BarFeed, OrderRouter ──link_requests──▶ GatewayLink ──notices──▶ BarFeed
+    GatewayLink ──broker_events──▶ OrderRouter        (order status, fills, commissions)
     anyone ──alerts──▶ Notifier                         (drop-oldest, critical kept)
     operator (health endpoint, kill file) ──commands──▶ ModeGuard
     latest values: link_state (GatewayLink), trading and governor (ModeGuard), vix, last_bar and
@@ -47,6 +48,7 @@ class Wiring:
         self.order_events: Channel[Message] = Channel("order_events", 1024)
         self.link_requests: Channel[Envelope] = Channel("link_requests", 256)
         self.notices: Channel[GatewayNotice] = Channel("notices", 256)
+        self.broker_events: Channel[Message] = Channel("broker_events", 4096)
         self.commands: Channel[OperatorCommand] = Channel("commands", 64)
         self.alerts: DropOldest[Alert] = DropOldest("alerts", ALERTS_CAPACITY, keep=_critical)
         self.link_state: Latest[LinkState] = Latest(
@@ -64,9 +66,9 @@ class Wiring:
 
     def channels(self) -> list[Channel[Any] | DropOldest[Any] | Latest[Any]]:
         return [self.bars, self.snapshots, self.signals, self.orders, self.order_events,
-                self.link_requests, self.notices, self.commands, self.alerts, self.link_state,
-                self.trading, self.vix, self.last_bar, self.quotes, self.wanted_quotes,
-                self.gameplan, self.decision, self.governor]
+                self.link_requests, self.notices, self.broker_events, self.commands,
+                self.alerts, self.link_state, self.trading, self.vix, self.last_bar,
+                self.quotes, self.wanted_quotes, self.gameplan, self.decision, self.governor]
 
     def depths(self) -> dict[str, int]:
         return {c.name: c.depth() for c in self.channels()}

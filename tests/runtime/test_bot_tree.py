@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
 from config.settings import load_settings
+from tests.conftest import closed_port
 from runtime.bot import BotHandle, BotOptions, run_bot
 from runtime.channels import DropOldest
 from runtime.clock import Clock
@@ -33,8 +35,10 @@ ACTORS = ("notifier", "resource_probe", "mode_guard", "order_router", "indicator
 
 
 @asynccontextmanager
-async def open_bot(tmp_path: Path, start: dt.datetime) -> AsyncIterator[BotHandle]:
-    settings = load_settings(None, {"LOG_FILE": str(tmp_path / "logs" / "bot.log"),
+async def open_bot(tmp_path: Path, start: dt.datetime,
+                   **overrides: str) -> AsyncIterator[BotHandle]:
+    settings = load_settings(None, {"IBKR_PORT": str(closed_port()), **overrides,
+                                    "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
                                     "STATE_DIR": str(tmp_path / "state"), "HEALTH_PORT": "0"})
     async with trio.open_nursery() as n:
         handle: BotHandle = await n.start(
@@ -124,7 +128,7 @@ async def test_a_restart_is_journaled_and_followed_by_a_tree_dump(
 async def test_a_virtual_trading_day_passes_with_periodic_tree_dumps(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     start = dt.datetime(2026, 11, 20, 0, 0, tzinfo=ET)
-    async with open_bot(tmp_path, start) as bot:
+    async with open_bot(tmp_path, start, DAILY_STOP_TIME="") as bot:
         await trio.sleep(24 * 3600)
         assert bot.clock.now_et() >= start + dt.timedelta(hours=24)
         assert all(bot.root.find(p).incarnation == 1
@@ -139,3 +143,17 @@ async def test_clock_maps_trio_time_to_eastern_across_a_dst_change(
     await clock.sleep_until(dt.datetime(2024, 3, 10, 12, 0, tzinfo=ET))
     assert clock.now_et().hour == 12 and clock.now_et().day == 10
     assert trio.current_time() == 23 * 3600      # the spring-forward day is 23 hours long
+
+
+async def test_the_bot_stops_itself_cleanly_at_the_daily_stop_time(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    settings = load_settings(None, {"IBKR_PORT": str(closed_port()), "DAILY_STOP_TIME": "17:00",
+                                    "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
+                                    "STATE_DIR": str(tmp_path / "state"), "HEALTH_PORT": "0"})
+    start = dt.datetime(2026, 11, 20, 6, 0, tzinfo=ET)
+    options = BotOptions(sim_start=start, console=False, handle_signals=False)
+    code = await run_bot(settings, options)          # returns by itself
+    assert code == 0
+    assert trio.current_time() == pytest.approx(11 * 3600, abs=5)    # 06:00 -> 17:00
+    shutdown = [e for e in _events(tmp_path) if e["event"] == "shutdown"]
+    assert shutdown[0]["clean"] is True and "daily stop" in shutdown[0]["reason"]

@@ -73,11 +73,12 @@ def test_env_file_values_apply_and_the_environment_wins(
         clean_env: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     (clean_env / ".env").write_text(
-        "\ufeffIBKR_PORT=4001\nLOG_LEVEL=debug\nUNRELATED_TOOL_SETTING=1\n", encoding="utf-8")
+        "\ufeffLOG_BACKUP_COUNT=7\nLOG_LEVEL=debug\nUNRELATED_TOOL_SETTING=1\n",
+        encoding="utf-8")
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
     main(["--check"])
     out = capsys.readouterr().out
-    assert "IBKR_PORT=4001" in out
+    assert "LOG_BACKUP_COUNT=7" in out
     assert "LOG_LEVEL=WARNING" in out
 
 
