@@ -72,8 +72,7 @@ class Memory:
 
 PORT_PROBE_INTERVAL = 0.25     # trio seconds while a Gateway is expected back
 SLOW_PROBE_INTERVAL = 5.0      # after the outage alert: keep trying, more gently
-LIVENESS_INTERVAL = 2.0        # reqCurrentTime at most every 2 s (IB ignores >1/s)
-LIVENESS_DEADLINE = 4.0        # no answer within this = the Gateway hangs
+CLOCK_QUERY_DEADLINE = 4.0     # reading the Gateway's clock at session start
 LOGIN_PENDING_AFTER = 3        # handshake timeouts with the port open before we say so
 CLIENT_ID_SPAN = 5             # 326 rotates through client ids base .. base+4
 EXPECTED_RETRY = 0.25          # restart delay inside the scheduled window
@@ -114,9 +113,10 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory,
             await _follow_gateway_clock(ctx, session)
         subs: Subscriptions = {}
         _link_up(ctx, outbox, memory, session.info)
+        ctx.mark_healthy()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_serve, session, inbox, nursery, subs, ctx, memory)
-            nursery.start_soon(_probe_liveness, session)
+            nursery.start_soon(_probe_liveness, session, transport)
             await session.lost.wait()
             nursery.cancel_scope.cancel()
     raise _lost(ctx, session)
@@ -270,7 +270,7 @@ async def _follow_gateway_clock(ctx: ActorContext, session: LinkSession) -> None
     simulated time behind it, and bars would look like they came from the future.
     """
     try:
-        with trio.fail_after(LIVENESS_DEADLINE):
+        with trio.fail_after(CLOCK_QUERY_DEADLINE):
             gateway_now = await session.gateway_time()
     except (trio.TooSlowError, ConnectionError, LoopClosed) as exc:
         ctx.log.warning("could not read the Gateway's clock: %s", exc)
@@ -320,16 +320,17 @@ def _publish_status(outbox: Outbox, ctx: ActorContext, status: LinkStatus, reaso
 # -- liveness -------------------------------------------------------------------------------------
 
 
-async def _probe_liveness(session: LinkSession) -> None:
+async def _probe_liveness(session: LinkSession, transport: Transport) -> None:
     """No heartbeat exists in the protocol: ask for the time and treat silence as death."""
+    deadline = transport.liveness_deadline
     while not session.lost.is_set():
-        await trio.sleep(LIVENESS_INTERVAL)
+        await trio.sleep(transport.liveness_interval)
         try:
-            with trio.fail_after(LIVENESS_DEADLINE):
+            with trio.fail_after(deadline):
                 await session.probe()
         except trio.TooSlowError:
             session.mark_lost(f"the Gateway stopped answering (no reply to reqCurrentTime "
-                              f"within {LIVENESS_DEADLINE:g}s)")
+                              f"within {deadline:g}s)")
         except (ConnectionError, LoopClosed) as exc:
             session.mark_lost(f"liveness probe failed: {exc}")
 

@@ -60,6 +60,10 @@ class ActorContext:
                                       source=self.node.path, ts=self.clock.now_utc(), key=key,
                                       fields=fields))
 
+    def mark_healthy(self) -> None:
+        """This incarnation works: if it fails later, restart it without growing the backoff."""
+        self.node.healthy = True
+
     def set_note(self, note: str | None) -> None:
         """A short status shown in the tree dump (e.g. `session 3 up`)."""
         self.node.note = note

@@ -73,8 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runtime.check import run_check
         return run_check(settings)
     if args.demo:
-        return _fail("--demo needs the Gateway simulator and the link (issues 3 and 4): "
-                     "not available in this build yet")
+        from runtime.demo import run_demo
+        return run_demo(settings, bars=args.bars, speed=args.speed, duration=args.duration)
     if args.sim_start is not None and settings.mode is Mode.LIVE:
         return _fail("--sim-start is refused in LIVE mode")
     return run(settings, BotOptions(sim_start=args.sim_start, sim_speed=args.sim_speed))

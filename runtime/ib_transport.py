@@ -20,7 +20,7 @@ import trio
 
 from messages.base import Message
 from messages.link import GatewayNotice
-from runtime import ib_market
+from runtime import ib_market, ib_orders
 from runtime.aio_bridge import AsyncioLoop, LoopClosed, open_asyncio_loop
 from runtime.ib_codes import CLIENT_ID_IN_USE, classify
 from runtime.link_transport import (
@@ -39,7 +39,7 @@ CONNECT_TIMEOUT = 5.0
 
 PORT_PROBE_TIMEOUT = 2.0
 
-HANDLERS: dict[type[Message], ib_market.Handler] = {**ib_market.HANDLERS}
+HANDLERS: dict[type[Message], ib_market.Handler] = {**ib_market.HANDLERS, **ib_orders.HANDLERS}
 """Request type -> handler. The money path's order handlers register here too."""
 
 
@@ -84,6 +84,8 @@ class IbAsyncTransport:
     host: str
     port: int
     connect_timeout: float = CONNECT_TIMEOUT
+    liveness_interval: float = 2.0     # reqCurrentTime at most every 2 s (IB ignores >1/s)
+    liveness_deadline: float = 4.0
 
     async def port_open(self) -> bool:
         try:
@@ -208,3 +210,4 @@ def _attach_events(session: IbAsyncSession, events: SessionEvents) -> None:
 
     ib.disconnectedEvent += on_disconnected
     ib.errorEvent += on_error
+    ib_orders.attach_order_events(session, events)

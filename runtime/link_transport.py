@@ -172,6 +172,16 @@ class SessionParams:
 class Transport(Protocol):
     """How GatewayLink reaches a Gateway."""
 
+    @property
+    def liveness_interval(self) -> float:
+        """Seconds between liveness probes (the protocol has no heartbeat)."""
+        ...
+
+    @property
+    def liveness_deadline(self) -> float:
+        """A probe not answered within this many seconds means the Gateway hangs."""
+        ...
+
     async def port_open(self) -> bool:
         """Cheap check that something accepts connections (no API handshake)."""
         ...

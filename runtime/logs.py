@@ -201,9 +201,14 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
     human_handler.addFilter(_StampFilter())
     root.handlers = [human_handler]
     root.setLevel(getattr(logging, level.upper()))
-    for name, lvl in (quiet_loggers or {"ib_async": logging.WARNING,
-                                        "httpx": logging.WARNING,
-                                        "httpcore": logging.WARNING}).items():
+    if quiet_loggers is None:
+        # GatewayLink reports every link event itself, in the operator's terms; ib_async's own
+        # records ("ERROR Peer closed connection." on each daily restart) would be noise that
+        # looks like a fault. DEBUG shows them all.
+        debug = level.upper() == "DEBUG"
+        quiet_loggers = {"ib_async": logging.DEBUG if debug else logging.CRITICAL,
+                         "httpx": logging.WARNING, "httpcore": logging.WARNING}
+    for name, lvl in quiet_loggers.items():
         logging.getLogger(name).setLevel(lvl)
 
     jlog = logging.getLogger(JOURNAL_LOGGER)

@@ -84,7 +84,14 @@ class Intensity:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential restart delay with jitter; a child that ran `reset_after` s resets it."""
+    """Exponential restart delay with jitter.
+
+    The streak (and so the delay) resets when the failed incarnation had run `reset_after`
+    seconds, or had declared itself healthy (`TreeNode.healthy`, set by the actor: e.g. a
+    Gateway session that came up). Backoff is for crash loops that never get anywhere; a
+    healthy child that later fails restarts at once, and the restart intensity still bounds
+    a loop of short healthy lives.
+    """
 
     initial: float = 0.25
     maximum: float = 30.0
@@ -329,6 +336,7 @@ class Supervisor:
         c.node.incarnation += 1
         c.node.state = NodeState.STARTING
         c.node.started_at = trio.current_time()
+        c.node.healthy = False
         c.stop_requested = False
         c.ready = False
         c.alive = True
@@ -412,7 +420,8 @@ class Supervisor:
                     f"{self.spec.intensity.within:g}s (last: {c.node.name}: {reason})")
                 return
             ran = now - (c.node.started_at or now)
-            self._streak = 1 if ran >= self.spec.backoff.reset_after else self._streak + 1
+            stable = c.node.healthy or ran >= self.spec.backoff.reset_after
+            self._streak = 1 if stable else self._streak + 1
 
         if ex.delay is not None:
             delay = ex.delay

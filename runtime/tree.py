@@ -43,6 +43,7 @@ class TreeNode:
     started_at: float | None = None   # trio time of the current incarnation's start
     last_error: str | None = None
     note: str | None = None           # free-form status an actor may set (e.g. "connected s=3")
+    healthy: bool = False             # this incarnation got where it was going (see Supervisor)
     children: list[TreeNode] = field(default_factory=list)
     depth_probe: DepthProbe | None = None
     extra: dict[str, Any] = field(default_factory=dict)   # actor-reported state, e.g. breakers

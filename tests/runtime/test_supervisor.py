@@ -374,3 +374,24 @@ async def test_persistent_supervisor_never_gives_up_and_retries_slowly(
         assert root.find("root.link").state is NodeState.RUNNING
         assert root.find("root.link").incarnation == 1    # the parent never saw a failure
         await sup.stop()
+
+
+async def test_a_child_that_declared_itself_healthy_restarts_without_growing_the_backoff(
+        autojump_clock: trio.testing.MockClock) -> None:
+    backoff = Backoff(initial=1.0, maximum=30.0, factor=2.0, jitter=0.0, reset_after=1000.0)
+
+    async def session(node: TreeNode, task_status: trio.TaskStatus[None]) -> None:
+        task_status.started()
+        node.healthy = True            # e.g. the Gateway session came up
+        await trio.sleep(5)
+        raise RuntimeError("Gateway restarted")
+
+    spec = SupervisorSpec("root", (ActorSpec("link", session),), backoff=backoff,
+                          intensity=Intensity(50, 60))
+    async with trio.open_nursery() as n:
+        sup, root = await start_tree(n, spec)
+        await trio.sleep(60)
+        node = root.find("root.link")
+        # 5 s of life + 1 s delay each time: ten lives in a minute, never a longer delay
+        assert node.incarnation == 10
+        await sup.stop()

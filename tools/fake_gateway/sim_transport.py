@@ -143,6 +143,10 @@ _TEXTS = {
 @dataclass(frozen=True)
 class SimTransport:
     gateway: SimGateway
+    # virtual time is cheap to wait in but each probe costs real CPU: probe less often; the
+    # simulated hang is still caught well within a minute of simulated time
+    liveness_interval: float = 20.0
+    liveness_deadline: float = 10.0
 
     async def port_open(self) -> bool:
         await trio.lowlevel.checkpoint()

@@ -1,0 +1,157 @@
+"""`python -m runtime --demo`: the whole bot against the embedded Gateway simulator.
+
+What a new user sees within a minute, with no account and no network: the mode in words, the
+actor tree, the Gateway session coming up, bars and indicators warming up from history, the
+strategy decision and signals, and a scheduled Gateway restart in the middle (link down, back
+up, bars backfilled) — then a clean stop and a short summary.
+
+The demo can never touch real state or money: it always runs DRY_RUN, keeps its state in a
+throwaway directory, writes its logs to `logs/demo/`, never posts to Discord, and writes its
+own gameplan for the simulated day (operator `demo`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from config.settings import Settings
+from runtime.bot import BotHandle, BotOptions, run_bot
+from runtime.instance import AlreadyRunning, acquire_instance_lock
+from runtime.market_calendar import ET, get_calendar
+
+DEFAULT_SPEED = 120.0          # two simulated hours per wall minute
+DEFAULT_DURATION = 60.0        # wall seconds
+RESTART_AT = 0.4               # the simulated Gateway restart, as a fraction of the run
+RESTART_SECONDS = 3.0          # how long the simulated Gateway stays down (wall seconds)
+DEMO_OPERATOR = "demo"
+
+
+def demo_start(today: dt.date) -> dt.datetime:
+    """09:45 ET on the last full session before today: history exists, the day is young."""
+    session = get_calendar().previous_session(today)
+    return dt.datetime.combine(session.date, dt.time(9, 45), tzinfo=ET)
+
+
+def demo_gameplan(day: dt.date) -> dict[str, Any]:
+    """A valid Strategy A plan for the simulated day (the VIX rules may still choose B or C)."""
+    return {
+        "date": day.isoformat(),
+        "session_id": f"gauntlet_{day:%Y%m%d}_0900",
+        "regime": "normal",
+        "strategy": "A",
+        "symbols": ["SPY", "QQQ"],
+        "operator_id": DEMO_OPERATOR,
+        "position_size_multiplier": 1.0,
+        "entry_window_start": "09:50",
+        "entry_window_end": "15:30",
+        "hard_limits": {"max_daily_loss_pct": 0.10, "pdt_trades_remaining": 3,
+                        "weekly_drawdown_governor_active": False, "max_intraday_pivots": 2},
+        "data_quality": {"quarantine_active": False, "last_verified": None},
+        "alert_message": "demo run on the embedded Gateway simulator",
+    }
+
+
+def run_demo(settings: Settings, *, bars: Path | None, speed: float | None,
+             duration: float | None) -> int:
+    """The CLI entry: returns the process exit code."""
+    if bars is not None and not bars.is_file():
+        print(f"error: --bars {bars}: file not found", file=sys.stderr)
+        return 2
+    return trio.run(_demo, settings, bars, speed or DEFAULT_SPEED,
+                    duration or DEFAULT_DURATION)
+
+
+async def _demo(settings: Settings, bars: Path | None, speed: float, duration: float) -> int:
+    from tools.fake_gateway import FakeGatewayConfig, open_fake_gateway
+
+    today = dt.datetime.now(ET).date()
+    start = demo_start(today)
+    if bars is not None:
+        start = None              # the simulator picks a day inside the CSV
+    log_dir = Path("logs") / "demo"
+    with tempfile.TemporaryDirectory(prefix="crucible-demo-") as tmp:
+        state_dir = Path(tmp) / "state"
+        try:
+            lock = acquire_instance_lock(state_dir)
+        except AlreadyRunning as exc:    # cannot happen in a fresh temp dir; say so if it does
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            config = FakeGatewayConfig(port=0, control_port=0, bars=bars, speed=speed,
+                                       start=start, seed=7)
+            async with open_fake_gateway(config) as gw:
+                sim_now = gw.clock.now_utc()
+                day = sim_now.astimezone(ET).date()
+                plan = Path(tmp) / "demo_gameplan.json"
+                plan.write_text(json.dumps(demo_gameplan(day), indent=1), encoding="utf-8")
+                restart_at = sim_now + dt.timedelta(seconds=duration * RESTART_AT * speed)
+                demo_settings = settings.model_copy(update={
+                    "dry_run": True, "paper_trading": False, "live_trading_ack": None,
+                    "discord_webhook_url": None, "ibkr_host": "127.0.0.1",
+                    "ibkr_port": gw.port, "state_dir": state_dir, "health_port": 0,
+                    "log_file": log_dir / "crucible_bot.log", "gameplan_path": plan,
+                    "operator_id": DEMO_OPERATOR, "daily_stop_time": None,
+                    "gateway_restart_time": restart_at.astimezone(ET).time().replace(
+                        second=0, microsecond=0),
+                })
+                _banner(gw.port, sim_now, speed, duration, bars)
+                events: list[dict[str, Any]] = []
+                async with trio.open_nursery() as nursery:
+                    bot: BotHandle = await nursery.start(run_bot, demo_settings, BotOptions(
+                        sim_start=sim_now, sim_speed=speed, console=True, handle_signals=True))
+                    bot.journal.add_tap(events.append)
+                    nursery.start_soon(_script, bot, gw, duration)
+        finally:
+            lock.release()
+    _summary(events, log_dir)
+    return 0
+
+
+async def _script(bot: BotHandle, gateway: Any, duration: float) -> None:
+    """The demo's one event: the scheduled Gateway restart, then a clean stop."""
+    with trio.move_on_after(duration):
+        await trio.sleep(duration * RESTART_AT)
+        print("\n*** demo: the Gateway restarts now (its scheduled daily restart) ***\n",
+              file=sys.stderr, flush=True)
+        await gateway.restart(RESTART_SECONDS)
+        await trio.sleep_forever()
+    bot.request_stop("demo over")
+
+
+def _banner(port: int, sim_now: dt.datetime, speed: float, duration: float,
+            bars: Path | None) -> None:
+    source = f"replaying {bars}" if bars else "a seeded synthetic market"
+    print(f"Crucible demo: embedded Gateway simulator on 127.0.0.1:{port} ({source}), "
+          f"simulated clock from {sim_now.astimezone(ET):%Y-%m-%d %H:%M} ET at {speed:g}x "
+          f"for {duration:g} s; DRY-RUN, no account, no network. Ctrl-C stops it early.\n",
+          file=sys.stderr, flush=True)
+
+
+def _summary(events: list[dict[str, Any]], log_dir: Path) -> None:
+    kinds = Counter(e["event"] for e in events)
+    sources = Counter(e.get("source") for e in events if e["event"] == "bar")
+    signals = Counter((e.get("kind"), e.get("strategy")) for e in events
+                      if e["event"] == "signal")
+    ups = [e for e in events if e["event"] == "link_up"]
+    outage = [e["outage_s"] for e in ups if e.get("outage_s") is not None]
+    lines = [
+        "", "Demo summary",
+        f"  Gateway sessions: {len(ups)}"
+        + (f" (back up {outage[-1]:.0f} simulated s after the restart)" if outage else ""),
+        f"  bars delivered: {kinds['bar']} ({sources['history']} history, "
+        f"{sources['backfill']} backfill, {sources['live']} live); gaps: {kinds['bar_gap']}",
+        "  signals: " + (", ".join(f"{n} {k} {s}" for (k, s), n in sorted(signals.items(),
+                                                                      key=str)) or "none"),
+        f"  actor restarts: {kinds['actor_restart']} (the link subtree; the brain kept its "
+        "state)",
+        f"  logs: {log_dir / 'crucible_bot.log'} and {log_dir / 'events.jsonl'}",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
