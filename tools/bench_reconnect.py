@@ -17,8 +17,8 @@ Results go to stdout as a Markdown table (docs/BENCHMARKS.md keeps the measured 
 from __future__ import annotations
 
 import argparse
-import random
 import datetime as dt
+import random
 import statistics
 import sys
 import tempfile
@@ -50,18 +50,23 @@ class Marks:
     bar_pending: bool = False
 
 
+_changed = trio.lowlevel.ParkingLot()
+"""Woken whenever a mark is recorded (the waiters re-check their condition)."""
+
+
 class NoController:
     """Watchdog drives an IBC controller; here the simulator restarts by itself."""
 
-    async def startAsync(self) -> None:  # noqa: N802 - ib_async's interface
+    async def startAsync(self) -> None:
         return None
 
-    async def terminateAsync(self) -> None:  # noqa: N802
+    async def terminateAsync(self) -> None:
         return None
 
 
 def _stamp(times: list[float]) -> None:
     times.append(trio.current_time())
+    _changed.unpark_all()
 
 
 def _after(times: list[float], t0: float) -> float | None:
@@ -72,7 +77,7 @@ def _after(times: list[float], t0: float) -> float | None:
 async def _wait_for(times: list[float], t0: float) -> float:
     with trio.fail_after(WAIT):
         while (d := _after(times, t0)) is None:
-            await trio.sleep(0.005)
+            await _changed.park()
     return d
 
 
@@ -126,9 +131,11 @@ async def bench(restarts: int, outage: float, speed: float) -> str:
                 if event["event"] == "link_up":
                     bot_marks.link_up.append(now)
                     bot_marks.bar_pending = True
+                    _changed.unpark_all()
                 elif event["event"] == "bar" and bot_marks.bar_pending:
                     bot_marks.first_bar.append(now)
                     bot_marks.bar_pending = False
+                    _changed.unpark_all()
 
             async with trio.open_nursery() as nursery, open_asyncio_loop("watchdog") as aio:
                 bot: BotHandle = await nursery.start(run_bot, settings, BotOptions(

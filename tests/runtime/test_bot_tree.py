@@ -13,7 +13,6 @@ import trio
 import trio.testing
 
 from config.settings import load_settings
-from tests.conftest import closed_port
 from runtime.bot import BotHandle, BotOptions, run_bot
 from runtime.channels import DropOldest
 from runtime.clock import Clock
@@ -29,6 +28,7 @@ from runtime.supervisor import (
     build_nodes,
 )
 from runtime.tree import TreeNode
+from tests.conftest import closed_port
 
 ACTORS = ("notifier", "resource_probe", "mode_guard", "order_router", "indicators",
           "strategy_selector", "gateway_link", "bar_feed")

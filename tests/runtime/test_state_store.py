@@ -25,7 +25,7 @@ def test_an_unreadable_or_foreign_file_raises_instead_of_resetting(
         tmp_path: Path, content: bytes) -> None:
     store = StateStore(tmp_path)
     (tmp_path / "risk.json").write_bytes(content)
-    with pytest.raises(StateUnreadable, match="risk.json"):
+    with pytest.raises(StateUnreadable, match=r"risk\.json"):
         store.load("risk")
 
 
