@@ -1,23 +1,50 @@
-"""Indicators: RSI, EMA, session VWAP and Bollinger bands per symbol.
+"""Indicators: one IndicatorSet per symbol, fed every bar exactly once and in order.
 
-PLACEHOLDER: idles until its issue lands (README, "Status").
+The arithmetic is doctrine/indicators.py (pure, shared with replay); this actor owns what the
+arithmetic cannot: which bars count, with which periods, and for how long the state lives.
+
+* Exactly once. A bar at or before the symbol's last counted bar is skipped: a duplicate
+  (BarFeed's backfill after a reconnect overlapping what it delivered, a resent message) would
+  otherwise enter every EMA twice and shift every later value. A `BarGap` marks the set, so the
+  next snapshot says `after_gap` and no crossover is read across the hole.
+* Never dropped. One `IndicatorSnapshot` per counted bar goes to `snapshots`, a backpressure
+  channel: the selector must see every bar the indicators saw, or the live decisions drift
+  from the backtest's.
+* Periods from the plan. The validated gameplan's `strategy_parameters` (the `gameplan` latest
+  value) may change the EMA/RSI/Bollinger periods. A period change changes what every past
+  value means, so the affected sets are rebuilt and re-warmed at once from a ring buffer of
+  the symbol's recent bars kept here: no history request, no blind spell while 21+ new bars
+  arrive. A withdrawn plan (None: stale at midnight, refused) changes nothing: the periods in
+  force stay until a valid plan says otherwise, so the indicators do not flap overnight.
+* Lifetime. The actor lives in the brain subtree, outside the link subtree, so a Gateway
+  restart never touches it. The ring buffers live in `Memory` (created once, outside every
+  incarnation): a new incarnation after a crash rebuilds its sets from the raw bars, instead
+  of either trusting state a failure interrupted or starting cold.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 import trio
 
+from config.gameplan import Gameplan
+from doctrine.indicators import BadBar, IndicatorParams, IndicatorSet
+from doctrine.sessions import SessionClock, epoch_of
 from messages.base import Message
 from messages.market import Bar, BarGap
 from runtime.actor import ActorContext
-from runtime.placeholder import idle
+from runtime.channels import Latest
+from runtime.market_calendar import get_calendar
+
+# -- inbox and outbox -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Inbox:
     bars: trio.MemoryReceiveChannel[Bar | BarGap]
+    gameplan: Latest[Gameplan | None]        # the selector's validated plan: periods
 
 
 @dataclass(frozen=True)
@@ -25,6 +52,198 @@ class Outbox:
     snapshots: trio.MemorySendChannel[Message]
 
 
-async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
+# -- state that outlives an incarnation -----------------------------------------------------------
+
+RingBar = tuple[float, float, float, float, float, int]
+"""(start in UTC epoch seconds, high, low, close, volume, bar seconds): what a re-warm needs."""
+
+SESSION_BARS = 390
+"""1-minute bars in a full regular session. VWAP needs every bar since today's open, so a
+re-warm late in the day needs the whole session in the ring."""
+
+RING_FLOOR = 1024
+"""The smallest ring per symbol. The default periods (8/21, RSI 14, Bollinger 20) need 145 bars
+for the slow EMA's SMA seed to fade below 1e-6 (`IndicatorParams.history_bars`), plus a full
+session for VWAP: 535. 1024 leaves room for periods up to an EMA of about 70 without growing;
+longer periods grow the ring to `history_bars + SESSION_BARS`. At 6 floats a bar that is
+about 100 KB per symbol."""
+
+
+def ring_capacity(params: IndicatorParams) -> int:
+    return max(RING_FLOOR, params.history_bars + SESSION_BARS)
+
+
+@dataclass
+class Memory:
+    rings: dict[str, deque[RingBar]] = field(default_factory=dict)
+    pending_gaps: set[str] = field(default_factory=set)   # gap marked, next bar not seen yet
+    params: IndicatorParams | None = None                  # the periods last in force
+    counted: int = 0
+    skipped: int = 0
+    refused: int = 0
+    gaps: int = 0
+    rebuilds: int = 0
+
+
+# -- the state of one incarnation -----------------------------------------------------------------
+
+
+class _Indicators:
+    """The per-symbol sets and the rules for feeding them (synchronous: no await inside)."""
+
+    def __init__(self, ctx: ActorContext, memory: Memory, params: IndicatorParams) -> None:
+        self.ctx = ctx
+        self.memory = memory
+        self.params = params
+        self.sessions = SessionClock(get_calendar())
+        self.sets: dict[str, IndicatorSet] = {}
+        memory.params = params
+        for symbol in memory.rings:
+            self._resize_ring(symbol)
+            self.sets[symbol] = self._rewarm(symbol)
+        self.update_note()
+
+    # -- bars ------------------------------------------------------------------------------
+    def on_bar(self, bar: Bar) -> Message | None:
+        """The snapshot of a bar not counted before; None for a duplicate or a refused bar."""
+        symbol = bar.symbol
+        ind = self.sets.get(symbol)
+        if ind is None:
+            self.memory.rings[symbol] = deque(maxlen=ring_capacity(self.params))
+            ind = self.sets[symbol] = self._rewarm(symbol)
+        ts = epoch_of(bar.ts)
+        last = ind.last_bar_ts
+        if last is not None and ts <= last:
+            self.memory.skipped += 1
+            self.ctx.log.debug("%s bar %s already counted (last %s): skipped", symbol,
+                               bar.ts.isoformat(), last)
+            return None
+        try:
+            values = ind.update_values(ts, bar.high, bar.low, bar.close, bar.volume,
+                                       bar_seconds=bar.bar_seconds, live=bar.source == "live")
+        except BadBar as exc:
+            # not counted; the next bar must not pass for its continuation
+            self.memory.refused += 1
+            ind.mark_gap()
+            self.memory.pending_gaps.add(symbol)
+            self.ctx.log.warning("bar refused: %s", exc)
+            self.ctx.emit("bar_refused", symbol=symbol, bar_ts=bar.ts, reason=str(exc))
+            return None
+        self.memory.rings[symbol].append(
+            (ts, bar.high, bar.low, bar.close, bar.volume, bar.bar_seconds))
+        self.memory.pending_gaps.discard(symbol)
+        self.memory.counted += 1
+        if ind.bars_seen <= self.params.warmup_bars:   # the note only changes while warming
+            self.update_note()
+        return values.to_snapshot(bar.source)
+
+    def on_gap(self, gap: BarGap) -> None:
+        self.memory.gaps += 1
+        self.memory.pending_gaps.add(gap.symbol)
+        ind = self.sets.get(gap.symbol)
+        if ind is not None:
+            ind.mark_gap(gap)
+
+    # -- periods ---------------------------------------------------------------------------
+    def set_params(self, params: IndicatorParams) -> None:
+        """New periods: rebuild every set from its ring (what the values would have been)."""
+        if params == self.params:
+            return
+        old = self.params
+        self.params = params
+        self.memory.params = params
+        self.memory.rebuilds += 1
+        counts = {}
+        for symbol in list(self.sets):
+            self._resize_ring(symbol)
+            self.sets[symbol] = self._rewarm(symbol)
+            counts[symbol] = len(self.memory.rings[symbol])
+        self.ctx.log.info(
+            "indicator periods changed by the gameplan: %s -> %s; re-warmed from the ring "
+            "buffer: %s", _describe(old), _describe(params),
+            ", ".join(f"{s} {n} bars" for s, n in counts.items()) or "no bars yet")
+        self.ctx.emit("indicator_params", old=_as_dict(old), new=_as_dict(params),
+                      rewarmed=counts)
+        self.update_note()
+
+    def _resize_ring(self, symbol: str) -> None:
+        ring = self.memory.rings[symbol]
+        capacity = ring_capacity(self.params)
+        if ring.maxlen != capacity:
+            self.memory.rings[symbol] = deque(ring, maxlen=capacity)
+
+    def _rewarm(self, symbol: str) -> IndicatorSet:
+        ind = IndicatorSet(symbol, self.params, self.sessions)
+        for ts, high, low, close, volume, seconds in self.memory.rings[symbol]:
+            ind.update_values(ts, high, low, close, volume, bar_seconds=seconds, live=False)
+        if symbol in self.memory.pending_gaps:
+            ind.mark_gap()
+        return ind
+
+    # -- the tree note ---------------------------------------------------------------------
+    def update_note(self) -> None:
+        """`SPY ready, QQQ warming 12/21`: which symbols can produce signals yet."""
+        need = self.params.warmup_bars
+        parts = [f"{s} ready" if ind.warmed else f"{s} warming {ind.bars_seen}/{need}"
+                 for s, ind in sorted(self.sets.items())]
+        self.ctx.set_note(", ".join(parts) if parts else "waiting for bars")
+        self.ctx.node.extra["periods"] = _describe(self.params)
+
+
+def _describe(p: IndicatorParams) -> str:
+    return f"EMA {p.ema_fast}/{p.ema_slow}, RSI {p.rsi}, BB {p.bb_period}/{p.bb_std:g}"
+
+
+def _as_dict(p: IndicatorParams) -> dict[str, float]:
+    return {"ema_fast": p.ema_fast, "ema_slow": p.ema_slow, "rsi": p.rsi,
+            "bb_period": p.bb_period, "bb_std": p.bb_std}
+
+
+def params_of(plan: Gameplan | None, current: IndicatorParams) -> IndicatorParams:
+    """The plan's periods; no plan (withdrawn, refused) keeps the periods in force."""
+    if plan is None:
+        return current
+    return IndicatorParams.from_plan(plan)
+
+
+# -- the loop -------------------------------------------------------------------------------------
+
+
+async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory | None = None, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    await idle(ctx, task_status)
+    memory = memory if memory is not None else Memory()
+    start = memory.params if memory.params is not None else IndicatorParams()
+    state = _Indicators(ctx, memory, _checked_params(ctx, inbox.gameplan.value, start))
+    task_status.started()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_follow_plan, ctx, inbox, state)
+        send = outbox.snapshots.send
+        async for item in inbox.bars:
+            if isinstance(item, BarGap):
+                state.on_gap(item)
+                continue
+            snapshot = state.on_bar(item)
+            if snapshot is not None:
+                await send(snapshot)
+            ctx.node.extra["bars"] = memory.counted
+        nursery.cancel_scope.cancel()   # end of the bars channel: the program is stopping
+
+
+async def _follow_plan(ctx: ActorContext, inbox: Inbox, state: _Indicators) -> None:
+    """Apply the plan's periods now and at every change (the selector may publish its first
+    plan before this task first waits: reading the value first loses nothing)."""
+    while True:
+        state.set_params(_checked_params(ctx, inbox.gameplan.value, state.params))
+        await inbox.gameplan.wait_transition()
+
+
+def _checked_params(ctx: ActorContext, plan: Gameplan | None,
+                    current: IndicatorParams) -> IndicatorParams:
+    """The plan's periods if they make a valid IndicatorParams, else the ones in force."""
+    try:
+        params = params_of(plan, current)
+    except ValueError as exc:   # the gameplan schema should make this impossible; stay safe
+        ctx.log.error("indicator periods of the gameplan refused (%s); keeping %s", exc,
+                      _describe(current))
+        return current
+    return params

@@ -1,32 +1,521 @@
-"""StrategySelector: the daily gameplan, strategy A/B/C and entry/exit signals.
+"""StrategySelector: the daily gameplan, the strategy in force (A/B/C) and the entry signals.
 
-PLACEHOLDER: idles until its issue lands (README, "Status").
+The rules are doctrine/ (selection.py, signals.py), the very code replay runs; this actor feeds
+them the live inputs in the order replay does, so that the live bot makes exactly the
+decisions its backtest makes on the same bars (tools/consistency.py checks that on a run's
+journal):
+
+* Every decision is evaluated at a DATA instant, as in replay: a bar at its end, a VIX reading
+  at its timestamp, a timer at its scheduled time (09:15 ET, the plan's VIX gate, midnight, the
+  instant the VIX reading goes stale), a plan or governor change at the clock's now. Instants
+  never go backwards: a late event is evaluated at the latest instant already seen.
+* VIX before bars at the same instant. BarFeed publishes a VIX bar and a SPY bar of the same
+  minute independently, a few seconds apart in either order. A live bar waits (at most
+  `VIX_ALIGN_GRACE_S` of market time after its end) for the VIX reading of its instant, and
+  any reading published meanwhile is applied before the bar.
+* History bars warm the indicators and nothing else: the selection is not re-lived for hours
+  the bot did not live through (the VIX is a latest value, its past is not available here),
+  and no bar but a live one may enter (evaluate_entry refuses them).
+
+The gameplan is loaded at start and re-read when its fingerprint changes (polled every
+`PLAN_POLL_SECONDS` of trio time) and at each new ET day. Anything wrong with it selects C,
+withdraws the `gameplan` latest value and raises an alert naming the field and the reason,
+once per distinct problem. A plan dated before today found before the 09:15 deadline is the
+normal overnight state (yesterday's plan goes stale at midnight, today's is written in the
+morning): it is said as info, not cried as critical every night; at 09:15 without a valid plan
+it becomes critical, and C locks for the day.
+
+The day's selection memory (pivots, lock, VIX gate outcome, deadline) is persisted in
+STATE_DIR on every change, BEFORE the decision is published, and restored at start: a restart
+is never more permissive than the bot that stopped. A state file that cannot be read, or
+written, locks C for the day with a critical alert; it is never silently reset.
+
+Exits, option choice and sizing are the money path's (ModeGuard/OrderRouter): an EntrySignal
+leaves `option`, `contracts` and `limit_price` None.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import trio
 
+from config.gameplan import (
+    Gameplan,
+    GameplanError,
+    GameplanStale,
+    describe_plan_changes,
+    gameplan_fingerprint,
+    load_gameplan,
+)
+from doctrine.selection import SelectionConfig, SelectionMemory, SelectionState
+from doctrine.sessions import epoch_of, et_date_of, et_epoch, utc_of
+from doctrine.signals import EntryRules, evaluate_entry
 from messages.base import Message
+from messages.brain import EntrySignal, IndicatorSnapshot, SignalRejected, StrategyDecision
 from messages.market import VixReading
 from runtime.actor import ActorContext
 from runtime.channels import Latest
-from runtime.placeholder import idle
+from runtime.market_calendar import ET, get_calendar
+from runtime.state_store import StateStore, StateUnreadable
+
+# -- inbox and outbox -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Inbox:
     snapshots: trio.MemoryReceiveChannel[Message]
     vix: Latest[VixReading | None]
+    governor: Latest[bool]                   # ModeGuard's weekly drawdown governor
 
 
 @dataclass(frozen=True)
 class Outbox:
     signals: trio.MemorySendChannel[Message]
+    gameplan: Latest[Gameplan | None]        # today's validated plan, None when there is none
+    decision: Latest[StrategyDecision | None]
 
 
-async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
+PLAN_POLL_SECONDS = 5.0
+"""Trio seconds between checks of the gameplan file's fingerprint (a 2 KB read and a hash)."""
+
+VIX_ALIGN_GRACE_S = 7.0
+"""Market seconds after a live bar's end to wait for the VIX reading of the same instant.
+BarFeed closes a bar at the latest 5 s after its end (COMPLETE_GRACE), so the VIX of the same
+minute is there by then; 2 s more for a busy event loop. A VIX minute that is missing in the
+feed (the index skips minutes) costs that bar this wait, nothing else."""
+
+STATE_NAME = "selection"
+"""STATE_DIR/selection.json: the day's SelectionMemory."""
+
+STALE_MARGIN_S = 1.0
+"""The VIX is stale strictly AFTER its max age; the staleness timer fires this much later."""
+
+_NAMES = {"A": "momentum", "B": "mean reversion", "C": "cash preservation"}
+_GATES = frozenset({"none", "pending", "passed", "failed"})
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The actor's knobs; production uses the defaults (tests shorten the poll)."""
+
+    plan_poll_s: float = PLAN_POLL_SECONDS
+    vix_align_grace_s: float = VIX_ALIGN_GRACE_S
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+
+# -- the state of one incarnation -----------------------------------------------------------------
+
+
+class _Selector:
+    """Inputs in, decisions and signals out. Every method but the waits is synchronous, so
+    one input is fully handled (persisted, published, journaled) before the next."""
+
+    def __init__(self, ctx: ActorContext, inbox: Inbox, outbox: Outbox, tuning: Tuning) -> None:
+        self.ctx = ctx
+        self.inbox = inbox
+        self.outbox = outbox
+        self.tuning = tuning
+        self.cfg = tuning.selection
+        self.path: Path = ctx.settings.gameplan_path
+        self.store = StateStore(ctx.settings.state_dir)
+        self.calendar = get_calendar()
+        self.state = SelectionState(config=self.cfg)
+        self.plan: Gameplan | None = None
+        self.plan_error: GameplanError | None = None
+        self.plan_at = -math.inf
+        self.plan_day: dt.date | None = None
+        self.fingerprint: str | None = None
+        self.rules = EntryRules(None)
+        self.vix_applied: VixReading | None = None
+        self.governor = False
+        self.last_at = -math.inf
+        self.decision: StrategyDecision | None = None
+        self.shown: StrategyDecision | None = outbox.decision.value   # last one published
+        self.saved: SelectionMemory | None = None
+        self.failed: SelectionMemory | None = None    # the last memory that could not be saved
+        self.save_error: str | None = None
+        self.alerted_problem: str | None = None
+        self.problem_severity: str | None = None
+        self.deadline_alerted: dt.date | None = None
+        self.closes: dict[dt.date, float | None] = {}
+        self.wake = trio.Event()
+        self.counts = {"entries": 0, "rejected": 0, "vix_waits": 0, "vix_timeouts": 0}
+
+    def now_s(self) -> float:
+        return epoch_of(self.ctx.clock.now_utc())
+
+    # -- start -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Restore the day's memory, load the plan, read the inputs, decide once."""
+        self.state = self._new_state(self._restore())
+        self.governor = bool(self.inbox.governor.value)
+        self.state.set_governor(self.governor)
+        self.vix_applied = self.inbox.vix.value
+        self.state.set_vix_reading(self.vix_applied)
+        self.check_plan(evaluate=False)
+        self.evaluate(self.now_s(), "start")
+
+    def _new_state(self, restored: SelectionMemory | None) -> SelectionState:
+        state = SelectionState(config=self.cfg, restored=restored)
+        if self.plan is not None or self.plan_error is not None:
+            state.set_plan(self.plan, at=self.plan_at,
+                           problem=str(self.plan_error) if self.plan_error else None)
+        state.set_vix_reading(self.vix_applied)
+        state.set_governor(self.governor)
+        return state
+
+    def _restore(self) -> SelectionMemory | None:
+        try:
+            doc = self.store.load(STATE_NAME)
+            if doc is None:
+                return None
+            memory = SelectionMemory.from_dict(doc)
+            if memory.pivots < 0 or memory.gate_state not in _GATES or \
+                    memory.regime not in (None, "A", "B", "C"):
+                raise ValueError(f"impossible values: {doc}")
+        except StateUnreadable as exc:
+            reason = exc.reason
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            reason = f"not a selection memory: {exc!r}"
+        else:
+            if memory.day == self.ctx.clock.today_et():
+                self.ctx.log.info(
+                    "selection memory restored for %s: %d pivot(s), gate %s%s", memory.day,
+                    memory.pivots, memory.gate_state,
+                    f", locked: {memory.locked_reason}" if memory.locked_reason else "")
+            # not marked as saved: the first decision writes it back, which proves STATE_DIR
+            # still takes writes (if not, C locks, rather than trusting an older file)
+            return memory
+        return self._fail_closed_on_unreadable(reason)
+
+    def _fail_closed_on_unreadable(self, reason: str) -> SelectionMemory:
+        """C for the day: the lost state may have held pivots or a failed gate."""
+        path = self.store.path(STATE_NAME)
+        aside = path.with_name(path.name + ".unreadable")
+        try:
+            path.replace(aside)
+            kept = f"the file was moved to {aside}"
+        except OSError as exc:
+            kept = f"it could not be moved aside ({exc}) and will be overwritten"
+        self.ctx.alert(
+            "critical", "Selection state unreadable: Strategy C for the day",
+            f"{path}: {reason}. The day's pivots, lock and VIX gate cannot be known, so C is "
+            f"locked until midnight ET; {kept}.", key="selection-state")
+        return SelectionMemory(day=self.ctx.clock.today_et(),
+                               locked_reason=f"selection state unreadable ({reason})")
+
+    # -- the gameplan ----------------------------------------------------------------------
+    def check_plan(self, *, evaluate: bool = True) -> None:
+        """Re-read the plan if its file changed or the ET day did."""
+        today = self.ctx.clock.today_et()
+        fingerprint = gameplan_fingerprint(self.path)
+        if (self.plan_day == today and fingerprint == self.fingerprint
+                and (self.plan is not None or self.plan_error is not None)):
+            return
+        self.plan_day = today
+        self.fingerprint = fingerprint
+        try:
+            plan: Gameplan | None = load_gameplan(
+                self.path, today_et=today, operator_id=self.ctx.settings.operator_id)
+            error: GameplanError | None = None
+        except GameplanError as exc:
+            plan, error = None, exc
+        self._apply_plan(plan, error, evaluate=evaluate)
+
+    def _apply_plan(self, plan: Gameplan | None, error: GameplanError | None, *,
+                    evaluate: bool) -> None:
+        old = self.plan
+        problem = str(error) if error is not None else None
+        old_problem = str(self.plan_error) if self.plan_error is not None else None
+        if plan == old and problem == old_problem:
+            return                                # rewritten with the same content
+        now = self.now_s()
+        changes = describe_plan_changes(old, plan)
+        if plan is not None:
+            self.ctx.log.info("Gameplan %s accepted from %s: %s", plan.session_id, self.path,
+                              changes)
+        else:
+            self.ctx.log.warning("Gameplan refused: %s (%s)", problem, changes)
+        self.ctx.emit(
+            "gameplan", status="accepted" if plan is not None else "refused",
+            session_id=plan.session_id if plan is not None else None, changes=changes,
+            problem=problem, kind=error.kind if error is not None else None,
+            field=error.field if error is not None else None, path=str(self.path),
+            fingerprint=self.fingerprint,
+            plan=plan.model_dump(mode="json") if plan is not None else None)
+        self.plan, self.plan_error, self.plan_at = plan, error, now
+        self.state.set_plan(plan, at=now, problem=problem)
+        self.rules = EntryRules(plan)
+        self.outbox.gameplan.set(plan)
+        if error is not None:
+            self._alert_plan_problem(error, now)
+        else:
+            self.alerted_problem = self.problem_severity = None
+        self.wake.set()
+        if evaluate:
+            self.evaluate(now, "gameplan")
+
+    def _alert_plan_problem(self, error: GameplanError, now_s: float) -> None:
+        text = str(error)
+        if text == self.alerted_problem:
+            return
+        self.alerted_problem = text
+        fields = {"kind": error.kind}
+        if error.field is not None:
+            fields["field"] = error.field
+        deadline = et_epoch(et_date_of(now_s), self.cfg.plan_deadline)
+        if isinstance(error, GameplanStale) and now_s < deadline:
+            self.problem_severity = "info"
+            self.ctx.alert("info", "Waiting for today's gameplan",
+                           f"{text}. Strategy C until today's plan is loaded; no valid plan by "
+                           f"{self.cfg.plan_deadline:%H:%M} ET locks C for the day.",
+                           key="gameplan", **fields)
+            return
+        self.problem_severity = "critical"
+        self.ctx.alert("critical", f"Gameplan refused ({error.kind}): Strategy C",
+                       f"{text}. No entries until a valid plan for today is loaded.",
+                       key="gameplan", **fields)
+
+    def _escalate_at_deadline(self, at: float) -> None:
+        day = et_date_of(at)
+        if self.plan is not None or self.deadline_alerted == day:
+            return
+        self.deadline_alerted = day
+        if self.problem_severity == "critical":
+            return                                # already said, loudly
+        self.problem_severity = "critical"
+        self.ctx.alert("critical",
+                       f"No valid gameplan by {self.cfg.plan_deadline:%H:%M} ET: "
+                       "Strategy C for the day",
+                       self.alerted_problem or "no gameplan loaded", key="gameplan")
+
+    # -- inputs ----------------------------------------------------------------------------
+    def apply_vix(self) -> None:
+        """The newest VIX reading, evaluated at its own instant (never later than now)."""
+        reading = self.inbox.vix.value
+        if reading is self.vix_applied:
+            return
+        self.vix_applied = reading
+        self.state.set_vix_reading(reading)
+        now = self.now_s()
+        self.evaluate(now if reading is None else min(epoch_of(reading.ts), now), "vix")
+        self.wake.set()                          # the staleness timer moves
+
+    def apply_governor(self) -> None:
+        active = bool(self.inbox.governor.value)
+        if active == self.governor:
+            return
+        self.governor = active
+        self.ctx.log.warning("weekly drawdown governor %s (ModeGuard)",
+                             "ACTIVE" if active else "released")
+        self.state.set_governor(active)
+        self.evaluate(self.now_s(), "governor")
+
+    async def on_snapshot(self, snap: IndicatorSnapshot) -> EntrySignal | None:
+        end = snap.end_epoch
+        if snap.source == "live":
+            await self._wait_for_vix(end)
+        self.apply_vix()                         # VIX before bars at the same instant
+        if snap.source == "history":
+            return None
+        decision = self.evaluate(min(end, self.now_s()), "bar")
+        if not snap.live or decision.strategy == "C":
+            return None
+        result = evaluate_entry(snap, decision.strategy, self.rules,
+                                session_close_s=self._session_close(snap.session_date),
+                                multiplier=decision.size_multiplier)
+        if isinstance(result, EntrySignal):
+            self._journal_entry(result, decision)
+            return result
+        if isinstance(result, SignalRejected):
+            self._journal_rejected(result, snap)
+        return None
+
+    async def _wait_for_vix(self, end: float) -> None:
+        reading = self.inbox.vix.value
+        if reading is not None and epoch_of(reading.ts) >= end:
+            return
+        deadline = self.ctx.clock.trio_time_at(utc_of(end + self.tuning.vix_align_grace_s))
+        if trio.current_time() >= deadline:
+            return
+        self.counts["vix_waits"] += 1
+        with trio.move_on_at(deadline) as waited:
+            await self.inbox.vix.wait_value(
+                lambda r: r is not None and epoch_of(r.ts) >= end)
+        if waited.cancelled_caught:
+            self.counts["vix_timeouts"] += 1
+
+    def _session_close(self, day: dt.date | None) -> float | None:
+        if day is None:
+            return None
+        if day not in self.closes:
+            session = self.calendar.session(day)
+            self.closes[day] = session.close.timestamp() if session is not None else None
+        return self.closes[day]
+
+    # -- deciding --------------------------------------------------------------------------
+    def evaluate(self, at: float, cause: str) -> StrategyDecision:
+        """The decision at `at` (clamped so instants never go back), persisted, published."""
+        at = max(at, self.last_at)
+        self.last_at = at
+        decision = self.state.evaluate_at(at)
+        if not self._persist():
+            decision = self.state.evaluate_at(at)   # the state was locked for the day
+            self._persist()
+        if decision is not self.decision:
+            self._publish(decision, cause)
+        return decision
+
+    def _persist(self) -> bool:
+        """Save the day's memory if it changed; False if that failed and C was locked."""
+        memory = self.state.memory()
+        if memory is None or memory == self.saved or memory == self.failed:
+            return True
+        try:
+            self.store.save(STATE_NAME, memory.to_dict())
+        except (OSError, ValueError) as exc:
+            first = self.save_error is None
+            self.save_error = str(exc)
+            self.failed = memory                 # tried once; again when it changes
+            if first:
+                self.ctx.alert(
+                    "critical", "Selection state cannot be saved: Strategy C for the day",
+                    f"{self.store.path(STATE_NAME)}: {exc}. A restart could not know today's "
+                    "pivots, lock and VIX gate, so C is locked until midnight ET.",
+                    key="selection-state")
+            if memory.locked_reason is not None:
+                return True                      # already C for the day; retry on change
+            memory.locked_reason = f"selection state cannot be saved ({exc})"
+            self.state = self._new_state(memory)
+            return False
+        self.saved = memory
+        if self.save_error is not None:
+            self.ctx.log.info("selection state saved again after: %s", self.save_error)
+            self.save_error = None
+        return True
+
+    def _publish(self, d: StrategyDecision, cause: str) -> None:
+        shown = self.shown
+        self.decision = self.shown = d
+        self.outbox.decision.set(d)
+        self.ctx.emit(
+            "signal", kind="decision", strategy=d.strategy, symbol=None, direction=None,
+            reasons=list(d.reasons), rule=d.rule, at=d.ts, day=d.day, previous=d.previous,
+            transient=d.transient, pivots=d.pivots, max_pivots=d.max_pivots, locked=d.locked,
+            vix=d.vix, vix_ts=d.vix_ts, vix_gate=d.vix_gate, plan=d.plan_session_id,
+            size_multiplier=d.size_multiplier, cause=cause)
+        self.ctx.log.info("Strategy %s (%s%s) at %s ET: %s", d.strategy, d.rule,
+                          ", locked" if d.locked else "",
+                          d.ts.astimezone(ET).strftime("%Y-%m-%d %H:%M:%S"),
+                          "; ".join(d.reasons))
+        self.ctx.set_note(
+            f"{d.strategy} ({d.rule}{', locked' if d.locked else ''}) pivots "
+            f"{d.pivots}/{d.max_pivots}, plan {d.plan_session_id or 'none'}")
+        if shown is None or shown.strategy != d.strategy:
+            self.ctx.alert("info", f"Strategy {d.strategy} ({_NAMES[d.strategy]})",
+                           "; ".join(d.reasons), key="strategy")
+        if d.locked and (shown is None or not shown.locked or shown.day != d.day):
+            self.ctx.alert("warning", "Strategy C locked for the day", "; ".join(d.reasons),
+                           key=f"lock:{d.day.isoformat()}")
+
+    def _journal_entry(self, e: EntrySignal, d: StrategyDecision) -> None:
+        self.counts["entries"] += 1
+        self.ctx.emit("signal", kind="entry", strategy=e.strategy, symbol=e.symbol,
+                      direction=e.direction, reasons=list(e.reasons), bar_ts=e.bar_ts, at=e.ts,
+                      right=e.right, size_multiplier=e.size_multiplier, close=e.close,
+                      rsi=e.rsi, ema_fast=e.ema_fast, ema_slow=e.ema_slow, vwap=e.vwap,
+                      bb_upper=e.bb_upper, bb_lower=e.bb_lower, rule=d.rule,
+                      plan=d.plan_session_id)
+        self.ctx.log.info("ENTRY %s %s %s (strategy %s, x%.2f): %s", e.symbol, e.direction,
+                          "calls" if e.right == "C" else "puts", e.strategy, e.size_multiplier,
+                          "; ".join(e.reasons))
+
+    def _journal_rejected(self, r: SignalRejected, snap: IndicatorSnapshot) -> None:
+        self.counts["rejected"] += 1
+        self.ctx.emit("signal", kind="rejected", strategy=r.strategy, symbol=r.symbol,
+                      direction=r.direction, reasons=[f"{r.stage}: {r.reason}"],
+                      stage=r.stage, bar_ts=snap.ts, at=r.ts)
+        self.ctx.log.info("setup refused: %s %s %s at %s: %s", r.symbol, r.strategy, r.direction,
+                          r.stage, r.reason)
+
+    # -- time ------------------------------------------------------------------------------
+    def next_timer_s(self, now_s: float) -> float:
+        """The next instant a decision may change without any input: 09:15, the VIX gate,
+        the current VIX reading going stale, midnight ET."""
+        day = et_date_of(now_s)
+        candidates = [et_epoch(day + dt.timedelta(days=1), dt.time(0, 0)),
+                      et_epoch(day, self.cfg.plan_deadline)]
+        gate = self.plan.vix_gate if self.plan is not None else None
+        if gate is not None:
+            candidates.append(et_epoch(day, gate.check_time))
+        if self.vix_applied is not None:
+            candidates.append(epoch_of(self.vix_applied.ts) + self.cfg.vix_max_age_s
+                              + STALE_MARGIN_S)
+        return min((c for c in candidates if c > now_s), default=candidates[0])
+
+    def on_timer(self, at: float) -> None:
+        self.check_plan(evaluate=False)          # a new ET day makes yesterday's plan stale
+        self.evaluate(at, "timer")
+        if at == et_epoch(et_date_of(at), self.cfg.plan_deadline):
+            self._escalate_at_deadline(at)
+
+    def report(self) -> None:
+        self.ctx.node.extra.update(self.counts)
+
+
+# -- the loop -------------------------------------------------------------------------------------
+
+
+async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, tuning: Tuning | None = None, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    await idle(ctx, task_status)
+    sel = _Selector(ctx, inbox, outbox, tuning if tuning is not None else Tuning())
+    sel.start()
+    task_status.started()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_vix, sel)
+        nursery.start_soon(_watch_governor, sel)
+        nursery.start_soon(_poll_plan, sel)
+        nursery.start_soon(_run_timers, sel)
+        async for message in inbox.snapshots:
+            if not isinstance(message, IndicatorSnapshot):
+                ctx.log.warning("not a snapshot on the snapshots channel: %r", message)
+                continue
+            entry = await sel.on_snapshot(message)
+            if entry is not None:
+                await outbox.signals.send(entry)
+            sel.report()
+        nursery.cancel_scope.cancel()            # end of the channel: the program is stopping
+
+
+async def _watch_vix(sel: _Selector) -> None:
+    while True:
+        sel.apply_vix()                          # the value first: a change before the wait
+        await sel.inbox.vix.wait_transition()    # is not lost
+
+
+async def _watch_governor(sel: _Selector) -> None:
+    while True:
+        sel.apply_governor()
+        await sel.inbox.governor.wait_transition()
+
+
+async def _poll_plan(sel: _Selector) -> None:
+    while True:
+        await trio.sleep(sel.tuning.plan_poll_s)
+        sel.check_plan()
+
+
+async def _run_timers(sel: _Selector) -> None:
+    clock = sel.ctx.clock
+    while True:
+        wake = sel.wake = trio.Event()
+        at = sel.next_timer_s(sel.now_s())
+        with trio.move_on_at(clock.trio_time_at(utc_of(at))) as timer:
+            await wake.wait()                    # an input moved a timer: recompute
+        if timer.cancelled_caught:
+            sel.on_timer(at)
+

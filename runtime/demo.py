@@ -73,7 +73,7 @@ async def _demo(settings: Settings, bars: Path | None, speed: float, duration: f
     from tools.fake_gateway import FakeGatewayConfig, open_fake_gateway
 
     today = dt.datetime.now(ET).date()
-    start = demo_start(today)
+    start: dt.datetime | None = demo_start(today)
     if bars is not None:
         start = None              # the simulator picks a day inside the CSV
     log_dir = Path("logs") / "demo"

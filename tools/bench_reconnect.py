@@ -103,7 +103,7 @@ async def _start_watchdog(aio: AsyncioLoop, port: int, marks: Marks) -> Any:
             aio.loop.create_task(resubscribe())
 
         wd.startedEvent += on_started
-        wd.start()
+        wd.start()   # type: ignore[no-untyped-call]
         return wd
 
     return await aio.call(build)

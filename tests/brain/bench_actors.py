@@ -1,0 +1,118 @@
+"""`python -m tests.brain.bench_actors`: per-bar latency through the two brain actors, and the
+live-vs-replay verdict on the 2019 SPY + VIX week.
+
+Latency: the app's brain subtree in process on trio's real clock, the real journal writing to
+a temporary directory. For each 1-minute SPY bar of the week (the VIX reading of its minute
+published first, as usual): a `Bar` into the `bars` channel, then until every task is blocked
+again, i.e. Indicators computed and sent the snapshot, StrategySelector evaluated the
+decision (persisting and journaling it if it changed) and the entry rules (journaling and
+sending any signal). The clock is re-anchored before each bar so the bar has just completed.
+
+Consistency: the week of tests/brain/test_live_matches_replay.py (2019-02-11 as history, the
+12th to the 15th live) on a virtual clock, then tools.consistency on the journal it wrote.
+
+A benchmark, not a test (tools/bench_*.py is where it belongs; it lives here with the tests
+it borrows from). Numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from messages.market import Bar, VixReading
+from tests.brain.conftest import (
+    brain_settings,
+    day_bars,
+    et,
+    open_brain,
+    plan_dict,
+    utc,
+    write_plan,
+)
+from tests.brain.test_live_matches_replay import LIVE_DAYS, play_week, week_plan
+from tests.doctrine.conftest import SPY_2019, VIX_2019, bars_of
+from tools import consistency
+
+DAYS = [dt.date(2019, 2, d) for d in (11, 12, 13, 14, 15)]
+
+
+async def measure_day(root: Path, day: dt.date) -> tuple[list[float], int]:
+    settings = brain_settings(root / day.isoformat())
+    write_plan(settings.gameplan_path, plan_dict(day))
+    spy, vix = day_bars(bars_of(SPY_2019), day), day_bars(bars_of(VIX_2019), day)
+    vix_at = {b[0]: b for b in vix}
+    out: list[float] = []
+    async with open_brain(settings.log_dir.parent, et(day, 9, 29), settings=settings) as brain:
+        brain.journal.remove_tap(brain.events.append)   # the test harness's, not the bot's
+        await trio.testing.wait_all_tasks_blocked()
+        for b in spy:
+            end = dt.datetime.fromtimestamp(b[0] + 60, dt.UTC)
+            brain.clock.follow(end + dt.timedelta(milliseconds=500), tolerance=0.0)
+            v = vix_at.get(b[0])
+            if v is not None:
+                brain.wiring.vix.set(VixReading(value=v[4], ts=end))
+                await trio.testing.wait_all_tasks_blocked()
+            bar = Bar(symbol="SPY", ts=utc(b[0]), open=b[1], high=b[2], low=b[3], close=b[4],
+                      volume=b[5])
+            start = time.perf_counter()
+            await brain.bars.send(bar)
+            await trio.testing.wait_all_tasks_blocked()
+            out.append((time.perf_counter() - start) * 1e6)
+        entries = len(brain.entries)
+    return out, entries
+
+
+async def measure() -> tuple[list[float], int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        latencies: list[float] = []
+        entries = 0
+        for day in DAYS:
+            lat, n = await measure_day(Path(tmp), day)
+            latencies += lat
+            entries += n
+    return latencies, entries
+
+
+async def week_verdict(root: Path) -> list[str]:
+    spy, vix = bars_of(SPY_2019), bars_of(VIX_2019)
+    settings = brain_settings(root)
+    write_plan(settings.gameplan_path, week_plan(LIVE_DAYS[0]))
+    async with open_brain(root, et(LIVE_DAYS[0], 6, 0), settings=settings) as brain:
+        await play_week(brain, settings.gameplan_path, spy, vix)
+    return consistency.compare_logdir(settings.log_dir).summary_lines()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    trio.run(measure)                         # warm caches, the calendar, pydantic
+    lat, entries = trio.run(measure)
+    print(f"bars: {len(lat)} (2019-02-11..15, SPY 1-minute, VIX first); entry signals: "
+          f"{entries}; python {sys.version.split()[0]}\n")
+    print("| Bar in -> Indicators -> snapshot -> StrategySelector -> decision/signal | us |")
+    print("|---|---|")
+    print(f"| p50 | {statistics.median(lat):.0f} |")
+    print(f"| p99 | {percentile(lat, 0.99):.0f} |")
+    print(f"| max | {max(lat):.0f} |\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = trio.run(week_verdict, Path(tmp),
+                         clock=trio.testing.MockClock(autojump_threshold=0))
+    print("live vs replay, 2019 week (vix_ceiling 16.2):")
+    for line in lines:
+        print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
