@@ -171,6 +171,10 @@ class ReplayEngine:
         self._last_close: dict[str, float] = {}
 
     # -- inputs ----------------------------------------------------------------------------------
+    def on_gap(self, symbol: str) -> None:
+        """A marked gap in `symbol`'s bars: the next bar does not continue the last one."""
+        self._ind[symbol].mark_gap()
+
     def on_vix(self, value: float, ts_s: float) -> None:
         """A VIX reading observed at `ts_s` (for a VIX bar: its end)."""
         self._roll(ts_s)

@@ -68,25 +68,29 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
         await mode_guard.run(
             ctx,
             mode_guard.Inbox(signals=p.receiver(w.signals), order_events=p.receiver(w.order_events),
-                             commands=p.receiver(w.commands), link_state=w.link_state),
-            mode_guard.Outbox(orders=p.sender(w.orders), trading=w.trading),
+                             commands=p.receiver(w.commands), link_state=w.link_state,
+                             quotes=w.quotes, gameplan=w.gameplan, decision=w.decision),
+            mode_guard.Outbox(orders=p.sender(w.orders), trading=w.trading, governor=w.governor),
             task_status=ts)
 
     async def start_router(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await order_router.run(
             ctx,
-            order_router.Inbox(orders=p.receiver(w.orders), link_state=w.link_state),
+            order_router.Inbox(orders=p.receiver(w.orders), broker=p.receiver(w.broker_events),
+                               link_state=w.link_state, quotes=w.quotes, gameplan=w.gameplan),
             order_router.Outbox(order_events=p.sender(w.order_events),
-                                link_requests=p.sender(w.link_requests)),
+                                link_requests=p.sender(w.link_requests),
+                                wanted_quotes=w.wanted_quotes),
             task_status=ts)
 
+    # state that outlives the incarnations of the actors using it
+    indicator_memory = indicators.Memory()   # ring buffers: a restarted Indicators re-warms
+
     async def start_indicators(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
-        # the ring buffers outlive every incarnation (a restart re-warms from them); kept in
-        # the program's services until build_tree holds it beside link_memory
-        memory = ctx.services.setdefault("indicators.memory", indicators.Memory())
         await indicators.run(
             ctx, indicators.Inbox(bars=p.receiver(w.bars), gameplan=w.gameplan),
-            indicators.Outbox(snapshots=p.sender(w.snapshots)), memory, task_status=ts)
+            indicators.Outbox(snapshots=p.sender(w.snapshots)), indicator_memory,
+            task_status=ts)
 
     async def start_selector(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await strategy_selector.run(
@@ -96,8 +100,8 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
                                      decision=w.decision),
             ctx.services.get("strategy_selector.tuning"), task_status=ts)
 
-    link_memory = gateway_link.Memory()      # outlives every incarnation of the link subtree
-    feed_memory = bar_feed.Memory()
+    link_memory = gateway_link.Memory()      # outage timing, sessions, client ids, breakers
+    feed_memory = bar_feed.Memory()          # wish list and the cursor of the last bar delivered
     transport: Transport = env.services.get("transport") or IbAsyncTransport(
         env.settings.ibkr_host, env.settings.ibkr_port)
 
@@ -132,7 +136,7 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
         (env.actor("notifier", start_notifier, reads=[w.alerts], stop_grace=10.0),
          env.actor("resource_probe", start_probe),
          env.actor("mode_guard", start_guard, reads=[w.signals, w.order_events, w.commands]),
-         env.actor("order_router", start_router, reads=[w.orders]),
+         env.actor("order_router", start_router, reads=[w.orders, w.broker_events]),
          brain,
          link),
         strategy=Strategy.ONE_FOR_ONE, intensity=ROOT_INTENSITY)

@@ -258,15 +258,6 @@ class ConsistencyResult:
         }
 
 
-class _GapAwareReplay(ReplayEngine):
-    """ReplayEngine plus the live bot's gap marks (BarFeed's `BarGap`): a hole across a session
-    boundary is invisible to the indicators themselves, and the first bar after it must not
-    enter in replay either."""
-
-    def mark_gap(self, symbol: str) -> None:
-        self._ind[symbol].mark_gap()
-
-
 def plan_of_run(run: RunJournal) -> tuple[Gameplan, list[str]]:
     """The first plan the bot accepted, and notes about later plans that differ."""
     if not run.plans:
@@ -330,7 +321,7 @@ def compare_run(run: RunJournal, plan: Gameplan | None = None, *,
     series = [b for s in run.bars.values() for b in s]
     bar_seconds = infer_bar_seconds(sorted(series))
     vix_seconds = infer_bar_seconds(run.vix) if run.vix else None
-    engine = _GapAwareReplay(sorted(run.bars), plan=plan,
+    engine = ReplayEngine(sorted(run.bars), plan=plan,
                              config=ReplayConfig(dry_run=False, bar_seconds=bar_seconds))
 
     result = ConsistencyResult(bars=len(series), live_bars=len(live), vix_bars=len(run.vix),
@@ -344,7 +335,7 @@ def compare_run(run: RunJournal, plan: Gameplan | None = None, *,
             engine.on_vix(b[4], at)
             continue
         if b[0] in run.gaps.get(symbol, ()):
-            engine.mark_gap(symbol)
+            engine.on_gap(symbol)
         record = engine.on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
         if (symbol, b[0]) not in live:
             continue
