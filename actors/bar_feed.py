@@ -41,6 +41,7 @@ from runtime.link_client import (
     RequestTimeout,
 )
 from runtime.market_calendar import get_calendar
+from runtime.supervisor import OperationalFailure
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -75,14 +76,19 @@ class Memory:
 
 
 BAR = dt.timedelta(minutes=1)
-COMPLETE_GRACE = dt.timedelta(seconds=5)   # market time after a bar's end before we close it
+COMPLETE_GRACE = dt.timedelta(seconds=10)  # market time after a bar's end before we close it
+COMPLETE_GRACE_MIN_S = 1.0                 # ...and never less than this in real seconds
 STALE_AFTER = 3 * BAR                      # quiet this long in market hours: resubscribe
+STALE_AFTER_MIN_S = 15.0                   # ...and never less than this in real seconds
+# The Gateway pushes keepUpToDate updates on its own wall-clock cadence (every few seconds),
+# not per simulated minute: on an accelerated clock a market-time deadline alone would close
+# bars before their final update and call healthy streams stale.
 RESUBSCRIBE_LIMIT = 3                      # failed (re)subscriptions in a row before escalating
 RETRY_DELAY = 2.0                          # trio seconds between failed subscriptions
 MAX_QUOTE_LINES = 10                       # option quotes at most (IB market data lines)
 
 
-class FeedStalled(Exception):
+class FeedStalled(OperationalFailure):
     """A stream cannot be (re)subscribed: restart the link subtree for a clean session."""
 
 
@@ -164,13 +170,14 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
             forming = await _advance(ctx, stream, forming, update, outbox, memory,
                                      source_of(forming or update))
         last_heard = trio.current_time()
+        grace = max(clock.to_trio_seconds(COMPLETE_GRACE.total_seconds()), COMPLETE_GRACE_MIN_S)
+        stale = max(clock.to_trio_seconds(STALE_AFTER.total_seconds()), STALE_AFTER_MIN_S)
         while True:
             deadline = math.inf
             if forming is not None:
-                deadline = clock.trio_time_at(forming.ts + BAR + COMPLETE_GRACE)
+                deadline = clock.trio_time_at(forming.ts + BAR) + grace
             if get_calendar().session_at(clock.now_utc()) is not None:
-                deadline = min(deadline, last_heard + clock.to_trio_seconds(
-                    STALE_AFTER.total_seconds()))
+                deadline = min(deadline, last_heard + stale)
             else:
                 deadline = min(deadline, trio.current_time() + clock.to_trio_seconds(60))
             with trio.move_on_at(deadline):
@@ -180,14 +187,14 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
                     forming = await _advance(ctx, stream, forming, update, outbox, memory,
                                              source_of(forming or update))
                 continue
-            if forming is not None and clock.now_utc() >= forming.ts + BAR + COMPLETE_GRACE:
+            if (forming is not None and
+                    trio.current_time() >= clock.trio_time_at(forming.ts + BAR) + grace):
                 await _deliver(ctx, stream, forming, outbox, memory, source_of(forming))
                 forming = None
             elif (get_calendar().session_at(clock.now_utc()) is not None and
-                  trio.current_time() >= last_heard + clock.to_trio_seconds(
-                      STALE_AFTER.total_seconds())):
-                ctx.log.warning("%s: no update for %s of market time: resubscribing",
-                                stream.symbol, STALE_AFTER)
+                  trio.current_time() >= last_heard + stale):
+                ctx.log.warning("%s: no update for %.0f s: resubscribing", stream.symbol,
+                                trio.current_time() - last_heard)
                 ctx.emit("feed_stale", symbol=stream.symbol)
                 return
 

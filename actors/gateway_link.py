@@ -37,7 +37,7 @@ from runtime.link_transport import (
     Subscriptions,
     Transport,
 )
-from runtime.supervisor import ExpectedRestart
+from runtime.supervisor import ExpectedRestart, OperationalFailure
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -78,7 +78,7 @@ CLIENT_ID_SPAN = 5             # 326 rotates through client ids base .. base+4
 EXPECTED_RETRY = 0.25          # restart delay inside the scheduled window
 
 
-class LinkLost(Exception):
+class LinkLost(OperationalFailure):
     """The session ended unexpectedly: a failure for the supervisor (backoff, intensity)."""
 
 

@@ -164,6 +164,16 @@ class ProbeConfig:
                    lag_tick_s=0.0, threaded_disk=False)
 
 
+    @classmethod
+    def accelerated(cls, speed: float) -> ProbeConfig:
+        """For a simulated clock running `speed` times real time (a soak, the demo): report
+        once per simulated minute, but at most once per wall second, so a trading day that
+        lasts a minute of wall time still leaves a resource trend for the stability report."""
+        report = max(1.0, REPORT_EVERY_S / speed)
+        return cls(sample_every_s=max(0.5, min(SAMPLE_EVERY_S, report / 2)),
+                   report_every_s=report)
+
+
 def on_virtual_clock() -> bool:
     """True under trio.testing.MockClock (tests and simulations), where time is not real."""
     return isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
@@ -557,7 +567,8 @@ def _fmt(value: float | None, unit: str) -> str:
 async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     config: ProbeConfig = ctx.services.get(CONFIG_SERVICE) or (
-        ProbeConfig.virtual() if on_virtual_clock() else ProbeConfig())
+        ProbeConfig.virtual() if on_virtual_clock() else
+        ProbeConfig.accelerated(ctx.clock.speed) if ctx.clock.speed > 1 else ProbeConfig())
     sampler = ctx.services.get(SAMPLER_SERVICE) or PsutilSampler(
         ctx.settings.log_dir, threaded_disk=config.threaded_disk)
     await Probe(ctx, sampler, config).run(task_status)

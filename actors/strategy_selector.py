@@ -88,6 +88,12 @@ BarFeed closes a bar at the latest 5 s after its end (COMPLETE_GRACE), so the VI
 minute is there by then; 2 s more for a busy event loop. A VIX minute that is missing in the
 feed (the index skips minutes) costs that bar this wait, nothing else."""
 
+VIX_ALIGN_MIN_WAIT_S = 1.0
+"""...and at least this many real seconds from the bar's arrival. The Gateway pushes bar
+updates on its own wall-clock cadence, so on an accelerated clock (a soak) a market-time
+deadline alone has passed before the bar even arrives, and the bar would be judged with the
+previous minute's VIX: live decisions would drift from the replay's."""
+
 STATE_NAME = "selection"
 """STATE_DIR/selection.json: the day's SelectionMemory."""
 
@@ -339,9 +345,8 @@ class _Selector:
         reading = self.inbox.vix.value
         if reading is not None and epoch_of(reading.ts) >= end:
             return
-        deadline = self.ctx.clock.trio_time_at(utc_of(end + self.tuning.vix_align_grace_s))
-        if trio.current_time() >= deadline:
-            return
+        deadline = max(self.ctx.clock.trio_time_at(utc_of(end + self.tuning.vix_align_grace_s)),
+                       trio.current_time() + VIX_ALIGN_MIN_WAIT_S)
         self.counts["vix_waits"] += 1
         with trio.move_on_at(deadline) as waited:
             await self.inbox.vix.wait_value(

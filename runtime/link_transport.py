@@ -22,6 +22,7 @@ from messages.link import GatewayNotice
 from runtime.breaker import Breaker, BreakerOpen
 from runtime.clock import Clock
 from runtime.logs import Journal
+from runtime.supervisor import OperationalFailure
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ Subscriptions = dict[int, Callable[[], None]]
 """subscription id -> function that cancels it at the Gateway."""
 
 
-class ConnectFailed(RuntimeError):
+class ConnectFailed(OperationalFailure):
     """The Gateway did not give us an API session. `kind` says how it refused."""
 
     def __init__(self, kind: str, detail: str) -> None:

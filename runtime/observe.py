@@ -43,14 +43,15 @@ class TreeObserver(SupervisionHooks):
     def child_failed(self, exit: ChildExit) -> None:
         if not exit.expected:
             self.journal.emit("actor_failed", exit.node.path, incarnation=exit.incarnation,
-                              reason=exit.reason)
+                              reason=exit.reason, operational=exit.operational)
 
     def restarted(self, supervisor: TreeNode, nodes: Sequence[TreeNode], reason: str,
-                  expected: bool) -> None:
+                  expected: bool, operational: bool = False) -> None:
         for node in nodes:
             self.journal.emit("actor_restart", node.path, path=node.path,
-                              incarnation=node.incarnation, reason=reason, expected=expected)
-        log.log(logging.INFO if expected else logging.WARNING,
+                              incarnation=node.incarnation, reason=reason, expected=expected,
+                              operational=operational)
+        log.log(logging.INFO if expected or operational else logging.WARNING,
                 "restarted %s (%s)", ", ".join(n.path for n in nodes), reason)
         self.dump("restart")
 

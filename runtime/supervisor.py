@@ -65,6 +65,12 @@ class ExpectedRestart(Exception):
         self.delay = delay
 
 
+class OperationalFailure(Exception):
+    """A failure of the world, not of the code: the Gateway closed the connection, a feed
+    cannot be resubscribed. Restarted and counted like any failure, but logged as a warning
+    without a traceback (the actor has already said what happened in the operator's terms)."""
+
+
 class SupervisorGaveUp(Exception):
     """A supervisor exceeded its restart intensity and escalates to its parent."""
 
@@ -165,6 +171,7 @@ class ChildExit:
     error: BaseException | None
     expected: bool
     reason: str
+    operational: bool = False
 
 
 class SupervisionHooks:
@@ -174,7 +181,7 @@ class SupervisionHooks:
         """A child ended with an error (or an expected restart)."""
 
     def restarted(self, supervisor: TreeNode, nodes: Sequence[TreeNode], reason: str,
-                  expected: bool) -> None:
+                  expected: bool, operational: bool = False) -> None:
         """Children were restarted and are running again."""
 
     def exhausted(self, supervisor: TreeNode, reason: str, escalating: bool) -> None:
@@ -202,6 +209,11 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 class _Fatal(Exception):
     """Marker: a KeyboardInterrupt/SystemExit inside a child must not be swallowed."""
+
+
+def is_operational(exc: BaseException) -> bool:
+    """Every leaf is an OperationalFailure or an ExpectedRestart (no bug involved)."""
+    return all(isinstance(e, OperationalFailure | ExpectedRestart) for e in _leaves(exc))
 
 
 def _classify(exc: BaseException) -> tuple[BaseException | None, bool, float | None]:
@@ -392,13 +404,17 @@ class Supervisor:
             assert ex.error is not None
             reason = describe_error(ex.error)
             c.node.last_error = reason
+            operational = is_operational(ex.error)
             if ex.expected:
                 self._log.info("%s ended for an expected restart: %s", c.node.name, reason)
+            elif operational:
+                self._log.warning("%s ended (incarnation %d): %s", c.node.name, ex.incarnation,
+                                  reason)
             else:
                 self._log.error("%s failed (incarnation %d): %s\n%s", c.node.name,
                                 ex.incarnation, reason, _format_tb(ex.error))
             self.hooks.child_failed(ChildExit(c.node, ex.incarnation, ex.error, ex.expected,
-                                              reason))
+                                              reason, operational))
         else:
             reason = "exited"
             self._log.info("%s returned (incarnation %d)", c.node.name, ex.incarnation)
@@ -448,7 +464,8 @@ class Supervisor:
             self._children[j].node.restarts += 1
         await self._start_range(targets)
         self.hooks.restarted(self.node, [self._children[j].node for j in targets],
-                             f"{c.node.name}: {reason}", ex.expected)
+                             f"{c.node.name}: {reason}", ex.expected,
+                             ex.error is not None and is_operational(ex.error))
 
     async def _exhausted(self, reason: str) -> None:
         escalate = self.spec.when_exhausted is WhenExhausted.ESCALATE

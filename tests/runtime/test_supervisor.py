@@ -96,7 +96,7 @@ class RecordingHooks(SupervisionHooks):
         self.failed.append(exit)
 
     def restarted(self, supervisor: TreeNode, nodes: Sequence[TreeNode], reason: str,
-                  expected: bool) -> None:
+                  expected: bool, operational: bool = False) -> None:
         self.restarts.append((supervisor.path, [n.name for n in nodes], expected))
 
     def exhausted(self, supervisor: TreeNode, reason: str, escalating: bool) -> None:

@@ -170,6 +170,23 @@ def test_repeated_unexpected_actor_restarts_fail_criterion_6_but_are_not_crashes
     assert kinds == {"actor_restart", "log"}  # the restart and its ERROR line
 
 
+def test_gateway_drops_handled_by_the_supervisor_are_not_error_patterns(
+        tmp_path: Path) -> None:
+    report, _ = make(tmp_path, gateway_drop_days=(MON, TUE, WED))
+    assert criteria(report)[6] is True
+    assert not [p for p in report.patterns if p.kind == "actor_restart"]
+
+
+def test_an_accelerated_run_is_judged_on_cpu_per_simulated_second(tmp_path: Path) -> None:
+    busy = make(tmp_path / "real", cpu_base_pct=7.0, days=2)[0]
+    soak = make(tmp_path / "soak", cpu_base_pct=7.0, days=2, sim_speed=1000.0)[0]
+    assert criteria(busy)[5] is False
+    assert criteria(soak)[5] is True
+    assert soak.cpu_avg is not None and soak.cpu_avg < 0.01
+    assert any("per simulated second" in line for c in soak.criteria if c.number == 5
+               for line in c.evidence)
+
+
 def test_an_rss_leak_is_no_go(tmp_path: Path) -> None:
     report, _ = make(tmp_path, rss_leak_mb_per_hour=5.0, days=3)
     assert criteria(report) == {1: True, 2: True, 3: True, 4: True, 5: False, 6: True}

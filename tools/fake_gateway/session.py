@@ -61,7 +61,12 @@ log = logging.getLogger("tools.fake_gateway.session")
 MIN_SERVER_VERSION = 157
 MAX_SERVER_VERSION = 178
 OUTBOX_LIMIT = 50_000              # queued messages before a non-reading client is dropped
-POLL_INTERVAL = 0.25               # wall seconds between stream polls
+POLL_INTERVAL = 0.25               # wall seconds between stream polls...
+POLL_MAX_SIM_SECONDS = 5.0         # ...but at most 5 simulated seconds apart, as IB pushes
+POLL_MIN_INTERVAL = 0.01           # ...and never more often than every 10 ms of wall time
+# On an accelerated clock a wall-time cadence alone delivers bars in batches minutes late
+# (4 simulated minutes at 1000x), which no real Gateway does: a consumer would see its VIX go
+# stale and its bars arrive in bursts.
 MAX_TICKERS = 100                  # IB's default market data lines
 MAX_OPEN_HISTORICAL = 50           # simultaneous keepUpToDate streams (IB: 322 beyond)
 CURRENT_TIME_MIN_INTERVAL = 0.5    # wall s: TWS ignores a reqCurrentTime repeated within ~1 s
@@ -521,11 +526,13 @@ class ClientSession:
         if self.gw.calendar.session_at(now) is None:
             nxt = self.gw.calendar.next_session_after(now)
             return clock.trio_time_at(nxt.open)
+        interval = min(POLL_INTERVAL, max(POLL_MIN_INTERVAL,
+                                          clock.to_trio_seconds(POLL_MAX_SIM_SECONDS)))
         minute = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
         boundary = clock.trio_time_at(minute) + 0.001
-        if 0.1 <= boundary - t <= POLL_INTERVAL:
+        if 0.1 <= boundary - t <= interval:
             return boundary
-        return t + POLL_INTERVAL
+        return t + interval
 
     # -- orders -----------------------------------------------------------------------------
     @property
