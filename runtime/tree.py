@@ -112,28 +112,28 @@ def _fmt_uptime(seconds: float) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
+def render_snapshot(snapshot: dict[str, Any], depth: int = 0) -> list[str]:
+    """The indented block, one line per node, from a `snapshot()` (or `/tree` JSON)."""
+    parts = [f"{'  ' * depth}{snapshot.get('name', '?')} [{snapshot.get('state', '?')}]"]
+    if snapshot.get("strategy"):
+        parts.append(str(snapshot["strategy"]))
+    parts.append(f"inc={snapshot.get('incarnation', 0)} restarts={snapshot.get('restarts', 0)} "
+                 f"up={_fmt_uptime(float(snapshot.get('uptime_s') or 0.0))}")
+    channels = snapshot.get("channels") or {}
+    if channels:
+        parts.append(" ".join(f"{k}={v}" for k, v in sorted(channels.items())))
+    if snapshot.get("note"):
+        parts.append(f"({snapshot['note']})")
+    error = snapshot.get("last_error")
+    if error:
+        error = error if len(error) <= 120 else error[:117] + "..."
+        parts.append(f"last_error={error!r}")
+    lines = [" ".join(parts)]
+    for child in snapshot.get("children") or []:
+        lines += render_snapshot(child, depth + 1)
+    return lines
+
+
 def render_tree(node: TreeNode, now: float | None = None) -> list[str]:
     """The indented block for the human log, one line per node."""
-    if now is None:
-        now = trio.current_time()
-    lines: list[str] = []
-
-    def visit(n: TreeNode, depth: int) -> None:
-        parts = [f"{'  ' * depth}{n.name} [{n.state}]"]
-        if n.strategy:
-            parts.append(n.strategy)
-        parts.append(f"inc={n.incarnation} restarts={n.restarts} up={_fmt_uptime(n.uptime(now))}")
-        depths = n.channel_depths()
-        if depths:
-            parts.append(" ".join(f"{k}={v}" for k, v in sorted(depths.items())))
-        if n.note:
-            parts.append(f"({n.note})")
-        if n.last_error:
-            err = n.last_error if len(n.last_error) <= 120 else n.last_error[:117] + "..."
-            parts.append(f"last_error={err!r}")
-        lines.append(" ".join(parts))
-        for c in n.children:
-            visit(c, depth + 1)
-
-    visit(node, 0)
-    return lines
+    return render_snapshot(node.snapshot(now))

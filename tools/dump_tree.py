@@ -19,12 +19,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from config.settings import SettingsError, load_settings
 from runtime.health import HOST, port_file
+from runtime.tree import render_snapshot
 
 EXIT_OK = 0
 EXIT_NO_ANSWER = 1
@@ -53,35 +53,6 @@ def _port(args: argparse.Namespace) -> int:
                      "this STATE_DIR? (or pass --port)") from None
     except (OSError, ValueError) as exc:
         raise _Usage(f"cannot read the port from {path}: {exc}") from None
-
-
-def render(node: dict[str, Any], depth: int = 0) -> list[str]:
-    """The tree as the log shows it: one line per node, children indented."""
-    parts = [f"{'  ' * depth}{node.get('name', '?')} [{node.get('state', '?')}]"]
-    if node.get("strategy"):
-        parts.append(str(node["strategy"]))
-    parts.append(f"inc={node.get('incarnation', 0)} restarts={node.get('restarts', 0)} "
-                 f"up={_uptime(float(node.get('uptime_s') or 0.0))}")
-    channels = node.get("channels") or {}
-    if channels:
-        parts.append(" ".join(f"{k}={v}" for k, v in sorted(channels.items())))
-    if node.get("note"):
-        parts.append(f"({node['note']})")
-    if node.get("last_error"):
-        parts.append(f"last_error={node['last_error']!r}")
-    lines = [" ".join(parts)]
-    for child in node.get("children") or []:
-        lines += render(child, depth + 1)
-    return lines
-
-
-def _uptime(seconds: float) -> str:
-    s = int(seconds)
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}m"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(tree, indent=2))
     else:
-        print("\n".join(render(tree)))
+        print("\n".join(render_snapshot(tree)))
     return EXIT_OK
 
 
