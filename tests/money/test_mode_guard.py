@@ -1,0 +1,513 @@
+"""ModeGuard alone, on trio's virtual clock: interlocks, limits, kill switch, persistence."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import trio
+
+from actors import mode_guard
+from messages.base import Message
+from messages.brain import EntrySignal
+from messages.control import OperatorCommand, TradingState
+from messages.orders import (
+    AccountReport,
+    CancelEntries,
+    EntryIntent,
+    EntryRefused,
+    ExitIntent,
+    FillReport,
+    IntentUpdate,
+    PositionsReport,
+    PositionView,
+    RouterStatus,
+    SessionVerdict,
+)
+from runtime.market_calendar import ET
+
+from .conftest import SPY_CALL, Actors, context, drain, open_actor_env
+
+M = TypeVar("M", bound=Message)
+PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op"}
+LIVE = {"DRY_RUN": "false", "PAPER_TRADING": "false", "OPERATOR_ID": "op",
+        "LIVE_TRADING_ACK": "I-UNDERSTAND-THIS-TRADES-REAL-MONEY"}
+
+
+@dataclass
+class Guarded:
+    a: Actors
+    orders: trio.MemoryReceiveChannel[Message]
+    events: trio.MemorySendChannel[Message]
+    signals: trio.MemorySendChannel[Message]
+    commands: trio.MemorySendChannel[OperatorCommand]
+    seen: list[Message]
+
+    @property
+    def state(self) -> TradingState:
+        return self.a.wiring.trading.value.state
+
+    async def sent(self) -> list[Message]:
+        self.seen += await drain(self.orders)
+        return self.seen
+
+    async def of(self, kind: type[M]) -> list[M]:
+        return [m for m in await self.sent() if isinstance(m, kind)]
+
+    async def router_ready(self, session: int = 1, *, equity: float | None = 10_000.0,
+                           positions: tuple[PositionView, ...] = ()) -> None:
+        now = self.a.env.clock.now_utc()
+        await self.events.send(RouterStatus(ts=now, session_id=session, reconciled=True))
+        await self.events.send(PositionsReport(ts=now, positions=positions))
+        if equity is not None:
+            await self.events.send(AccountReport(ts=now, session_id=session,
+                                                 net_liquidation=equity))
+
+    async def wait_state(self, state: TradingState, timeout: float = 30.0) -> None:
+        with trio.fail_after(timeout):
+            await self.a.wiring.trading.wait_value(lambda s: s.state is state)
+
+    def signal(self, symbol: str = "SPY") -> EntrySignal:
+        now = self.a.env.clock.now_utc()
+        return EntrySignal(ts=now, bar_ts=now - dt.timedelta(minutes=1), symbol=symbol,
+                           strategy="A", direction="bullish", right="C", reasons=("test",),
+                           size_multiplier=1.0, close=545.0)
+
+
+@asynccontextmanager
+async def open_guard(a: Actors, incarnation: int = 1) -> AsyncIterator[Guarded]:
+    w = a.wiring
+    inbox = mode_guard.Inbox(signals=w.signals.clone_receiver(),
+                             order_events=w.order_events.clone_receiver(),
+                             commands=w.commands.clone_receiver(), link_state=w.link_state,
+                             quotes=w.quotes, gameplan=w.gameplan, decision=w.decision)
+    outbox = mode_guard.Outbox(orders=w.orders.clone_sender(), trading=w.trading,
+                               governor=w.governor)
+    g = Guarded(a=a, orders=w.orders.clone_receiver(), events=w.order_events.clone_sender(),
+                signals=w.signals.clone_sender(), commands=w.commands.clone_sender(), seen=[])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(mode_guard.run, context(a, "mode_guard", incarnation), inbox,
+                            outbox)
+        yield g
+        nursery.cancel_scope.cancel()
+
+
+def position(contracts: int = 2, premium: float = 2.00, *, protected: bool = False,
+             opened: dt.date = dt.date(2024, 7, 1),
+             entry: dt.datetime = dt.datetime(2024, 7, 1, 10, 55, tzinfo=ET)) -> PositionView:
+    return PositionView(option_key=SPY_CALL.key, option=SPY_CALL, contracts=contracts,
+                        entry_premium=premium, entry_ts=entry, opened_day=opened,
+                        strategy="A", protected=protected)
+
+
+# -- the mode interlock ---------------------------------------------------------------------------
+
+
+async def test_a_live_account_in_paper_mode_halts_with_a_fault_and_approves_nothing(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1, ("U1234567",))
+        await g.router_ready()
+        await g.wait_state(TradingState.HALTED)
+        await trio.sleep(2)
+        status = a.wiring.trading.value
+        assert status.fault and "mode mismatch" in status.reasons[0]
+        verdicts = await g.of(SessionVerdict)
+        assert verdicts and verdicts[-1].ok is False            # the router may not write
+        assert await g.of(CancelEntries)
+        assert any(al.severity == "critical" and "MODE MISMATCH" in al.title
+                   for al in a.all_alerts())
+        await g.signals.send(g.signal())
+        await trio.sleep(1)
+        assert await g.of(EntryIntent) == []
+        assert "mode mismatch" in (await g.of(EntryRefused))[0].reason
+        # stays halted while the link is down; a matching session clears it
+        a.link_down()
+        await trio.sleep(3)
+        assert g.state is TradingState.HALTED
+        a.link_up(2, ("DU1234567",))
+        await g.router_ready(2)
+        await g.wait_state(TradingState.ACTIVE)
+        assert a.journal("resume")
+        a.link_down()                                   # the old mismatch is history now
+        await g.wait_state(TradingState.REDUCING)
+        await trio.sleep(3)
+        assert a.wiring.trading.value.reasons == ("Gateway link down",)
+
+
+@pytest.mark.parametrize(("env", "accounts", "readonly", "words"), [
+    (LIVE, ("DU1234567",), False, "refuses paper accounts"),
+    (LIVE, ("U1234567", "DU7654321"), False, "refuses paper accounts"),
+    (PAPER, ("DU1", "U2"), False, "looks LIVE"),
+    (PAPER, (), False, "account type unknown"),
+    (PAPER, ("DU1234567",), True, "read-write"),
+    ({}, ("DU1234567",), False, "read-only"),                 # DRY_RUN on a trading session
+])
+async def test_every_mode_mismatch_halts(tmp_path: Path, autojump_clock: trio.testing.MockClock,
+                                        env: dict[str, str], accounts: tuple[str, ...],
+                                        readonly: bool, words: str) -> None:
+    async with open_actor_env(tmp_path, env=env) as a, open_guard(a) as g:
+        a.link_up(1, accounts, readonly=readonly)
+        await g.router_ready()
+        await g.wait_state(TradingState.HALTED)
+        assert words in a.wiring.trading.value.reasons[0]
+        assert a.journal("mode_check")[-1]["ok"] is False
+
+
+async def test_live_mode_accepts_a_live_account_and_dry_run_a_read_only_session(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path / "live", env=LIVE) as a, open_guard(a) as g:
+        a.link_up(1, ("U1234567",))
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+    async with open_actor_env(tmp_path / "dry") as a, open_guard(a) as g:
+        a.link_up(1, ("DU1234567",), readonly=True)
+        await g.router_ready(equity=None)                   # dry run: equity is simulated
+        await g.wait_state(TradingState.ACTIVE)
+
+
+# -- trading state --------------------------------------------------------------------------------
+
+
+async def test_reducing_while_the_link_is_down_or_not_reconciled(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        await trio.sleep(2)
+        assert g.state is TradingState.REDUCING
+        assert "Gateway link down" in a.wiring.trading.value.reasons
+        a.link_up(1)
+        await trio.sleep(2)
+        assert "orders not yet reconciled" in a.wiring.trading.value.reasons
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+        a.link_down()
+        await g.wait_state(TradingState.REDUCING)
+        assert a.journal("halt") == []           # REDUCING is no halt
+
+
+async def test_reducing_inside_the_scheduled_gateway_restart_window(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    start = dt.datetime(2024, 7, 1, 16, 25, tzinfo=ET)
+    async with open_actor_env(tmp_path, start=start, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+        await trio.sleep(5 * 60)                         # 16:30 ET minus a minute
+        assert g.state is TradingState.REDUCING
+        assert "scheduled Gateway restart window" in a.wiring.trading.value.reasons
+
+
+async def test_an_approved_entry_carries_the_equity_budget_and_a_deadline(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env={**PAPER, "MAX_POSITION_PCT": "0.15"}) as a, \
+            open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready(equity=12_345.0)
+        await g.wait_state(TradingState.ACTIVE)
+        sig = g.signal()
+        await g.signals.send(sig)
+        await trio.sleep(1)
+        intent = (await g.of(EntryIntent))[0]
+        assert isinstance(intent, EntryIntent)
+        assert intent.budget.equity == 12_345.0
+        assert intent.budget.account_max_position_pct == 0.15
+        assert intent.deadline > intent.ts and intent.signal == sig
+
+
+async def test_unknown_equity_means_no_entries(tmp_path: Path,
+                                               autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready(equity=None)
+        await trio.sleep(2)
+        assert g.state is TradingState.REDUCING
+        assert "account equity unknown" in a.wiring.trading.value.reasons
+        await g.signals.send(g.signal())
+        await trio.sleep(1)
+        assert await g.of(EntryIntent) == []
+        assert await g.of(EntryRefused)
+
+
+# -- daily loss -----------------------------------------------------------------------------------
+
+
+async def test_daily_loss_breach_flattens_and_halts_within_one_bar_and_after_a_restart(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    pos = position(contracts=1, premium=2.00)
+    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "600"}) as a:
+        async with open_guard(a) as g:
+            a.link_up(1, readonly=True)
+            a.quote(SPY_CALL, 1.95, 2.00)
+            await g.router_ready(positions=(pos,), equity=None)
+            await g.wait_state(TradingState.ACTIVE)
+            a.quote(SPY_CALL, 1.35, 1.40)            # -65 USD at the bid: limit is 60
+            breached_at = a.env.clock.now_utc()
+            await g.wait_state(TradingState.HALTED, timeout=60)
+            halted_after = (a.env.clock.now_utc() - breached_at).total_seconds()
+            assert halted_after <= 60                     # within one bar
+            exits = await g.of(ExitIntent)
+            assert [(e.option_key, e.reason, e.urgent) for e in exits] == [
+                (SPY_CALL.key, "daily_loss", True)]
+            assert any(isinstance(m, CancelEntries) for m in await g.sent())
+            halt = a.journal("halt")[-1]
+            assert "daily loss" in halt["reason"] and halt["fault"] is False
+            await g.signals.send(g.signal("QQQ"))
+            await trio.sleep(1)
+            assert await g.of(EntryIntent) == []
+        # a restart the same day is still halted for the day
+        async with open_guard(a, incarnation=2) as g2:
+            await g2.router_ready(positions=(), equity=None)
+            await trio.sleep(2)
+            assert g2.state is TradingState.HALTED
+            assert "halted for the day" in a.wiring.trading.value.reasons[0]
+
+
+async def test_realised_losses_from_fills_count_against_the_limit(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "600"}) as a, \
+            open_guard(a) as g:
+        a.link_up(1, readonly=True)
+        await g.router_ready(equity=None)
+        await g.wait_state(TradingState.ACTIVE)
+        now = a.env.clock.now_utc()
+        for n, (side, pnl) in enumerate([("BUY", -1.0), ("SELL", -59.5)]):
+            await g.events.send(FillReport(
+                ts=now, exec_id=f"x{n}", order_ref=f"r{n}", intent_id="E1",
+                option_key=SPY_CALL.key, side=side, contracts=1, price=2.0,
+                commission=1.0, realized_pnl=pnl, opening=side == "BUY", mode="DRY_RUN"))
+        await g.wait_state(TradingState.HALTED, timeout=5)
+        assert "daily loss -60.50" in a.wiring.trading.value.reasons[0]
+
+
+# -- PDT ------------------------------------------------------------------------------------------
+
+
+async def test_pdt_limit_reached_refuses_the_next_entry(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "100000"}) as a, \
+            open_guard(a) as g:
+        a.link_up(1, readonly=True)
+        await g.router_ready(equity=None)
+        await g.wait_state(TradingState.ACTIVE)
+        now = a.env.clock.now_utc()
+        for i in range(3):
+            for side in ("BUY", "SELL"):
+                await g.events.send(FillReport(
+                    ts=now, exec_id=f"x{i}{side}", order_ref=f"E{i}" + ("/x" if side == "SELL"
+                                                                         else ""),
+                    intent_id=f"E{i}", option_key=SPY_CALL.key, side=side,
+                    contracts=1, price=2.0, commission=0.65, realized_pnl=-0.65,
+                    opening=side == "BUY", mode="DRY_RUN", position_opened=now.date()))
+        await trio.sleep(1)
+        assert len(a.journal("day_trade")) == 3
+        await g.signals.send(g.signal())
+        await trio.sleep(1)
+        assert await g.of(EntryIntent) == []
+        refused = await g.of(EntryRefused)
+        assert "PDT" in refused[0].reason
+
+
+async def test_pdt_disabled_does_not_count(tmp_path: Path,
+                                           autojump_clock: trio.testing.MockClock) -> None:
+    env = {"STARTING_EQUITY_USD": "100000", "PDT_ENABLED": "false"}
+    async with open_actor_env(tmp_path, env=env) as a, open_guard(a) as g:
+        a.link_up(1, readonly=True)
+        await g.router_ready(equity=None)
+        await g.wait_state(TradingState.ACTIVE)
+        await g.signals.send(g.signal())
+        await trio.sleep(1)
+        assert await g.of(EntryIntent)
+
+
+# -- kill switch ----------------------------------------------------------------------------------
+
+
+async def test_kill_switch_file_cancels_entries_flattens_and_halts(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        a.quote(SPY_CALL, 2.00, 2.05)
+        await g.router_ready(positions=(position(),))
+        await g.wait_state(TradingState.ACTIVE)
+        kill = a.env.settings.state_dir / "KILL_SWITCH"
+        kill.parent.mkdir(parents=True, exist_ok=True)
+        kill.write_text("stop\n")
+        await g.wait_state(TradingState.HALTED, timeout=5)
+        assert a.journal("kill_switch") == [{**a.journal("kill_switch")[0], "source": "file",
+                                             "engaged": True}]
+        sent = await g.sent()
+        assert any(isinstance(m, CancelEntries) for m in sent)
+        exits = [m for m in sent if isinstance(m, ExitIntent)]
+        assert [(e.reason, e.urgent) for e in exits] == [("kill_switch", True)]
+        assert a.wiring.trading.value.fault is False          # an operator action, no fault
+        kill.unlink()
+        await g.wait_state(TradingState.ACTIVE, timeout=5)
+        assert [e["engaged"] for e in a.journal("kill_switch")] == [True, False]
+
+
+async def test_kill_switch_command_writes_the_file_so_both_agree(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+        kill = a.env.settings.state_dir / "KILL_SWITCH"
+        now = a.env.clock.now_utc()
+        await g.commands.send(OperatorCommand(kind="kill_switch_on", source="http", ts=now))
+        await g.wait_state(TradingState.HALTED, timeout=5)
+        assert kill.exists()
+        await trio.sleep(3)                               # the file poll agrees: no flapping
+        assert g.state is TradingState.HALTED
+        assert a.journal("kill_switch") == []             # health journals the http action
+        await g.commands.send(OperatorCommand(kind="kill_switch_off", source="http", ts=now))
+        await g.wait_state(TradingState.ACTIVE, timeout=5)
+        assert not kill.exists()
+
+
+async def test_kill_switch_survives_a_restart(tmp_path: Path,
+                                              autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a:
+        async with open_guard(a) as g:
+            await g.commands.send(OperatorCommand(kind="kill_switch_on", source="http",
+                                                  ts=a.env.clock.now_utc()))
+            await g.wait_state(TradingState.HALTED, timeout=5)
+        async with open_guard(a, incarnation=2) as g2:
+            a.link_up(1)
+            await g2.router_ready()
+            await trio.sleep(2)
+            assert g2.state is TradingState.HALTED
+            assert "kill switch engaged" in a.wiring.trading.value.reasons
+
+
+# -- persistence ----------------------------------------------------------------------------------
+
+
+async def test_an_unreadable_risk_state_halts_and_is_left_for_the_operator(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a:
+        path = a.env.settings.state_dir / "risk.json"
+        path.parent.mkdir(parents=True)
+        path.write_text("{not json")
+        async with open_guard(a) as g:
+            a.link_up(1)
+            await g.router_ready()
+            await trio.sleep(3)
+            status = a.wiring.trading.value
+            assert status.state is TradingState.HALTED and status.fault
+            assert "risk state unreadable" in status.reasons
+            assert any(al.severity == "critical" for al in a.all_alerts())
+            await g.signals.send(g.signal())
+            await trio.sleep(1)
+            assert await g.of(EntryIntent) == []
+        assert path.read_text() == "{not json"
+
+
+async def test_risk_numbers_survive_a_restart(tmp_path: Path,
+                                              autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "1000"}) as a:
+        async with open_guard(a) as g:
+            a.link_up(1, readonly=True)
+            await g.router_ready(equity=None)
+            now = a.env.clock.now_utc()
+            for n, (side, pnl) in enumerate([("BUY", -1.0), ("SELL", 24.0)]):
+                await g.events.send(FillReport(
+                    ts=now, exec_id=f"x{n}", order_ref=f"r{n}", intent_id="E1",
+                    option_key=SPY_CALL.key, side=side, contracts=1, price=2.0,
+                    commission=1.0, realized_pnl=pnl, opening=side == "BUY", mode="DRY_RUN",
+                    position_opened=now.date()))
+            await trio.sleep(1)
+        saved = json.loads((a.env.settings.state_dir / "risk.json").read_text())["state"]
+        assert saved["realized_today"] == 23.0 and saved["dry_run_realized_total"] == 23.0
+        assert len(saved["day_trades"]) == 1
+        async with open_guard(a, incarnation=2) as g2:
+            a.link_up(2, readonly=True)
+            await g2.router_ready(2, equity=None)
+            await trio.sleep(1)
+            # the same numbers: dry-run equity includes the realised 23 USD
+            await g2.signals.send(g2.signal())
+            await trio.sleep(1)
+            intent = (await g2.of(EntryIntent))[0]
+            assert intent.budget.equity == 1023.0
+        again = json.loads((a.env.settings.state_dir / "risk.json").read_text())["state"]
+        assert again["day_trades"] == saved["day_trades"]
+
+
+# -- exits ----------------------------------------------------------------------------------------
+
+
+async def test_exits_run_on_the_option_premium_and_leave_tp_sl_to_the_bracket_first(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        a.quote(SPY_CALL, 2.00, 2.05)
+        await g.router_ready(positions=(position(premium=2.00, protected=True),))
+        await g.wait_state(TradingState.ACTIVE)
+        a.quote(SPY_CALL, 2.31, 2.35)                  # +15.5 % at the bid: take profit
+        await trio.sleep(30)
+        assert await g.of(ExitIntent) == []            # the native TP LMT works it
+        await trio.sleep(120)
+        exits = await g.of(ExitIntent)
+        assert [e.reason for e in exits] == ["take_profit"]
+
+
+async def test_an_unprotected_position_exits_at_once_and_once(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        a.quote(SPY_CALL, 2.00, 2.05)
+        await g.router_ready(positions=(position(premium=2.00),))
+        await g.wait_state(TradingState.ACTIVE)
+        a.quote(SPY_CALL, 1.10, 1.15)                  # -45 %: the emergency stop
+        await trio.sleep(10)
+        exits = await g.of(ExitIntent)
+        assert [(e.reason, e.urgent) for e in exits] == [("emergency_stop", True)]
+        exit_id = exits[0].intent_id
+        # the exit ends without the position going flat (merged, say): it is sent again
+        await g.events.send(IntentUpdate(ts=a.env.clock.now_utc(), intent_id=exit_id,
+                                         kind="exit", state="cancelled",
+                                         option_key=SPY_CALL.key))
+        await trio.sleep(3)
+        assert len(await g.of(ExitIntent)) == 2
+
+
+async def test_session_end_closes_everything_before_the_bell(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    start = dt.datetime(2024, 7, 1, 15, 50, tzinfo=ET)
+    async with open_actor_env(tmp_path, start=start, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        a.quote(SPY_CALL, 2.00, 2.05)
+        entry = dt.datetime(2024, 7, 1, 15, 30, tzinfo=ET)
+        await g.router_ready(positions=(position(protected=True, entry=entry),))
+        await g.wait_state(TradingState.ACTIVE)
+        await trio.sleep(30)
+        assert await g.of(ExitIntent) == []
+        await trio.sleep(6 * 60)
+        exits = await g.of(ExitIntent)
+        assert [e.reason for e in exits] == ["session_end"]
+
+
+# -- the day's summary ----------------------------------------------------------------------------
+
+
+async def test_daily_summary_after_the_close(tmp_path: Path,
+                                             autojump_clock: trio.testing.MockClock) -> None:
+    start = dt.datetime(2024, 7, 1, 15, 58, tzinfo=ET)
+    async with open_actor_env(tmp_path, start=start, env={"STARTING_EQUITY_USD": "600"}) as a, \
+            open_guard(a) as g:
+        a.link_up(1, readonly=True)
+        await g.router_ready(equity=None)
+        await g.signals.send(g.signal())                  # refused: PDT/limits aside, late
+        await trio.sleep(5 * 60)
+        summary = a.journal("daily_summary")
+        assert len(summary) == 1
+        assert summary[0]["date"] == "2024-07-01" and summary[0]["pdt_left"] == 3
+        assert summary[0]["trades"] == 0
+        assert any(al.title.startswith("Daily summary") for al in a.all_alerts())
+        await trio.sleep(5 * 60)
+        assert len(a.journal("daily_summary")) == 1
