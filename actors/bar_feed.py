@@ -40,7 +40,7 @@ from runtime.link_client import (
     RequestFailed,
     RequestTimeout,
 )
-from runtime.market_calendar import get_calendar
+from runtime.market_calendar import ET, get_calendar
 from runtime.supervisor import OperationalFailure
 
 # -- inbox and outbox -----------------------------------------------------------------------------
@@ -69,7 +69,7 @@ class Outbox:
 class Memory:
     symbols: tuple[str, ...] = ("SPY", "QQQ", "IWM")
     vix_symbol: str = "VIX"
-    warmup: dt.timedelta = dt.timedelta(days=2)      # history asked for on the first session
+    warmup_sessions: int = 2      # history asked for on the first session (>= 145 bars needed)
     cursors: dict[str, dt.datetime] = field(default_factory=dict)   # start of last bar delivered
     delivered: int = 0
     gaps: int = 0
@@ -153,9 +153,9 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
     clock = ctx.clock
     cursor = memory.cursors.get(stream.symbol)
     now = clock.now_utc()
-    lookback = (now - cursor + 2 * BAR) if cursor is not None else memory.warmup
     request = SubscribeBars(symbol=stream.symbol, sec_type=stream.sec_type,
-                            lookback_s=math.ceil(lookback.total_seconds()))
+                            lookback_s=math.ceil(lookback(now, cursor,
+                                                          memory.warmup_sessions).total_seconds()))
     async with client.open_stream(request) as (initial, updates):
         stream.failures = 0
         subscribed_at = clock.now_utc()
@@ -242,6 +242,30 @@ async def _deliver(ctx: ActorContext, stream: _Stream, update: BarUpdate, outbox
         outbox.last_bar.set(ctx.clock.now_utc())
     ctx.emit("bar", symbol=bar.symbol, bar_ts=bar.ts, open=bar.open, high=bar.high, low=bar.low,
              close=bar.close, volume=bar.volume, source=source)
+
+
+def lookback(now: dt.datetime, cursor: dt.datetime | None,
+             warmup_sessions: int) -> dt.timedelta:
+    """How far back a subscription must reach: past the cursor (the backfill) or over the
+    warm-up sessions, and always into the last session's closing bars.
+
+    IB ignores keepUpToDate updates after an empty first answer, and an answer is empty when
+    the window holds no regular-hours bar (before the open, the gap since yesterday's last bar;
+    on a Monday morning, a warm-up counted in calendar days). Bars before the cursor are
+    dropped on delivery, so reaching further back costs a few bars, never a duplicate.
+    """
+    cal = get_calendar()
+    begun = [s for s in cal.sessions_back(now.astimezone(ET).date(), warmup_sessions + 1)
+             if s.open < now]
+    if not begun:           # no session in the last days at all: the calendar's first days
+        return dt.timedelta(days=7)
+    last = begun[-1]
+    anchor = max(last.open, min(now, last.close) - 30 * BAR)
+    if cursor is None:
+        anchor = begun[-warmup_sessions].open if len(begun) >= warmup_sessions else begun[0].open
+    elif cursor < anchor:
+        anchor = cursor
+    return now - anchor + 2 * BAR
 
 
 def _next_bar_start(cursor: dt.datetime) -> dt.datetime | None:

@@ -61,7 +61,9 @@ class Outbox:
 class Memory:
     sessions: int = 0
     down_since: dt.datetime | None = None     # clock time the last session ended (None: never up)
+    down_since_trio: float | None = None      # ...and in trio (real) seconds
     first_start: dt.datetime | None = None
+    first_start_trio: float | None = None
     outage_alerted: bool = False
     client_id_offset: int = 0
     login_timeouts: int = 0
@@ -76,6 +78,10 @@ CLOCK_QUERY_DEADLINE = 4.0     # reading the Gateway's clock at session start
 LOGIN_PENDING_AFTER = 3        # handshake timeouts with the port open before we say so
 CLIENT_ID_SPAN = 5             # 326 rotates through client ids base .. base+4
 EXPECTED_RETRY = 0.25          # restart delay inside the scheduled window
+OUTAGE_ALERT_MIN_REAL_S = 20.0  # a "long" outage must also have lasted this long in real time
+# On an accelerated clock (a soak at 1000x) reconnecting takes real seconds (a hang is only
+# detected after the liveness deadline), which are simulated hours: without a real-time floor
+# every injected fault would read as a long outage. In production both clocks agree.
 
 
 class LinkLost(OperationalFailure):
@@ -89,6 +95,8 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory,
               transport: Transport, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     memory.first_start = memory.first_start or ctx.clock.now_utc()
+    if memory.first_start_trio is None:
+        memory.first_start_trio = trio.current_time()
     task_status.started()
     await _wait_for_port(ctx, transport, outbox, memory)
     settings = ctx.settings
@@ -160,10 +168,13 @@ def _check_outage(ctx: ActorContext, memory: Memory) -> None:
     if memory.outage_alerted or _in_window(ctx):
         return
     since = memory.down_since or memory.first_start
-    if since is None:
+    since_trio = memory.down_since_trio if memory.down_since else memory.first_start_trio
+    if since is None or since_trio is None:
         return
     down = (ctx.clock.now_utc() - since).total_seconds()
-    if down >= ctx.settings.outage_alert_min * 60:
+    limit = ctx.settings.outage_alert_min * 60
+    if down >= limit and trio.current_time() - since_trio >= min(limit,
+                                                                   OUTAGE_ALERT_MIN_REAL_S):
         memory.outage_alerted = True
         ctx.alert("critical", "Gateway unreachable",
                   f"no Gateway session for {down / 60:.0f} min (since "
@@ -211,7 +222,8 @@ def _publish(outbox: Outbox, memory: Memory, status: LinkStatus, ctx: ActorConte
         readonly=info.readonly if info else old.readonly,
         since=old.since if old.status is status and old.since else ctx.clock.now_utc(),
         reason=reason, expected_outage=status is not LinkStatus.UP and _in_window(ctx),
-        login_pending=login_pending))
+        login_pending=login_pending,
+        exhausted=old.exhausted and status is not LinkStatus.UP))
 
 
 def _link_up(ctx: ActorContext, outbox: Outbox, memory: Memory, info: SessionInfo) -> None:
@@ -233,6 +245,7 @@ def _link_up(ctx: ActorContext, outbox: Outbox, memory: Memory, info: SessionInf
                   "Scheduled Gateway restart done" if expected else "Gateway link restored",
                   f"session {info.session_id} up after {outage:.0f}s", key="link")
     memory.down_since = None
+    memory.down_since_trio = None
     memory.outage_alerted = False
     memory.login_timeouts = 0
     memory.login_alerted = False
@@ -243,6 +256,7 @@ def _link_up(ctx: ActorContext, outbox: Outbox, memory: Memory, info: SessionInf
 def _link_down(ctx: ActorContext, outbox: Outbox, memory: Memory,
                session: LinkSession) -> None:
     memory.down_since = ctx.clock.now_utc()
+    memory.down_since_trio = trio.current_time()
     reason = session.lost_reason or "shutdown"
     expected = _in_window(ctx) or not session.lost.is_set()
     _publish(outbox, memory, LinkStatus.DOWN, ctx, reason=reason)

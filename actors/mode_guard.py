@@ -315,6 +315,9 @@ class _Guard:
         if problem:
             halts.append(f"mode mismatch: {problem}")
             fault = True
+        if link.exhausted:
+            halts.append("Gateway link exhausted its restarts (retrying slowly)")
+            fault = True
         if self.risk.kill_switch:
             halts.append("kill switch engaged")
         if self.risk.halted_day == today:
@@ -496,6 +499,9 @@ class _Guard:
 
     async def commands(self) -> None:
         async for cmd in self.inbox.commands:
+            if cmd.kind == "drill_loss":
+                self._drill_loss(cmd)
+                continue
             if cmd.kind not in ("kill_switch_on", "kill_switch_off"):
                 continue
             engaged = cmd.kind == "kill_switch_on"
@@ -511,6 +517,34 @@ class _Guard:
                                f"{self.kill_path}: {exc}", key="kill-file")
             self._set_kill(engaged, cmd.source)
             self.evaluate()
+
+    def _drill_loss(self, cmd: OperatorCommand) -> None:
+        """Guardrail drill: book a simulated loss and let the real limit logic react.
+
+        Refused unless the clock is simulated (a soak or demo run): a drill must never touch
+        a real account's risk state. The loss is booked as realised P&L, so the same path that
+        a real losing trade takes (breach -> cancel entries, flatten, halt, critical alert)
+        is the one exercised.
+        """
+        if not self.ctx.clock.follows_gateway:
+            self.ctx.log.error("guardrail drill refused: not on a simulated clock")
+            return
+        self.risk.roll(self.ctx.clock.today_et(), self.equity())
+        limit = self.limit()
+        # by default: whatever takes today's P&L (profits included) 10 % past the limit
+        amount = cmd.amount_usd if cmd.amount_usd is not None else (
+            max(0.0, self.pnl_today()) + limit * 1.1 if limit is not None else None)
+        if amount is None:
+            self.ctx.log.error("guardrail drill refused: the daily loss limit is unknown "
+                               "(no equity yet)")
+            return
+        self.risk.realized_today -= amount
+        self.save()
+        self.ctx.emit("drill", kind="daily_loss", amount=round(amount, 2),
+                      limit=round(limit, 2) if limit is not None else None)
+        self.ctx.log.warning("guardrail drill: booked a simulated loss of %.2f (limit %s)",
+                             amount, f"{limit:.2f}" if limit is not None else "unknown")
+        self.evaluate()
 
     # -- inputs ------------------------------------------------------------------------------
     async def signals(self) -> None:

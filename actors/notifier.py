@@ -101,6 +101,7 @@ class Pending:
     count: int = 1
     attempts: int = 0
     last: bool = False        # goes after everything else (the farewell)
+    first: bool = False       # goes before everything else (the startup message)
 
     def merge(self, newer: Pending) -> None:
         """Fold a later occurrence of the same condition into this one (the newest text wins)."""
@@ -118,6 +119,7 @@ class Lanes:
     """
 
     def __init__(self, info_capacity: int, warning_capacity: int) -> None:
+        self._first: deque[Pending] = deque()
         self._critical: deque[Pending] = deque()
         self._last: deque[Pending] = deque()
         self._bounded: dict[str, OrderedDict[Hashable, Pending]] = {
@@ -128,7 +130,7 @@ class Lanes:
         self.unreported_drops = 0
 
     def __len__(self) -> int:
-        return (len(self._critical) + len(self._last)
+        return (len(self._first) + len(self._critical) + len(self._last)
                 + sum(len(lane) for lane in self._bounded.values()))
 
     def depths(self) -> dict[str, int]:
@@ -155,12 +157,20 @@ class Lanes:
             self.unreported_drops += oldest.count
         return dropped
 
+    def put_first(self, alert: Alert) -> None:
+        """Queue `alert` ahead of everything, whatever its severity (the startup message:
+        the operator reads every later alert in its context)."""
+        self._first.append(Pending(alert=alert, key=("first", next(self._ids)),
+                                   first_ts=alert.ts, first=True))
+
     def put_last(self, alert: Alert) -> None:
         """Queue `alert` behind everything else, whatever its severity (the farewell)."""
         self._last.append(Pending(alert=alert, key=("last", next(self._ids)),
                                   first_ts=alert.ts, last=True))
 
     def pop(self) -> Pending | None:
+        if self._first:
+            return self._first.popleft()
         if self._critical:
             return self._critical.popleft()
         for name in ("warning", "info"):
@@ -178,6 +188,9 @@ class Lanes:
         """
         if pending.last:
             self._last.appendleft(pending)
+            return
+        if pending.first:
+            self._first.appendleft(pending)
             return
         if pending.alert.severity == "critical":
             self._critical.appendleft(pending)
@@ -279,6 +292,7 @@ class Notifier:
         self._log: logging.Logger = ctx.log
         self._started = ctx.clock.now_utc()
         self._startup_due = True
+        self._startup_queued = trio.Event()     # the sender waits for the startup message
 
     # -- life ---------------------------------------------------------------------------
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
@@ -298,6 +312,7 @@ class Notifier:
                         nursery.start_soon(self._announce_start)
                     else:
                         self._startup_due = False
+                        self._startup_queued.set()
                         self._log.info("Notifier restarted (incarnation %d)",
                                        self.ctx.incarnation)
                     task_status.started()
@@ -316,7 +331,12 @@ class Notifier:
             with trio.move_on_after(self.config.startup_link_wait_s):
                 await bot.wiring.link_state.wait_value(
                     lambda state: state.up or state.login_pending)
-        self._accept(self._startup_alert())
+        self._queue_startup()
+
+    def _queue_startup(self) -> None:
+        self.lanes.put_first(self._startup_alert())
+        self._startup_queued.set()
+        self._wake.set()
 
     def _startup_alert(self) -> Alert:
         self._startup_due = False
@@ -382,6 +402,7 @@ class Notifier:
 
     # -- sending ------------------------------------------------------------------------
     async def _sender(self) -> None:
+        await self._startup_queued.wait()    # nothing goes out before "Bot started in ... mode"
         while True:
             while not self.lanes:
                 self._wake = trio.Event()
@@ -538,7 +559,7 @@ class Notifier:
         with trio.CancelScope(shield=True, deadline=deadline):
             self._drain_inbox()
             if self._startup_due:         # stopped before the link had its say
-                self._accept(self._startup_alert())
+                self._queue_startup()
             if farewell is not None:
                 self.lanes.put_last(farewell)
             while self.lanes:

@@ -238,7 +238,6 @@ class _Router:
         self._last_positions: tuple[PositionView, ...] | None = None
         self._positions_sent_at = -math.inf
         self._exit_failures: dict[str, int] = {}
-        self._oi_warned = False
         self._saved: dict[str, Any] | None = None      # what the state file holds
 
     # -- persistence -------------------------------------------------------------------------
@@ -528,21 +527,12 @@ class _Router:
                           multiplier=chain.multiplier, trading_class=chain.trading_class)
         self.candidates[intent.intent_id] = spec
         self._publish_wanted()
-        quote = await self._await_quote(spec)
+        quote = await self._await_quote(spec, need_open_interest=params.min_open_interest > 0)
         if quote is None:
             raise _Refused(f"quote: no live two-sided quote for {spec.key} within "
                            f"{self.tuning.quote_wait:g}s", spec)
-        if params.min_open_interest > 0 and "open_interest" not in Quote.model_fields:
-            # the quote feed carries no open interest yet (see the issue note): the gate is
-            # enforced on what the feed has (two-sided quote, spread, volume), and said once
-            if not self._oi_warned:
-                self._oi_warned = True
-                self.ctx.log.warning("option quotes carry no open interest: the minimum of %d "
-                                     "is not checked (spread and volume are)",
-                                     params.min_open_interest)
-            params = _without_open_interest(params)
         oq = OptionQuote(spec=spec, bid=quote.bid, ask=quote.ask, volume=quote.volume,
-                         open_interest=getattr(quote, "open_interest", None))
+                         open_interest=quote.open_interest)
         b = intent.budget
         result = plan_option_entry(
             underlying=sig.symbol, right=sig.right, underlying_price=sig.close, today=today,
@@ -560,15 +550,22 @@ class _Router:
         # the doctrine decided on a copy of the spec; keep the chain's details on ours
         return _with_option(result, spec), spec, quote
 
-    async def _await_quote(self, spec: OptionSpec) -> Quote | None:
+    async def _await_quote(self, spec: OptionSpec, *,
+                           need_open_interest: bool = False) -> Quote | None:
+        """A fresh two-sided quote; with `need_open_interest`, one that also carries it (IB
+        may send the open-interest tick a moment after bid and ask). Past the wait, the last
+        two-sided quote is returned as it is and the liquidity gate judges what it lacks."""
+        last: Quote | None = None
         with trio.move_on_after(self.tuning.quote_wait):
             while True:
                 q = self.fresh_quote(spec)
                 if q is not None and q.bid is not None and q.ask is not None and \
                         q.bid > 0 and q.ask > 0:
-                    return q
+                    last = q
+                    if not need_open_interest or q.open_interest is not None:
+                        return q
                 await self.inbox.quotes.wait_transition()
-        return None
+        return last
 
     # -- submitting --------------------------------------------------------------------------
     async def submit(self, intent_id: str) -> None:
@@ -1008,11 +1005,6 @@ class _Refused(Exception):
         super().__init__(reason)
         self.option = option
 
-
-def _without_open_interest(params: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(params, min_open_interest=0)
 
 
 def _with_option(plan: EntryPlan, spec: OptionSpec) -> EntryPlan:

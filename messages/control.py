@@ -27,6 +27,8 @@ class TradingStatus(Message):
 class OperatorCommand(Message):
     """A command from the operator (health endpoint, kill-switch file)."""
 
-    kind: Literal["kill_switch_on", "kill_switch_off", "dump_tree"]
+    kind: Literal["kill_switch_on", "kill_switch_off", "dump_tree", "drill_loss"]
     source: Literal["file", "http", "signal"]
     ts: UtcDatetime
+    amount_usd: float | None = None   # drill_loss: the simulated loss to book (None: enough
+                                      # to take today's P&L 10 % past the daily limit)

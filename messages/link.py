@@ -28,6 +28,8 @@ class LinkState(Message):
     reason: str | None = None
     expected_outage: bool = False   # inside the scheduled Gateway restart window
     login_pending: bool = False     # port open but the API login never completes (2FA, creds)
+    exhausted: bool = False         # the link subtree exceeded its restart intensity and is
+                                    # retrying slowly: a fault until a session is up again
 
     @property
     def up(self) -> bool:

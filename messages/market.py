@@ -76,6 +76,7 @@ class Quote(Message):
     bid_size: float | None = None
     ask_size: float | None = None
     volume: float | None = None
+    open_interest: float | None = None   # options: contracts open (IB generic tick 101)
     delta: float | None = None
     implied_vol: float | None = None
     session_id: int | None = None

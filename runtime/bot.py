@@ -141,7 +141,15 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
                    services=options.services)
     spec = build_tree(wiring, env)
     root = build_nodes(spec)
-    observer = TreeObserver(root, journal, wiring.alerts, clock)
+    def link_exhausted(supervisor: TreeNode) -> None:
+        """DESIGN: a link subtree past its restart intensity halts trading (a fault) while it
+        keeps retrying slowly; the next session that comes up clears it."""
+        if supervisor.path == "root.link":
+            state = wiring.link_state.value
+            wiring.link_state.set(state.model_copy(update={
+                "exhausted": True, "reason": "the Gateway link exhausted its restarts"}))
+
+    observer = TreeObserver(root, journal, wiring.alerts, clock, on_exhausted=link_exhausted)
     handle = BotHandle(settings=settings, clock=clock, journal=journal, wiring=wiring, root=root,
                        observer=observer, started_at=trio.current_time(),
                        stop_requested=trio.Event())

@@ -160,6 +160,10 @@ class HealthServer:
             if method != "POST":
                 return _not_allowed("POST")
             return self._kill_switch(headers, body)
+        if path == "/drill/loss":
+            if method != "POST":
+                return _not_allowed("POST")
+            return self._drill_loss(headers, body)
         return Answer(404, {"error": f"no such endpoint: {path}",
                             "endpoints": ["GET /health", "GET /tree", "POST /kill-switch"]})
 
@@ -198,6 +202,33 @@ class HealthServer:
         self.bot.journal.emit("kill_switch", "runtime.health", source="http", engaged=engaged)
         return Answer(202, {"accepted": True, "engaged": engaged,
                             "note": "ModeGuard applies it; watch trading_state in /health"})
+
+    def _drill_loss(self, headers: dict[str, str], body: bytes) -> Answer:
+        """The guardrail drill: book a simulated loss past the daily limit (soak, demo).
+
+        Only on a simulated clock (`--sim-start`, refused in LIVE mode): a real account's
+        risk state is never touched by a drill.
+        """
+        if "origin" in headers:
+            return Answer(403, {"error": "requests from web pages are refused"})
+        if not self.bot.clock.follows_gateway:
+            return Answer(403, {"error": "drills run only on a simulated clock (--sim-start)"})
+        try:
+            parsed = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            parsed = None
+        amount = parsed.get("amount_usd") if isinstance(parsed, dict) else "bad"
+        if amount is not None and (not isinstance(amount, int | float) or amount <= 0):
+            return Answer(400, {"error": 'the body must be {} or {"amount_usd": <positive>}'})
+        command = OperatorCommand(kind="drill_loss", source="http", ts=self.bot.clock.now_utc(),
+                                  amount_usd=float(amount) if amount is not None else None)
+        try:
+            self.commands.send_nowait(command)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            return Answer(503, {"error": "ModeGuard is not taking commands right now"})
+        log.warning("Guardrail drill requested by HTTP: booking a simulated loss")
+        return Answer(202, {"accepted": True, "drill": "loss",
+                            "note": "watch for halt and a critical alert in the journal"})
 
     # -- connections --------------------------------------------------------------------
     async def handle(self, stream: trio.SocketStream) -> None:

@@ -148,16 +148,20 @@ async def subscribe_quote(session: IbSession, req: SubscribeQuote,
     sid = session.session_id
     clock = session.clock
 
+    oi_field = "putOpenInterest" if req.right == "P" else "callOpenInterest"
+
     def to_quote(t: Any) -> Quote:
         greeks = getattr(t, "modelGreeks", None)
         return Quote.model_construct(
             key=req.key, ts=clock.now_utc_any_thread(), bid=_num(t.bid), ask=_num(t.ask),
             last=_num(t.last), bid_size=_num(t.bidSize), ask_size=_num(t.askSize),
-            volume=_num(t.volume), delta=_num(greeks.delta) if greeks else None,
+            volume=_num(t.volume), open_interest=_num(getattr(t, oi_field, None)),
+            delta=_num(greeks.delta) if greeks else None,
             implied_vol=_num(greeks.impliedVol) if greeks else None, session_id=sid)
 
     def start() -> None:
-        ticker = ib.reqMktData(contract, "", False, False)
+        # generic tick 101: an option's open interest (ticks 27/28), for the liquidity gate
+        ticker = ib.reqMktData(contract, "101" if req.sec_type == "OPT" else "", False, False)
         ticker.updateEvent += lambda t: _push(session, stream, to_quote(t))
 
     await session.aio.call(start)

@@ -7,7 +7,7 @@ after every restart, every 15 minutes, on SIGUSR1 (POSIX) and on `GET /tree`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -28,11 +28,12 @@ class TreeObserver(SupervisionHooks):
     """Journals restarts, dumps the tree after each, alerts when a subtree is exhausted."""
 
     def __init__(self, root: TreeNode, journal: Journal, alerts: DropOldest[Alert],
-                 clock: Clock) -> None:
+                 clock: Clock, on_exhausted: Callable[[TreeNode], None] | None = None) -> None:
         self.root = root
         self.journal = journal
         self.alerts = alerts
         self.clock = clock
+        self.on_exhausted = on_exhausted
 
     def dump(self, reason: str) -> dict[str, Any]:
         tree = self.root.snapshot()
@@ -62,6 +63,8 @@ class TreeObserver(SupervisionHooks):
         self.alerts.send_nowait(Alert(severity="critical", title=title, text=text,
                                       source=supervisor.path, ts=self.clock.now_utc(),
                                       key=f"exhausted:{supervisor.path}"))
+        if self.on_exhausted is not None:
+            self.on_exhausted(supervisor)
 
 
 async def dump_periodically(observer: TreeObserver,

@@ -51,7 +51,7 @@ RESTART_SIM_SECONDS = 120.0    # the scheduled Gateway restart lasts 2 simulated
 HANG_WALL_SECONDS = 8.0        # liveness runs in real time: a hang must outlast its deadline
 KILL_PAUSE_WALL_SECONDS = 2.0
 BOT_EXIT_GRACE = 120.0         # wall seconds after 17:00 for the bot to stop by itself
-DRILL_AT = dt.time(11, 0)
+DRILL_AT = dt.time(14, 0)      # the drill's latest time, if no position was opened earlier
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -163,6 +163,9 @@ def bot_env(out: Path, port: int) -> dict[str, str]:
                 "STATE_DIR": str(out / "state"), "HEALTH_PORT": "0",
                 "GAMEPLAN_PATH": str(out / "gameplans" / "daily_gameplan.json"),
                 "DAILY_STOP_TIME": DAILY_STOP.strftime("%H:%M"),
+                # an account big enough that the doctrine's sizing buys contracts, so the
+                # money path (and the drill's flatten) has positions to work on
+                "STARTING_EQUITY_USD": "25000",
                 "GATEWAY_RESTART_TIME": GATEWAY_RESTART.strftime("%H:%M")})
     return env
 
@@ -213,8 +216,16 @@ async def _faults(result: SoakResult, session: Session, gw: GatewayProcess, rng:
     kinds = ["drop", "hang", "farm_blip", "error_1101", "clientid_326", "kill9"]
     plan = [(when, rng.choice(kinds)) for when in moments]
     if drill:
-        plan.append((dt.datetime.combine(day, DRILL_AT, tzinfo=ET), "drill"))
-        plan.sort()
+        async def drill_when_holding() -> None:
+            # the drill is worth most with a position open: then "flatten" has work to do
+            latest = dt.datetime.combine(day, DRILL_AT, tzinfo=ET)
+            assert gw.clock is not None
+            with trio.move_on_at(gw.clock.trio_time_at(latest)):
+                await wait_for_open_position(out / "logs")
+            result.faults.append(f"{gw.clock.now_et():%Y-%m-%d %H:%M} ET guardrail drill")
+            result.drill = await guardrail_drill(out)
+
+        nursery.start_soon(drill_when_holding)
     for when, kind in plan:
         await _sleep_until_sim(gw, when)
         result.faults.append(f"{when.astimezone(ET):%Y-%m-%d %H:%M} ET {kind}")
@@ -240,8 +251,6 @@ async def _faults(result: SoakResult, session: Session, gw: GatewayProcess, rng:
             await gw.kill9()
             await trio.sleep(KILL_PAUSE_WALL_SECONDS)
             await gw.start(nursery, gw.clock.now_utc())
-        elif kind == "drill":
-            result.drill = await guardrail_drill(out)
     await _sleep_until_sim(gw, dt.datetime.combine(day, GATEWAY_RESTART, tzinfo=ET))
     result.faults.append(f"{day} 16:30 ET scheduled Gateway restart")
     await gw.command(f"restart {max(0.05, RESTART_SIM_SECONDS / gw.speed):.3f}")
@@ -252,6 +261,14 @@ async def guardrail_drill(out: Path) -> dict[str, Any]:
     from tools.soak_drill import run_guardrail_drill
 
     return await run_guardrail_drill(out)
+
+
+async def wait_for_open_position(logdir: Path) -> None:
+    from tools.soak_drill import open_positions
+
+    # another process writes the journal: there is no event to wait on, only the file
+    while not await trio.to_thread.run_sync(open_positions, logdir):  # noqa: ASYNC110
+        await trio.sleep(0.2)
 
 
 # -- the whole soak -----------------------------------------------------------------------------

@@ -201,6 +201,21 @@ async def test_option_ticks_carry_quotes_and_greeks(gateway: FakeGateway,
     assert tc.modelGreeks.theta < 0 and tc.modelGreeks.gamma > 0
 
 
+async def test_generic_tick_101_gives_an_options_open_interest_thinning_away_from_the_money(
+        gateway: FakeGateway, ib_client: IBClient) -> None:
+    await ib_client.connect(gateway.port)
+    atm, far = Option("SPY", "20240223", 495, "C", "SMART"), \
+        Option("SPY", "20240223", 540, "C", "SMART")
+    put = Option("SPY", "20240223", 495, "P", "SMART")
+    await ib_client.call(lambda ib: ib.qualifyContractsAsync(atm, far, put))
+    t_atm, t_far, t_put = [await ib_client.call(lambda ib, c=c: ib.reqMktData(c, "101"))
+                           for c in (atm, far, put)]
+    await eventually(lambda: t_atm.callOpenInterest > 0 and t_far.callOpenInterest > 0
+                     and t_put.putOpenInterest > 0)
+    assert t_atm.callOpenInterest > 10 * t_far.callOpenInterest
+    assert t_atm.callOpenInterest >= 1_000 and t_far.callOpenInterest >= 20
+
+
 async def test_the_option_chain_lists_weeklies_and_strikes_around_the_price(
         gateway: FakeGateway, ib_client: IBClient) -> None:
     await ib_client.connect(gateway.port)

@@ -181,13 +181,26 @@ async def test_scheduled_restart_is_expected_and_not_an_alarm(
 
 async def test_long_outage_outside_the_window_raises_one_critical_alert_and_keeps_trying(
         tmp_path: Path, shared_data: Path) -> None:
-    async with open_bot_and_gateway(tmp_path, shared_data, OUTAGE_ALERT_MIN="2") as h:
+    async with open_bot_and_gateway(tmp_path, shared_data, OUTAGE_ALERT_MIN="0.1") as h:
         await h.journal.wait_for("link_up")
         mark = h.journal.mark()
-        await h.gateway.restart(4)               # 4 wall s = 4 simulated minutes > 2
+        await h.gateway.restart(9)     # 9 simulated minutes > 6 s, and 9 real seconds > 6 s
         alert = await h.journal.wait_for(
             "alert", after=mark, where=lambda e: e["title"] == "Gateway unreachable")
         assert alert["severity"] == "critical"
         await h.journal.wait_for("link_up", after=mark, timeout=60)
         assert len([e for e in h.journal.events[mark:] if e["event"] == "alert" and
                     e["title"] == "Gateway unreachable"]) == 1
+
+
+async def test_on_an_accelerated_clock_a_short_real_outage_is_not_a_long_one(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_bot_and_gateway(tmp_path, shared_data, speed=600.0,
+                                    OUTAGE_ALERT_MIN="10") as h:
+        await h.journal.wait_for("link_up")
+        mark = h.journal.mark()
+        await h.gateway.restart(3)       # 30 simulated minutes, but 3 real seconds
+        up = await h.journal.wait_for("link_up", after=mark, timeout=60)
+        assert up["outage_s"] > 10 * 60
+        assert not [e for e in h.journal.events[mark:] if e["event"] == "alert"
+                    and e["title"] == "Gateway unreachable"]

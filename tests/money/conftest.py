@@ -131,10 +131,10 @@ class Actors:
         self.wiring.link_state.set(old.model_copy(update={"status": LinkStatus.DOWN}))
 
     def quote(self, spec: OptionSpec, bid: float, ask: float, *, session: int = 1,
-              volume: float = 5_000) -> None:
+              volume: float = 5_000, open_interest: float | None = 12_000) -> None:
         board = dict(self.wiring.quotes.value)
         board[spec.key] = Quote(key=spec.key, ts=self.env.clock.now_utc(), bid=bid, ask=ask,
-                                volume=volume, session_id=session)
+                                volume=volume, open_interest=open_interest, session_id=session)
         self.wiring.quotes.set(board)
 
 

@@ -17,6 +17,7 @@ from actors import mode_guard
 from messages.base import Message
 from messages.brain import EntrySignal
 from messages.control import OperatorCommand, TradingState
+from messages.link import LinkStatus
 from messages.orders import (
     AccountReport,
     CancelEntries,
@@ -349,6 +350,52 @@ async def test_kill_switch_file_cancels_entries_flattens_and_halts(
         kill.unlink()
         await g.wait_state(TradingState.ACTIVE, timeout=5)
         assert [e["engaged"] for e in a.journal("kill_switch")] == [True, False]
+
+
+async def test_an_exhausted_link_subtree_halts_as_a_fault_until_a_session_is_up_again(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+        down = a.wiring.link_state.value.model_copy(
+            update={"status": LinkStatus.DOWN, "exhausted": True})
+        a.wiring.link_state.set(down)          # what the tree observer publishes
+        await g.wait_state(TradingState.HALTED, timeout=5)
+        assert a.wiring.trading.value.fault is True
+        assert any("exhausted" in r for r in a.wiring.trading.value.reasons)
+        a.link_up(2)                           # GatewayLink publishes a fresh, healthy state
+        await g.router_ready(session=2)
+        await g.wait_state(TradingState.ACTIVE, timeout=10)
+
+
+async def test_a_guardrail_drill_is_refused_on_the_real_clock(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+        await g.commands.send(OperatorCommand(kind="drill_loss", source="http",
+                                              ts=a.env.clock.now_utc()))
+        await trio.sleep(5)
+        assert g.state is TradingState.ACTIVE
+        assert a.journal("drill") == []
+
+
+async def test_a_guardrail_drill_on_a_simulated_clock_halts_within_the_bar(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.env.clock.follows_gateway = True     # what --sim-start sets
+        a.link_up(1)
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+        t0 = trio.current_time()
+        await g.commands.send(OperatorCommand(kind="drill_loss", source="http",
+                                              ts=a.env.clock.now_utc()))
+        await g.wait_state(TradingState.HALTED, timeout=60)
+        assert trio.current_time() - t0 < 60
+        assert a.journal("drill")[0]["kind"] == "daily_loss"
+        assert a.journal("risk_breach")[0]["kind"] == "daily_loss"
 
 
 async def test_kill_switch_command_writes_the_file_so_both_agree(

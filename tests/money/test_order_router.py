@@ -212,6 +212,37 @@ async def test_zero_contracts_is_a_journaled_rejection_never_a_one_lot(
         assert rejected and rejected[0]["intent_id"] == "E1"
 
 
+async def test_a_thinly_held_option_is_refused_at_the_liquidity_gate(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER,
+                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+            open_router(a) as r:
+        await ready(r)
+        a.quote(SPY_CALL, 1.98, 2.00, open_interest=12)
+        await r.orders.send(r.entry())
+        update = await r.wait_for(IntentUpdate, lambda u: u.state == "rejected")
+        assert "open interest" in update.reason
+        assert r.link.of(PlaceOrders) == []
+
+
+async def test_an_open_interest_tick_arriving_after_bid_and_ask_is_waited_for(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER,
+                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+            open_router(a) as r:
+        await ready(r)
+        a.quote(SPY_CALL, 1.98, 2.00, open_interest=None)    # bid/ask first...
+        await r.orders.send(r.entry())
+        await trio.sleep(0.5)
+        a.quote(SPY_CALL, 1.98, 2.00, open_interest=8_000)   # ...the OI tick a moment later
+        update = await r.wait_for(IntentUpdate, lambda u: u.state in ("working", "rejected"))
+        assert update.state == "working"
+        with trio.fail_after(5):
+            while not r.link.of(PlaceOrders):
+                await trio.sleep(0.01)
+        assert r.link.of(PlaceOrders)[0].option.key == SPY_CALL.key
+
+
 async def test_no_order_without_the_mode_check_of_the_session(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER,

@@ -27,6 +27,14 @@ def test_critical_goes_first_then_warning_then_info_each_oldest_first() -> None:
     assert _titles(lanes) == ["c1", "c2", "w1", "w2", "i1", "i2", "farewell"]
 
 
+def test_the_startup_message_goes_before_criticals_queued_earlier() -> None:
+    lanes = Lanes(info_capacity=10, warning_capacity=10)
+    lanes.put(_alert("critical", "gameplan missing"))
+    lanes.put_first(_alert("info", "Bot started in DRY-RUN mode"))
+    lanes.put_last(_alert("info", "farewell"))
+    assert _titles(lanes) == ["Bot started in DRY-RUN mode", "gameplan missing", "farewell"]
+
+
 def test_overflow_drops_the_oldest_info_and_never_a_critical() -> None:
     lanes = Lanes(info_capacity=3, warning_capacity=2)
     dropped: list[Pending] = []

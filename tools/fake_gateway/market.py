@@ -242,6 +242,20 @@ class Market:
             last_size=float(1 + (h >> 18) % 15), volume=volume, prev_close=prev_close,
         )
 
+    def option_open_interest(self, spec: ContractSpec, t: dt.datetime) -> float:
+        """Contracts open in this option: like real chains, highest at the money and at the
+        near expiries, thin far out; fixed within a day (IB updates it overnight)."""
+        t_eff, session = self.effective_time(t)
+        und = spec.underlying
+        spot = self._series[und.symbol].price_at(t_eff)
+        vix = self._series["VIX"].price_at(t_eff)
+        t_years = max(self.option_years_left(spec, t_eff), 1.0 / 365.0)
+        vol = smile_vol(vix, und.iv_multiplier, spot, spec.strike, t_years)
+        dist = abs(math.log(spec.strike / spot)) / max(vol * math.sqrt(t_years), 1e-6)
+        day = (session.date if session else t_eff.date()).toordinal()
+        noise = 0.7 + 0.6 * (mix64(day * 8191 + spec.con_id) % 1000) / 1000.0
+        return float(int(60_000.0 * math.exp(-0.35 * dist * dist) / und.liquidity * noise + 20))
+
     def option_bar(self, spec: ContractSpec, session: Session, start: dt.datetime,
                    end: dt.datetime) -> OHLCV | None:
         """An option's bar from its underlying's bar (premiums are monotone in the spot)."""

@@ -352,7 +352,10 @@ async def subscribe_quote(session: SimSession, req: SubscribeQuote,
                 _send(stream, Quote(key=req.key, ts=clock.now_utc(), bid=q.market.bid,
                                     ask=q.market.ask, last=q.last, bid_size=q.bid_size,
                                     ask_size=q.ask_size, volume=q.volume, delta=q.model.delta,
-                                    implied_vol=q.vol, session_id=session.session_id))
+                                    implied_vol=q.vol,
+                                    open_interest=market.option_open_interest(
+                                        spec, clock.now_utc()),
+                                    session_id=session.session_id))
             await clock.sleep_market(QUOTE_EVERY.total_seconds())
 
     return None, session.start_stream(subs, quotes)

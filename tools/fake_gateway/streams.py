@@ -148,6 +148,9 @@ class TickStream:
         self._price(msgs, 4, q.last, q.last_size, 5)
         self._size(msgs, 8, q.volume)
         self._price(msgs, 9, q.prev_close, 0.0, None)
+        if "101" in self.generic_ticks:          # option open interest: 27 calls, 28 puts
+            self._size(msgs, 27 if self.spec.right == "C" else 28,
+                       market.option_open_interest(self.spec, now))
         after = (self.sent.get(("p", 1)), self.sent.get(("p", 2)), round(q.spot, 2))
         if after != before or ("greeks", 0) not in self.sent:
             self.sent[("greeks", 0)] = True
