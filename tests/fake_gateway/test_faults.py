@@ -242,3 +242,15 @@ async def test_a_client_that_vanishes_mid_message_does_not_hurt_the_server(
         await stream.aclose()
         await ib_client.connect(gw.port, 1)
         await eventually(lambda: gw.status()["connections"] == 1)
+
+
+async def test_fill_command_trades_through_a_working_order_and_refuses_anything_else(
+        gateway: FakeGateway) -> None:
+    from tools.fake_gateway.control import CommandError, run_command
+
+    with pytest.raises(CommandError, match="0 orders"):
+        await run_command(gateway, "fill NOPE")
+    with pytest.raises(CommandError, match="usage"):
+        await run_command(gateway, "fill")
+    with pytest.raises(CommandError, match="not a price"):
+        await run_command(gateway, "fill X abc")

@@ -207,18 +207,10 @@ def broker_order(h: Harness, ref: str) -> SimOrder:
     return found[0]
 
 
-def fill_at_the_broker(h: Harness, ref: str, price: float | None = None) -> None:
-    """The market trades through a working order now (even with nobody connected).
-
-    Pokes the simulator's matching engine (the simulator has no control command for it): the
-    same code path its own matching takes, so executions, OCA and positions follow.
-    """
-    order = broker_order(h, ref)
-    assert order.working and order.active, f"{ref} is {order.status}, not working"
-    gw = h.gateway
-    gw.dispatch(gw.broker._fill(order, price if price is not None else
-                                (order.lmt_price or order.aux_price or 0.0),
-                                gw.clock.now_utc()))
+async def fill_at_the_broker(h: Harness, ref: str, price: float | None = None) -> None:
+    """The market trades through a working order now (even with nobody connected): the
+    simulator's `fill` (control command `fill ORDER_REF [PRICE]`)."""
+    await h.gateway.fill_order(ref, price)
 
 
 def broker_position(h: Harness, key: str) -> float:
@@ -243,5 +235,5 @@ async def entry_filled(h: Harness, ref: str) -> Event:
     await wait_until(lambda: len([o for o in h.gateway.broker.orders.values()
                                   if o.order_ref.startswith(ref)]) == 3)
     if broker_order(h, ref).working:
-        fill_at_the_broker(h, ref)
+        await fill_at_the_broker(h, ref)
     return await h.journal.wait_for("fill", where=lambda e: e["order_ref"] == ref)

@@ -67,7 +67,7 @@ async def test_paper_bracket_round_trip(tmp_path: Path, shared_data: Path) -> No
             qty = intent["quantity"]
             assert broker_position(h, key) == qty
             # the market reaches the take-profit: the native child sells, the stop goes (OCA)
-            fill_at_the_broker(h, f"{ref}/tp")
+            await fill_at_the_broker(h, f"{ref}/tp")
             sell = await h.journal.wait_for("fill", where=lambda e: e["side"] == "SELL")
             assert sell["order_ref"] == f"{ref}/tp" and sell["quantity"] == qty
             await wait_until(lambda: broker_order(h, f"{ref}/sl").status == "Cancelled")
@@ -124,7 +124,7 @@ async def test_restart_while_the_entry_works_and_while_fills_happen(
             await h.gateway.restart(3)                   # the Gateway goes: 3 min of market
             parent = broker_order(h, ref)
             if parent.working:                           # still working: it fills meanwhile
-                fill_at_the_broker(h, ref)
+                await fill_at_the_broker(h, ref)
             assert parent.status == "Filled"
             await h.journal.wait_for("reconcile", after=mark, timeout=60)
             await wait_trading(h)
@@ -134,7 +134,7 @@ async def test_restart_while_the_entry_works_and_while_fills_happen(
             # a second outage: the take-profit child trades while nobody is connected
             mark = h.journal.mark()
             await h.gateway.restart(3)
-            fill_at_the_broker(h, f"{ref}/tp")
+            await fill_at_the_broker(h, f"{ref}/tp")
             await h.journal.wait_for("reconcile", after=mark, timeout=60)
             await wait_until(lambda: ledger_positions(h) == {})
             assert broker_position(h, key) == 0

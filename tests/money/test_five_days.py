@@ -33,10 +33,10 @@ from runtime.clock import Clock
 from runtime.market_calendar import ET, get_calendar
 from tests.conftest import closed_port
 from tools.fake_gateway.market import Market
+from tools.fake_gateway.sim_orders import DeskTransport, SimOrderDesk
 from tools.fake_gateway.sim_transport import SimGateway, SimTransport
 
 from .conftest import read_jsonl
-from .sim_desk import DeskTransport, SimOrderDesk
 
 SPY_1M = "spy_1m_src-leoxu2023_2024-02-20_2024-05-17_rth.csv"
 MONDAY = dt.date(2024, 2, 26)
@@ -79,7 +79,7 @@ async def _trade_day(bot: BotHandle, gw: SimGateway, desk: SimOrderDesk, day: dt
     await clock.sleep_until(_at(day, 10, 0) + dt.timedelta(seconds=30))
     gw.restart(240)
     for o in _working(desk, "/tp" if n % 2 == 0 else "/sl")[:1]:
-        desk.dispatch(desk.broker._fill(o, o.lmt_price or o.aux_price or 0.0, desk.now))
+        desk.dispatch(desk.broker.fill_working(o.order_ref, None, desk.now))
         log.append(f"{day} {o.order_ref} filled during an outage")
     # another outage: whatever the market fills meanwhile is recovered the same way
     await clock.sleep_until(_at(day, 11, 0))
@@ -97,7 +97,7 @@ async def _trade_day(bot: BotHandle, gw: SimGateway, desk: SimOrderDesk, day: dt
     await clock.sleep_until(_at(day, 14, 0))
     if n % 2 == 0:
         for o in _working(desk, "/sl")[:1]:
-            desk.dispatch(desk.broker._fill(o, o.aux_price or 0.0, desk.now))
+            desk.dispatch(desk.broker.fill_working(o.order_ref, o.aux_price, desk.now))
             log.append(f"{day} stop-loss {o.order_ref} filled while connected")
     # a late entry the session-end flatten closes; the scheduled restart at 16:30 ET
     await clock.sleep_until(_at(day, 15, 30))

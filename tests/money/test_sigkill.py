@@ -73,8 +73,7 @@ async def test_killed_after_a_fill_and_restarted_keeps_risk_state_and_positions(
                             timeout=90)
             parent = next(o for o in gw.broker.orders.values() if o.parent_perm_id == 0)
             if parent.working:        # the market has not reached the limit yet: it does now
-                gw.dispatch(gw.broker._fill(parent, parent.lmt_price or 0.0,
-                                            gw.clock.now_utc()))
+                await gw.fill_order(parent.order_ref)
             await _wait_for(lambda: _events(log_dir, "fill"), first, "the fill", timeout=90)
             fill = _events(log_dir, "fill")[0]
             await _wait_for(lambda: fill["exec_id"] in _state(state_dir, "risk").get(

@@ -621,6 +621,25 @@ class Broker:
                 max(computed, o.trail_stop_price)
         return round(computed, 2)
 
+    def fill_working(self, order_ref: str, price: float | None,
+                     now: dt.datetime) -> list[BrokerEvent]:
+        """The market trades through a working order now: fill it (default: at its limit or
+        stop price), with the same consequences as the engine's own matching (execution,
+        commission, position, bracket children activated, OCA siblings cancelled).
+
+        For tests and drills: a fill at a chosen moment, e.g. while no client is connected.
+        """
+        found = [o for o in self.orders.values() if o.order_ref == order_ref]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} orders with orderRef {order_ref!r}")
+        order = found[0]
+        if not (order.working and order.active):
+            raise LookupError(f"order {order_ref!r} is {order.status}, not working")
+        fill_price = price if price is not None else (order.lmt_price or order.aux_price)
+        if not fill_price or fill_price <= 0:
+            raise LookupError(f"order {order_ref!r} has no price to fill at; give one")
+        return self._fill(order, fill_price, now)
+
     def _fill(self, o: SimOrder, price: float, now: dt.datetime) -> list[BrokerEvent]:
         shares = o.remaining
         if shares <= 0:

@@ -21,7 +21,7 @@ log = logging.getLogger("tools.fake_gateway.control")
 MAX_LINE = 4096
 MAX_RESTART_SECONDS = 3600.0
 HELP = ("commands: status | drop | restart SECONDS | hang | unhang | error CODE | "
-        "clientid-in-use on|off | pacing on|off")
+        "clientid-in-use on|off | pacing on|off | fill ORDER_REF [PRICE]")
 
 
 class CommandError(ValueError):
@@ -69,6 +69,17 @@ async def run_command(gw: FakeGateway, line: str) -> str:
         await gw.set_clientid_in_use(_on_off(command, args))
     elif command == "pacing":
         await gw.set_pacing(_on_off(command, args))
+    elif command == "fill":
+        if len(args) not in (1, 2):
+            raise CommandError("usage: fill ORDER_REF [PRICE]")
+        try:
+            price = float(args[1]) if len(args) == 2 else None
+        except ValueError:
+            raise CommandError(f"fill: not a price: {args[1]!r}") from None
+        try:
+            await gw.fill_order(args[0], price)
+        except LookupError as exc:
+            raise CommandError(f"fill: {exc}") from None
     else:
         raise CommandError(f"unknown command {command!r} ({HELP})")
     return "ok"

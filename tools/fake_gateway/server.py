@@ -414,6 +414,11 @@ class FakeGateway:
         self.clientid_in_use = on
         await trio.lowlevel.checkpoint()
 
+    async def fill_order(self, order_ref: str, price: float | None = None) -> None:
+        """Fill a working order now (see Broker.fill_working); LookupError if there is none."""
+        self.dispatch(self.broker.fill_working(order_ref, price, self.clock.now_utc()))
+        await trio.lowlevel.checkpoint()
+
     async def set_pacing(self, on: bool) -> None:
         self.pacing = on
         if not on:
