@@ -26,15 +26,13 @@ from messages.control import TradingState
 from messages.link import LinkState, LinkStatus
 from messages.market import OptionSpec, Quote, Right
 from runtime.actor import ActorContext, ActorEnv
-from runtime.bot import BotHandle, BotOptions, run_bot
 from runtime.channels import DropOldest
 from runtime.clock import Clock
 from runtime.logs import Journal
 from runtime.market_calendar import ET
 from runtime.tree import TreeNode
 from runtime.wiring import Wiring
-from tests.integration.conftest import MID_SESSION, SPY_1M, Harness, Recorder, bot_settings
-from tools.fake_gateway import FakeGatewayConfig, open_fake_gateway
+from tests.integration.conftest import MID_SESSION, Harness, open_bot_and_gateway
 from tools.fake_gateway.broker import SimOrder
 
 Event = dict[str, Any]
@@ -177,23 +175,14 @@ async def open_money_bot(tmp_path: Path, shared_data: Path, *, speed: float = 60
                          gateway: Mapping[str, Any] | None = None,
                          services: Mapping[str, Any] | None = None,
                          env: Mapping[str, str] | None = None) -> AsyncIterator[Harness]:
-    """Like tests.integration's harness, plus the actors' tuning services and the simulator's
-    orders log at `tmp_path/orders.jsonl`."""
-    config = FakeGatewayConfig(port=0, control_port=0, bars=shared_data / SPY_1M, speed=speed,
-                               start=start, orders_log=tmp_path / "orders.jsonl",
-                               **dict(gateway or {}))
-    async with open_fake_gateway(config) as gw:
-        recorder = Recorder()
-        s = bot_settings(tmp_path, gw.port, **{"DAILY_STOP_TIME": "", **dict(env or {})})
-        options = BotOptions(sim_start=gw.clock.now_utc(), sim_speed=speed, console=False,
-                             handle_signals=False, services=dict(services or {}))
-        async with trio.open_nursery() as nursery:
-            bot: BotHandle = await nursery.start(run_bot, s, options)
-            bot.journal.add_tap(recorder)
-            try:
-                yield Harness(bot, gw, recorder, s)
-            finally:
-                bot.request_stop("test over")
+    """tests.integration's harness, with the actors' tuning services, the simulator's orders
+    log at `tmp_path/orders.jsonl`, and no daily stop."""
+    async with open_bot_and_gateway(
+            tmp_path, shared_data, speed=speed, start=start,
+            gateway={"orders_log": tmp_path / "orders.jsonl", **dict(gateway or {})},
+            services=dict(services or {}),
+            **{"DAILY_STOP_TIME": "", **dict(env or {})}) as h:
+        yield h
 
 
 def orders_received(h: Harness) -> list[Event]:
