@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
 import random
@@ -164,6 +165,10 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
                                    nursery.cancel_scope.cancel, handle.dump_tree)
             await nursery.start(supervisor.run)
             await nursery.start(serve_health, handle)
+            # everything built at start (modules, the calendar, the tree) lives for the whole
+            # run: keep it out of the collector's scans, which otherwise show up as the
+            # multi-millisecond p99.9 of the bar path (docs/BENCHMARKS.md)
+            gc.freeze()
             observer.dump("start")
             nursery.start_soon(dump_periodically, observer)
             nursery.start_soon(_stop_daily, handle)
