@@ -38,6 +38,7 @@ from runtime.link_client import (
     LinkClient,
     LinkUnavailable,
     RequestFailed,
+    RequestPaused,
     RequestTimeout,
 )
 from runtime.market_calendar import ET, get_calendar
@@ -85,6 +86,7 @@ STALE_AFTER_MIN_S = 15.0                   # ...and never less than this in real
 # bars before their final update and call healthy streams stale.
 RESUBSCRIBE_LIMIT = 3                      # failed (re)subscriptions in a row before escalating
 RETRY_DELAY = 2.0                          # trio seconds between failed subscriptions
+PACING_DELAY_MAX = 120.0                   # the longest wait after IB's pacing answers
 MAX_QUOTE_LINES = 10                       # option quotes at most (IB market data lines)
 
 
@@ -98,6 +100,7 @@ class _Stream:
     sec_type: SecType
     scope: trio.CancelScope | None = None
     failures: int = 0
+    pacing_waits: int = 0
     resubscribes: int = 0
 
     def resubscribe(self) -> None:
@@ -133,19 +136,39 @@ async def _keep_subscribed(ctx: ActorContext, client: LinkClient, stream: _Strea
                 await _stream_bars(ctx, client, stream, outbox, memory)
             except LinkUnavailable:
                 await trio.sleep_forever()       # the link subtree is restarting around us
-            except (RequestFailed, RequestTimeout) as exc:
-                stream.failures += 1
-                ctx.log.warning("%s: subscription failed (%d in a row): %s", stream.symbol,
-                                stream.failures, exc)
-                if stream.failures >= RESUBSCRIBE_LIMIT:
-                    ctx.alert("critical", f"Market data for {stream.symbol} unavailable",
-                              f"{stream.failures} subscriptions failed: {exc}; restarting the "
-                              "Gateway link", key=f"feed:{stream.symbol}")
-                    raise FeedStalled(f"{stream.symbol}: {exc}") from exc
-                await trio.sleep(RETRY_DELAY)
+            except RequestPaused as exc:
+                # the breaker holds history requests back: wait it out, never reconnect for it
+                ctx.log.info("%s: history requests paused by the circuit breaker; retrying in "
+                             "%.0f s", stream.symbol, exc.retry_after)
+                await trio.sleep(max(RETRY_DELAY, exc.retry_after))
+            except RequestFailed as exc:
+                if not exc.pacing:
+                    await _failed(ctx, stream, exc)
+                    continue
+                # IB's pacing: slow down; a reconnect would only add requests
+                stream.pacing_waits += 1
+                delay = min(PACING_DELAY_MAX, RETRY_DELAY * 2 ** min(stream.pacing_waits, 6))
+                ctx.log.warning("%s: IB pacing (%s); retrying in %.0f s", stream.symbol,
+                                exc.code, delay)
+                await trio.sleep(delay)
+            except RequestTimeout as exc:
+                await _failed(ctx, stream, exc)
         if scope.cancelled_caught:
             stream.resubscribes += 1
             ctx.log.info("%s: resubscribing", stream.symbol)
+
+
+async def _failed(ctx: ActorContext, stream: _Stream, exc: Exception) -> None:
+    """A subscription that failed for a reason other than pacing: retry, then escalate."""
+    stream.failures += 1
+    ctx.log.warning("%s: subscription failed (%d in a row): %s", stream.symbol, stream.failures,
+                    exc)
+    if stream.failures >= RESUBSCRIBE_LIMIT:
+        ctx.alert("critical", f"Market data for {stream.symbol} unavailable",
+                  f"{stream.failures} subscriptions failed: {exc}; restarting the Gateway link",
+                  key=f"feed:{stream.symbol}")
+        raise FeedStalled(f"{stream.symbol}: {exc}") from exc
+    await trio.sleep(RETRY_DELAY)
 
 
 async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, outbox: Outbox,
@@ -158,6 +181,7 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
                                                           memory.warmup_sessions).total_seconds()))
     async with client.open_stream(request) as (initial, updates):
         stream.failures = 0
+        stream.pacing_waits = 0
         subscribed_at = clock.now_utc()
         first_source: BarSource = "history" if cursor is None else "backfill"
 

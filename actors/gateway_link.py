@@ -376,7 +376,8 @@ async def _handle(session: LinkSession, env: Envelope, subs: Subscriptions,
                                 error="the Gateway session ended"))
         raise
     except BreakerOpen as exc:
-        env.answer_nowait(Reply(ok=False, session_id=sid, error=str(exc)))
+        env.answer_nowait(Reply(ok=False, session_id=sid, error=str(exc),
+                                retry_after=exc.retry_in))
     except trio.TooSlowError:
         env.answer_nowait(Reply(ok=False, session_id=sid,
                                 error=f"{type(env.request).__name__} timed out"))

@@ -43,6 +43,20 @@ class RequestFailed(LinkError):
         super().__init__(message)
         self.code = code
 
+    @property
+    def pacing(self) -> bool:
+        """IB's pacing limits (162 pacing violation, 322 too many requests, 420 real-time)."""
+        return self.code in (162, 322, 420)
+
+
+class RequestPaused(RequestFailed):
+    """Not sent: the circuit breaker for this kind of request is open. Wait `retry_after`
+    seconds; this says nothing about the link, which is up."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -53,6 +67,7 @@ class Reply:
     code: int | None = None
     unavailable: bool = False
     subscription_id: int | None = None
+    retry_after: float | None = None     # the breaker refused it: try again after this long
 
 
 @dataclass(eq=False)
@@ -117,6 +132,9 @@ class LinkClient:
             raise RequestTimeout(f"{type(request).__name__}: no reply within {timeout:g}s")
         if reply.unavailable:
             raise LinkUnavailable(reply.error or "link went down")
+        if not reply.ok and reply.retry_after is not None:
+            raise RequestPaused(reply.error or "paused by the circuit breaker",
+                                reply.retry_after)
         if not reply.ok:
             raise RequestFailed(reply.error or "request failed", reply.code)
         return reply

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from messages.link import LinkStatus
@@ -204,3 +205,34 @@ async def test_on_an_accelerated_clock_a_short_real_outage_is_not_a_long_one(
         assert up["outage_s"] > 10 * 60
         assert not [e for e in h.journal.events[mark:] if e["event"] == "alert"
                     and e["title"] == "Gateway unreachable"]
+
+
+@pytest.mark.slow
+async def test_pacing_violations_open_the_breaker_and_never_cause_a_reconnect(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_bot_and_gateway(tmp_path, shared_data) as h:
+        await _first_live_bar(h)
+        await h.gateway.set_pacing(True)
+        mark = h.journal.mark()
+        for _ in range(8):                     # 8 resubscriptions per contract within 2 s
+            await h.gateway.send_error(1101)
+            await trio.sleep(0.1)
+        alert = await h.journal.wait_for(
+            "alert", after=mark, timeout=30,
+            where=lambda e: e["title"] == "Gateway requests paused: historical")
+        assert alert["severity"] == "warning"
+        paced = [e for e in h.journal.events[mark:] if e["event"] == "request"
+                 and e["kind"] == "historical" and e["outcome"] == "pacing"]
+        assert paced
+        tree = h.bot.dump_tree("request")
+        link = next(c for c in tree["children"] if c["name"] == "link")
+        gateway_link = next(c for c in link["children"] if c["name"] == "gateway_link")
+        assert gateway_link["extra"]["breakers"]["historical"]["state"] == "open"
+        await h.gateway.set_pacing(False)
+        await h.journal.wait_for("alert", after=mark, timeout=90,
+                                 where=lambda e: e["title"] == "Gateway requests resumed: "
+                                 "historical")
+        await _first_live_bar(h, after=h.journal.mark())
+        assert not [e for e in h.journal.events[mark:] if e["event"] in ("link_down",
+                                                                         "link_up")]
+        assert h.bot.root.find("root.link.gateway_link").incarnation == 1

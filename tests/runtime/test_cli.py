@@ -107,6 +107,24 @@ def test_check_prints_settings_with_secrets_redacted(
     assert "gameplan" in captured.err
 
 
+def test_check_exits_0_with_valid_settings_and_todays_gameplan(
+        clean_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime as dt
+    import json
+
+    from runtime.demo import demo_gameplan
+    from runtime.market_calendar import ET
+
+    plan = clean_env / "plan.json"
+    plan.write_text(json.dumps(demo_gameplan(dt.datetime.now(ET).date())), encoding="utf-8")
+    monkeypatch.setenv("GAMEPLAN_PATH", str(plan))
+    monkeypatch.setenv("OPERATOR_ID", "demo")
+    assert main(["--check"]) == 0
+    out = capsys.readouterr().out
+    assert "Mode: DRY-RUN" in out and "valid for" in out
+
+
 def test_sim_start_is_refused_in_live_mode(
         clean_env: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
