@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from config.market_calendar import ET, get_calendar
 from messages.link import (
     BarUpdate,
     GatewayNotice,
@@ -31,9 +32,7 @@ from messages.link import (
     SubscribeQuote,
 )
 from messages.market import Bar, BarGap, BarSource, OptionSpec, Quote, VixReading
-from runtime.actor import ActorContext
-from runtime.channels import Latest
-from runtime.link_client import (
+from runtime.gateway.link_client import (
     Envelope,
     LinkClient,
     LinkUnavailable,
@@ -41,8 +40,9 @@ from runtime.link_client import (
     RequestPaused,
     RequestTimeout,
 )
-from runtime.market_calendar import ET, get_calendar
-from runtime.supervisor import OperationalFailure
+from runtime.supervision.actor import ActorContext
+from runtime.supervision.channels import Latest
+from runtime.supervision.supervisor import OperationalFailure
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 

@@ -21,13 +21,11 @@ import trio
 from config.settings import Mode
 from messages.base import Message
 from messages.link import CancelSubscription, GatewayNotice, LinkState, LinkStatus
-from runtime.actor import ActorContext
-from runtime.aio_bridge import LoopClosed
-from runtime.breaker import Breaker, BreakerOpen, BreakerState
-from runtime.channels import Latest
-from runtime.gateway_schedule import in_restart_window
-from runtime.link_client import Envelope, Reply
-from runtime.link_transport import (
+from runtime.gateway.aio_bridge import LoopClosed
+from runtime.gateway.breaker import Breaker, BreakerOpen, BreakerState
+from runtime.gateway.gateway_schedule import in_restart_window
+from runtime.gateway.link_client import Envelope, Reply
+from runtime.gateway.link_transport import (
     ConnectFailed,
     LinkSession,
     RequestRejected,
@@ -37,7 +35,9 @@ from runtime.link_transport import (
     Subscriptions,
     Transport,
 )
-from runtime.supervisor import ExpectedRestart, OperationalFailure
+from runtime.supervision.actor import ActorContext
+from runtime.supervision.channels import Latest
+from runtime.supervision.supervisor import ExpectedRestart, OperationalFailure
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 import trio
 
 from config.gameplan import Gameplan
+from config.market_calendar import get_calendar
 from doctrine.indicators import BadBar, IndicatorParams, IndicatorSet
 from doctrine.sessions import SessionClock, epoch_of
 from messages.base import Message
 from messages.market import Bar, BarGap
-from runtime.actor import ActorContext
-from runtime.channels import Latest
-from runtime.market_calendar import get_calendar
+from runtime.supervision.actor import ActorContext
+from runtime.supervision.channels import Latest
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from typing import Any
 import trio
 
 from config.gameplan import Gameplan
+from config.market_calendar import get_calendar
 from config.settings import Mode, Settings
 from doctrine.exits import ExitRules, OpenPosition, check_exit
 from doctrine.risk import (
@@ -74,11 +75,10 @@ from messages.orders import (
     SessionVerdict,
     SizingBudget,
 )
-from runtime.actor import ActorContext
-from runtime.channels import Latest
-from runtime.gateway_schedule import in_restart_window
-from runtime.market_calendar import get_calendar
-from runtime.state_store import StateStore, StateUnreadable
+from runtime.gateway.gateway_schedule import in_restart_window
+from runtime.infra.state_store import StateStore, StateUnreadable
+from runtime.supervision.actor import ActorContext
+from runtime.supervision.channels import Latest
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 

@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 
 import trio
 
+from config.market_calendar import ET
 from messages.alerts import Alert, Severity
 from messages.control import TradingStatus
 from messages.link import LinkState
-from runtime.actor import ActorContext
-from runtime.channels import DropOldest
-from runtime.discord import (
+from runtime.ops.discord import (
     COLOURS,
     MAX_EMBED_TOTAL,
     MAX_EMBEDS,
@@ -52,7 +51,8 @@ from runtime.discord import (
     make_embed,
     webhook_body,
 )
-from runtime.market_calendar import ET
+from runtime.supervision.actor import ActorContext
+from runtime.supervision.channels import DropOldest
 
 CONFIG_SERVICE = "notifier.config"
 """`ctx.services[CONFIG_SERVICE]` may hold a NotifierConfig (tests, the demo); else defaults."""

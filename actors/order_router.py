@@ -96,9 +96,7 @@ from messages.orders import (
     RouterStatus,
     SessionVerdict,
 )
-from runtime.actor import ActorContext
-from runtime.channels import Latest
-from runtime.link_client import (
+from runtime.gateway.link_client import (
     Envelope,
     LinkClient,
     LinkError,
@@ -106,7 +104,9 @@ from runtime.link_client import (
     RequestFailed,
     RequestTimeout,
 )
-from runtime.state_store import StateStore, StateUnreadable
+from runtime.infra.state_store import StateStore, StateUnreadable
+from runtime.supervision.actor import ActorContext
+from runtime.supervision.channels import Latest
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ import psutil
 import trio
 import trio.testing
 
-from runtime.actor import ActorContext
+from runtime.supervision.actor import ActorContext
 
 # -- cadence ------------------------------------------------------------------------------
 SAMPLE_EVERY_S = 10.0

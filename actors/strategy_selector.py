@@ -51,16 +51,16 @@ from config.gameplan import (
     gameplan_fingerprint,
     load_gameplan,
 )
+from config.market_calendar import ET, get_calendar
 from doctrine.selection import SelectionConfig, SelectionMemory, SelectionState
 from doctrine.sessions import epoch_of, et_date_of, et_epoch, utc_of
 from doctrine.signals import EntryRules, evaluate_entry
 from messages.base import Message
 from messages.brain import EntrySignal, IndicatorSnapshot, SignalRejected, StrategyDecision
 from messages.market import VixReading
-from runtime.actor import ActorContext
-from runtime.channels import Latest
-from runtime.market_calendar import ET, get_calendar
-from runtime.state_store import StateStore, StateUnreadable
+from runtime.infra.state_store import StateStore, StateUnreadable
+from runtime.supervision.actor import ActorContext
+from runtime.supervision.channels import Latest
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from runtime.market_calendar import ET
+from config.market_calendar import ET
 
 GAMEPLAN_SYMBOLS = ("SPY", "QQQ", "IWM")
 DEFAULT_ENTRY_WINDOW = (dt.time(10, 0), dt.time(15, 30))

@@ -24,11 +24,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 from config.gameplan import Gameplan
+from config.market_calendar import ET
 from doctrine.params import EMERGENCY_STOP_PCT, TradingStrategy, force_close_dte, params_for
 from doctrine.sessions import utc_of
 from messages.brain import ExitReason, ExitSignal, Strategy
 from messages.market import OptionSpec
-from runtime.market_calendar import ET
 
 _EPS = 1e-9
 """Premiums are quoted in cents: 2.30 over 2.00 is +15 % even if floats say 14.99999 %."""

@@ -37,7 +37,7 @@ from messages.market import Bar, BarGap, BarSource
 
 if TYPE_CHECKING:
     from config.gameplan import Gameplan
-    from runtime.market_calendar import Session
+    from config.market_calendar import Session
 
 _INF = math.inf
 

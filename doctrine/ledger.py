@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from config.market_calendar import ET
 from messages.brain import Strategy
 from messages.market import OptionSpec
 from messages.orders import (
@@ -42,7 +43,6 @@ from messages.orders import (
     IntentState,
     Side,
 )
-from runtime.market_calendar import ET
 
 Role = Literal["entry", "take_profit", "stop_loss", "exit"]
 OrderStatus = Literal["new", "submitting", "working", "filled", "cancelled", "rejected"]

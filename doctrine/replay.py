@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.gameplan import DataQuality, Gameplan, HardLimits, PlanSymbol
+from config.market_calendar import MarketCalendar, Session, get_calendar
 from doctrine.dry_run import FillModel, PositionBook
 from doctrine.exits import ExitRules, OpenPosition, check_exit
 from doctrine.indicators import IndicatorParams, IndicatorSet, IndicatorValues
@@ -39,7 +40,6 @@ from doctrine.sessions import SessionClock, et_date_of, et_epoch
 from doctrine.signals import EntryRules, evaluate_entry
 from messages.brain import EntrySignal, SignalRejected, StrategyDecision
 from messages.market import OptionSpec, Right
-from runtime.market_calendar import MarketCalendar, Session, get_calendar
 
 RawBar = tuple[float, float, float, float, float, float]
 """(start in UTC epoch seconds, open, high, low, close, volume)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from runtime.market_calendar import ET, MarketCalendar, Session, get_calendar
+from config.market_calendar import ET, MarketCalendar, Session, get_calendar
 
 UTC = dt.UTC
 

@@ -1,6 +1,6 @@
 """The only shared vocabulary of the actors: immutable, typed, JSON-serialisable messages.
 
-Grouped by channel (see runtime/wiring.py for which channel carries which type):
+Grouped by channel (see runtime/app/wiring.py for which channel carries which type):
   market   bars, gaps, quotes                       BarFeed -> Indicators, selector, router
   link     session state and Gateway notices        GatewayLink -> everyone who cares
   brain    indicator snapshots, decisions, signals  Indicators -> StrategySelector -> ModeGuard

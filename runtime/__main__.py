@@ -1,8 +1,8 @@
-"""`python -m runtime`: see runtime/cli.py."""
+"""`python -m runtime`: see runtime/app/cli.py."""
 
 import sys
 
-from runtime.cli import main
+from runtime.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from config.market_calendar import get_calendar
 from doctrine.indicators import IndicatorSet
 from doctrine.replay import RawBar, ReplayConfig, ReplayEngine, default_plan, run_replay
 from doctrine.selection import SelectionState
 from doctrine.sessions import SessionClock, et_epoch
 from doctrine.signals import EntryRules, evaluate_entry
 from messages.market import Bar
-from runtime.market_calendar import get_calendar
 from tools.replay import read_bars_csv
 
 DEFAULT_BARS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from runtime.health import port_file
+from runtime.ops.health import port_file
 
 
 def _wait_for_port(state_dir: Path, proc: subprocess.Popen[bytes], timeout: float) -> int:

@@ -33,11 +33,11 @@ import trio
 from actors import notifier
 from config.settings import load_settings
 from messages.alerts import Alert
-from runtime.actor import ActorEnv
-from runtime.channels import DropOldest
-from runtime.clock import Clock
-from runtime.logs import open_logging
-from runtime.tree import TreeNode
+from runtime.infra.clock import Clock
+from runtime.infra.logs import open_logging
+from runtime.supervision.actor import ActorEnv
+from runtime.supervision.channels import DropOldest
+from runtime.supervision.tree import TreeNode
 
 
 @dataclass

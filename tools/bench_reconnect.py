@@ -29,10 +29,10 @@ from typing import Any
 
 import trio
 
+from config.market_calendar import ET
 from config.settings import load_settings
-from runtime.aio_bridge import AsyncioLoop, open_asyncio_loop
-from runtime.bot import BotHandle, BotOptions, run_bot
-from runtime.market_calendar import ET
+from runtime.app.bot import BotHandle, BotOptions, run_bot
+from runtime.gateway.aio_bridge import AsyncioLoop, open_asyncio_loop
 from tools.fake_gateway import FakeGatewayConfig, open_fake_gateway
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"

@@ -10,7 +10,7 @@ import datetime as dt
 import sys
 from collections.abc import Sequence
 
-from runtime.market_calendar import CalendarRangeError, get_calendar
+from config.market_calendar import CalendarRangeError, get_calendar
 
 
 def _date(text: str) -> dt.date:

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from config.gameplan import Gameplan, GameplanError, parse_gameplan, read_gameplan
+from config.market_calendar import ET
 from doctrine.replay import RawBar, ReplayConfig, ReplayEngine, merge_events
-from runtime.market_calendar import ET
 from tools.replay import infer_bar_seconds
 
 VIX_SYMBOL = "VIX"

@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 
 from config.settings import SettingsError, load_settings
-from runtime.health import HOST, port_file
-from runtime.tree import render_snapshot
+from runtime.ops.health import HOST, port_file
+from runtime.supervision.tree import render_snapshot
 
 EXIT_OK = 0
 EXIT_NO_ANSWER = 1

@@ -36,8 +36,8 @@ from typing import Any
 
 import trio
 
-from runtime.clock import Clock
-from runtime.market_calendar import ET, Session, get_calendar
+from config.market_calendar import ET, Session, get_calendar
+from runtime.infra.clock import Clock
 
 DEFAULT_SPEED = 1000.0         # a trading day (06:00-17:00 ET) in about 40 s of wall time
 DEFAULT_DAYS = 5

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import trio
 
-from runtime.health import port_file
+from runtime.ops.health import port_file
 
 ONE_BAR = dt.timedelta(minutes=1)
 WAIT_WALL_SECONDS = 20.0

@@ -1,6 +1,6 @@
 """The brain subtree in-process: the app's own wiring of Indicators and StrategySelector.
 
-`open_brain` runs the `brain` supervisor exactly as runtime/app.py builds it (real Wiring
+`open_brain` runs the `brain` supervisor exactly as runtime/app/app.py builds it (real Wiring
 channels, real ActorContexts, a real Journal writing events.jsonl into tmp_path, a Clock on
 trio's MockClock); the test plays BarFeed (bars, VIX, `bar` events) and ModeGuard (governor).
 """
@@ -21,19 +21,19 @@ import trio
 
 from actors import strategy_selector
 from config.gameplan import Gameplan, parse_gameplan
+from config.market_calendar import ET
 from config.settings import Settings, load_settings
 from doctrine.replay import RawBar
 from messages.base import Message
 from messages.brain import EntrySignal
 from messages.market import Bar, BarGap, BarSource, VixReading
-from runtime.actor import ActorEnv
-from runtime.app import build_tree
-from runtime.clock import Clock
-from runtime.logs import Journal, open_logging, set_log_clock
-from runtime.market_calendar import ET
-from runtime.supervisor import Supervisor, SupervisorSpec, build_nodes
-from runtime.tree import TreeNode
-from runtime.wiring import Wiring
+from runtime.app.app import build_tree
+from runtime.app.wiring import Wiring
+from runtime.infra.clock import Clock
+from runtime.infra.logs import Journal, open_logging, set_log_clock
+from runtime.supervision.actor import ActorEnv
+from runtime.supervision.supervisor import Supervisor, SupervisorSpec, build_nodes
+from runtime.supervision.tree import TreeNode
 from tests.doctrine.conftest import example_plan_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,10 +86,10 @@ def brain_settings(tmp_path: Path, **env: str) -> Settings:
 
 
 def brain_spec(w: Wiring, env: ActorEnv) -> SupervisorSpec:
-    """The app's own `brain` subtree (runtime/app.py), wired to `w`."""
+    """The app's own `brain` subtree (runtime/app/app.py), wired to `w`."""
     spec = build_tree(w, env)
     found = [c for c in spec.children if isinstance(c, SupervisorSpec) and c.name == "brain"]
-    assert found, "runtime/app.py has no brain subtree"
+    assert found, "runtime/app/app.py has no brain subtree"
     return found[0]
 
 

@@ -1,7 +1,7 @@
 """Gateway restarts respawn the link subtree and leave the brain untouched.
 
 The real supervision tree pieces: a root (one_for_one) over the app's own `brain` subtree
-(runtime/app.py's wiring of Indicators and StrategySelector) and a stand-in `link` subtree
+(runtime/app/app.py's wiring of Indicators and StrategySelector) and a stand-in `link` subtree
 (one_for_all) whose feed plays BarFeed over the real 2019 bars: history at start, then live,
 with a mid-session Gateway drop (missed bars come back as backfill, overlapping two bars it
 had already delivered) and the scheduled 16:30 ET restart. The link restarts; the brain keeps
@@ -25,18 +25,18 @@ from doctrine.replay import RawBar, merge_events
 from messages.base import Message
 from messages.brain import IndicatorSnapshot
 from messages.market import Bar, VixReading
-from runtime.actor import ActorContext, ActorEnv
-from runtime.channels import Channel, Ports
-from runtime.clock import Clock
-from runtime.logs import open_logging, set_log_clock
-from runtime.supervisor import (
+from runtime.app.wiring import Wiring
+from runtime.infra.clock import Clock
+from runtime.infra.logs import open_logging, set_log_clock
+from runtime.supervision.actor import ActorContext, ActorEnv
+from runtime.supervision.channels import Channel, Ports
+from runtime.supervision.supervisor import (
     ExpectedRestart,
     Strategy,
     Supervisor,
     SupervisorSpec,
     build_nodes,
 )
-from runtime.wiring import Wiring
 from tests.brain.conftest import (
     brain_settings,
     brain_spec,

@@ -20,12 +20,12 @@ from doctrine.replay import RawBar
 from messages.base import Message
 from messages.brain import IndicatorSnapshot
 from messages.market import Bar, BarGap, BarSource
-from runtime.actor import ActorEnv
-from runtime.channels import Latest
-from runtime.clock import Clock
-from runtime.logs import open_logging
-from runtime.tree import TreeNode
-from runtime.wiring import Wiring
+from runtime.app.wiring import Wiring
+from runtime.infra.clock import Clock
+from runtime.infra.logs import open_logging
+from runtime.supervision.actor import ActorEnv
+from runtime.supervision.channels import Latest
+from runtime.supervision.tree import TreeNode
 from tests.brain.conftest import brain_settings, plan_dict, plan_of
 from tests.doctrine.conftest import SPY_2019, bars_of
 

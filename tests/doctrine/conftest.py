@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from config.gameplan import Gameplan, parse_gameplan
+from config.market_calendar import MarketCalendar, get_calendar
 from doctrine.replay import RawBar
-from runtime.market_calendar import MarketCalendar, get_calendar
 from tools.replay import read_bars_csv
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
+from config.market_calendar import ET
 from doctrine.exits import ExitRules, OpenPosition, check_exit, exit_signal
 from messages.market import OptionSpec
-from runtime.market_calendar import ET
 from tests.doctrine.conftest import PlanFactory
 
 DAY = dt.date(2024, 2, 20)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import talib
 
+from config.market_calendar import ET, MarketCalendar
 from doctrine.indicators import (
     BadBar,
     IndicatorParams,
@@ -20,7 +21,6 @@ from doctrine.indicators import (
 from doctrine.replay import RawBar
 from doctrine.sessions import SessionClock
 from messages.market import Bar, BarGap
-from runtime.market_calendar import ET, MarketCalendar
 from tests.doctrine.conftest import SPY_15M, SPY_63, SPY_2019, PlanFactory, bars_of
 
 TOL = 1e-9

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from config.gameplan import parse_gameplan
+from config.market_calendar import ET
 from doctrine.replay import ReplayConfig, ReplayEngine, run_replay
-from runtime.market_calendar import ET
 from tests.doctrine.conftest import (
     REPO,
     SPY_63,

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.gameplan import Gameplan, parse_gameplan
+from config.market_calendar import ET
 from doctrine.selection import (
     SelectionConfig,
     SelectionMemory,
@@ -20,7 +21,6 @@ from doctrine.selection import (
     vix_problem,
 )
 from messages.market import VixReading
-from runtime.market_calendar import ET
 from tests.doctrine.conftest import PlanFactory, example_plan_dict
 
 DAY = dt.date(2024, 2, 20)

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from config.gameplan import Gameplan
+from config.market_calendar import ET, MarketCalendar
 from doctrine.indicators import IndicatorValues
 from doctrine.signals import EntryRules, evaluate_entry
 from messages.brain import EntrySignal, SignalRejected
-from runtime.market_calendar import ET, MarketCalendar
 from tests.doctrine.conftest import PlanFactory
 
 DAY = dt.date(2024, 2, 20)

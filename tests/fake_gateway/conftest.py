@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runtime.market_calendar import ET
+from config.market_calendar import ET
 from tests.fake_gateway.ib_thread import AsyncioThread, IBClient
 from tools.fake_gateway import FakeGateway, FakeGatewayConfig, open_fake_gateway
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.market_calendar import ET, get_calendar
+from config.market_calendar import ET, get_calendar
 from tools.fake_gateway.broker import (
     Broker,
     BrokerEvent,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from runtime.market_calendar import ET, get_calendar
+from config.market_calendar import ET, get_calendar
 from tools.fake_gateway.contracts import (
     UNDERLYINGS,
     ContractBook,

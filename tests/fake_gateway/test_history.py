@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from runtime.market_calendar import ET, UTC, get_calendar
+from config.market_calendar import ET, UTC, get_calendar
 from tools.fake_gateway.history import (
     HistoryRequestError,
     history_windows,

@@ -13,7 +13,7 @@ import pytest
 import trio
 from ib_async import Contract, Index, Option, Stock
 
-from runtime.market_calendar import ET, UTC
+from config.market_calendar import ET, UTC
 from tests.fake_gateway.conftest import gw_config
 from tests.fake_gateway.ib_thread import IBClient, eventually
 from tools.fake_gateway import FakeGateway, open_fake_gateway

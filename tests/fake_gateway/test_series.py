@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.market_calendar import ET, get_calendar
+from config.market_calendar import ET, get_calendar
 from tools.fake_gateway.market import Market
 from tools.fake_gateway.series import SUB_BARS, merge_all, path_points, split_volume
 

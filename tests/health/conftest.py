@@ -13,16 +13,16 @@ from typing import Any
 import httpx
 import trio
 
+from config.market_calendar import ET
 from config.settings import load_settings
-from runtime.bot import BotHandle
-from runtime.clock import Clock
-from runtime.health import serve_health
-from runtime.logs import Journal
-from runtime.market_calendar import ET
-from runtime.observe import TreeObserver
-from runtime.supervisor import ActorSpec, SupervisorSpec, build_nodes
-from runtime.tree import NodeState, TreeNode
-from runtime.wiring import Wiring
+from runtime.app.bot import BotHandle
+from runtime.app.wiring import Wiring
+from runtime.infra.clock import Clock
+from runtime.infra.logs import Journal
+from runtime.ops.health import serve_health
+from runtime.supervision.observe import TreeObserver
+from runtime.supervision.supervisor import ActorSpec, SupervisorSpec, build_nodes
+from runtime.supervision.tree import NodeState, TreeNode
 
 START = dt.datetime(2026, 11, 20, 10, 0, tzinfo=ET)
 

@@ -13,8 +13,8 @@ import pytest
 import trio
 
 from config.settings import load_settings
-from runtime.bot import BotOptions, run_bot
-from runtime.health import port_file
+from runtime.app.bot import BotOptions, run_bot
+from runtime.ops.health import port_file
 from tools import dump_tree
 
 REPO = Path(__file__).resolve().parents[2]

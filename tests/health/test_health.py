@@ -12,7 +12,7 @@ import trio
 
 from messages.control import OperatorCommand, TradingState, TradingStatus
 from messages.link import LinkState, LinkStatus
-from runtime.health import LINK_GRACE_S, MAX_BODY_BYTES, port_file, serve_health
+from runtime.ops.health import LINK_GRACE_S, MAX_BODY_BYTES, port_file, serve_health
 from tests.health.conftest import open_health
 
 JSON = {"Content-Type": "application/json"}

@@ -17,7 +17,7 @@ from typing import Any
 import trio
 
 from config.settings import Settings, load_settings
-from runtime.bot import BotHandle, BotOptions, run_bot
+from runtime.app.bot import BotHandle, BotOptions, run_bot
 from tools.fake_gateway import FakeGateway, FakeGatewayConfig, open_fake_gateway
 
 SPY_1M = "spy_1m_src-leoxu2023_2024-02-20_2024-05-17_rth.csv"

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import trio
 
+from config.market_calendar import ET
 from messages.link import LinkStatus
-from runtime.market_calendar import ET
 
 from .conftest import Harness, Recorder, open_bot_and_gateway
 
@@ -101,7 +101,7 @@ async def test_hung_gateway_is_detected_by_the_liveness_probe(
 async def test_drop_while_a_request_is_in_flight_fails_it_cleanly_and_the_feed_retries(
         tmp_path: Path, shared_data: Path) -> None:
     from messages.link import OptionChainRequest
-    from runtime.link_client import LinkClient, LinkUnavailable
+    from runtime.gateway.link_client import LinkClient, LinkUnavailable
 
     async with open_bot_and_gateway(tmp_path, shared_data) as h:
         await _first_live_bar(h)

@@ -18,8 +18,8 @@ import trio
 from config.settings import load_settings
 from messages.brain import EntrySignal
 from messages.control import TradingState
-from runtime.bot import BotHandle, BotOptions, run_bot
-from runtime.instance import acquire_instance_lock
+from runtime.app.bot import BotHandle, BotOptions, run_bot
+from runtime.app.instance import acquire_instance_lock
 
 
 async def _run(options: BotOptions, symbol: str, close: float) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from config.market_calendar import ET
 from config.settings import Settings, load_settings
 from messages.alerts import Alert
 from messages.base import Message
@@ -25,13 +26,12 @@ from messages.brain import EntrySignal
 from messages.control import TradingState
 from messages.link import LinkState, LinkStatus
 from messages.market import OptionSpec, Quote, Right
-from runtime.actor import ActorContext, ActorEnv
-from runtime.channels import DropOldest
-from runtime.clock import Clock
-from runtime.logs import Journal
-from runtime.market_calendar import ET
-from runtime.tree import TreeNode
-from runtime.wiring import Wiring
+from runtime.app.wiring import Wiring
+from runtime.infra.clock import Clock
+from runtime.infra.logs import Journal
+from runtime.supervision.actor import ActorContext, ActorEnv
+from runtime.supervision.channels import DropOldest
+from runtime.supervision.tree import TreeNode
 from tests.integration.conftest import MID_SESSION, Harness, open_bot_and_gateway
 from tools.fake_gateway.broker import SimOrder
 

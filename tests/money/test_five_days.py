@@ -23,14 +23,14 @@ import trio
 import trio.testing
 
 from actors import mode_guard, order_router
+from config.market_calendar import ET, get_calendar
 from config.settings import load_settings
 from messages.brain import EntrySignal
 from messages.control import TradingState
 from messages.market import Right
 from messages.orders import TERMINAL_STATES
-from runtime.bot import BotHandle, BotOptions, run_bot
-from runtime.clock import Clock
-from runtime.market_calendar import ET, get_calendar
+from runtime.app.bot import BotHandle, BotOptions, run_bot
+from runtime.infra.clock import Clock
 from tests.conftest import closed_port
 from tools.fake_gateway.market import Market
 from tools.fake_gateway.sim_orders import DeskTransport, SimOrderDesk

@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from actors import mode_guard
+from config.market_calendar import ET
 from messages.base import Message
 from messages.brain import EntrySignal
 from messages.control import OperatorCommand, TradingState
@@ -31,7 +32,6 @@ from messages.orders import (
     RouterStatus,
     SessionVerdict,
 )
-from runtime.market_calendar import ET
 
 from .conftest import SPY_CALL, Actors, context, drain, open_actor_env
 

@@ -42,7 +42,7 @@ from messages.orders import (
     SessionVerdict,
     SizingBudget,
 )
-from runtime.link_client import Reply
+from runtime.gateway.link_client import Reply
 
 from .conftest import SPY_CALL, Actors, context, drain, open_actor_env
 
@@ -298,7 +298,7 @@ def _held_ledger(a: Actors) -> None:
                                      sec_type="OPT", option=SPY_CALL, side="BOT", shares=2,
                                      price=2.0, time=now, commission=1.3))
     led.fills["x0"].reported = True
-    from runtime.state_store import StateStore
+    from runtime.infra.state_store import StateStore
     StateStore(a.env.settings.state_dir).save("ledger", led.to_dict())
 
 

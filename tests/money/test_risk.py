@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from config.market_calendar import get_calendar
 from doctrine.risk import (
     EntryGate,
     RiskState,
@@ -21,7 +22,6 @@ from doctrine.risk import (
 )
 from messages.market import OptionSpec
 from messages.orders import FillReport, PositionView
-from runtime.market_calendar import get_calendar
 
 SPY = OptionSpec(underlying="SPY", expiry=dt.date(2024, 7, 12), strike=550.0, right="C")
 QQQ = OptionSpec(underlying="QQQ", expiry=dt.date(2024, 7, 12), strike=480.0, right="P")

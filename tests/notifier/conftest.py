@@ -12,16 +12,16 @@ from typing import Any
 import trio
 
 from actors import notifier
+from config.market_calendar import ET
 from config.settings import load_settings
 from messages.alerts import Alert, Severity
-from runtime.actor import ActorContext, ActorEnv
-from runtime.channels import DropOldest
-from runtime.clock import Clock
-from runtime.discord import Timeouts
-from runtime.logs import open_logging
-from runtime.market_calendar import ET
-from runtime.tree import TreeNode
-from runtime.wiring import Wiring
+from runtime.app.wiring import Wiring
+from runtime.infra.clock import Clock
+from runtime.infra.logs import open_logging
+from runtime.ops.discord import Timeouts
+from runtime.supervision.actor import ActorContext, ActorEnv
+from runtime.supervision.channels import DropOldest
+from runtime.supervision.tree import TreeNode
 
 START = dt.datetime(2026, 11, 20, 9, 30, tzinfo=ET)
 

@@ -4,7 +4,7 @@ It is the standard library's `http.server` on its own thread (not our code, not 
 Notifier's httpx client talks real HTTP/1.1 over real TCP to something it did not write. Each
 request takes the next scripted answer (204 by default), is recorded with its arrival time,
 and its body is checked against Discord's documented limits by `discord_problems`, written
-here independently of runtime/discord.py.
+here independently of runtime/ops/discord.py.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.discord import (
+from runtime.ops.discord import (
     MAX_EMBED_TOTAL,
     TRUNCATED,
     Pacer,

@@ -12,8 +12,8 @@ import trio
 from actors import notifier
 from config.settings import load_settings
 from messages.link import LinkState, LinkStatus
-from runtime.bot import BotOptions, run_bot
-from runtime.discord import COLOURS, TRUNCATED
+from runtime.app.bot import BotOptions, run_bot
+from runtime.ops.discord import COLOURS, TRUNCATED
 from tests.notifier.conftest import FAST, open_notifier, wait_until
 from tests.notifier.fake_discord import WEBHOOK_PATH, Hang, Reply, run_fake_discord
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import trio
 
 from actors import notifier
-from runtime.discord import Timeouts
+from runtime.ops.discord import Timeouts
 from tests.notifier.conftest import open_notifier, wait_until
 from tests.notifier.fake_discord import Hang, Reply, run_fake_discord
 

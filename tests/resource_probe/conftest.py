@@ -14,15 +14,15 @@ import trio
 
 from actors import resource_probe
 from actors.resource_probe import DiskSample, ProbeConfig, ProcessSample
+from config.market_calendar import ET
 from config.settings import load_settings
 from messages.alerts import Alert
-from runtime.actor import ActorContext, ActorEnv
-from runtime.channels import DropOldest
-from runtime.clock import Clock
-from runtime.logs import Journal
-from runtime.market_calendar import ET
-from runtime.tree import TreeNode
-from runtime.wiring import Wiring
+from runtime.app.wiring import Wiring
+from runtime.infra.clock import Clock
+from runtime.infra.logs import Journal
+from runtime.supervision.actor import ActorContext, ActorEnv
+from runtime.supervision.channels import DropOldest
+from runtime.supervision.tree import TreeNode
 
 START = dt.datetime(2026, 11, 20, 6, 0, tzinfo=ET)
 MB = 1024 * 1024

@@ -21,7 +21,7 @@ from actors.resource_probe import (
     Watch,
     theil_sen_slope,
 )
-from runtime.wiring import Wiring
+from runtime.app.wiring import Wiring
 from tests.resource_probe.conftest import START, FakeSampler, flat, open_probe
 
 HOUR = 3600.0

@@ -8,7 +8,7 @@ import threading
 import pytest
 import trio
 
-from runtime.aio_bridge import LoopClosed, open_asyncio_loop
+from runtime.gateway.aio_bridge import LoopClosed, open_asyncio_loop
 
 
 async def test_run_returns_results_and_raises_errors_from_the_loop_thread() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from actors.bar_feed import lookback
-from runtime.market_calendar import ET, get_calendar
+from config.market_calendar import ET, get_calendar
 
 
 def et(day: str, hhmm: str) -> dt.datetime:

@@ -12,14 +12,14 @@ import pytest
 import trio
 import trio.testing
 
+from config.market_calendar import ET
 from config.settings import load_settings
-from runtime.bot import BotHandle, BotOptions, run_bot
-from runtime.channels import DropOldest
-from runtime.clock import Clock
-from runtime.logs import open_logging
-from runtime.market_calendar import ET
-from runtime.observe import TreeObserver
-from runtime.supervisor import (
+from runtime.app.bot import BotHandle, BotOptions, run_bot
+from runtime.infra.clock import Clock
+from runtime.infra.logs import open_logging
+from runtime.supervision.channels import DropOldest
+from runtime.supervision.observe import TreeObserver
+from runtime.supervision.supervisor import (
     ActorSpec,
     ExpectedRestart,
     Strategy,
@@ -27,7 +27,7 @@ from runtime.supervisor import (
     SupervisorSpec,
     build_nodes,
 )
-from runtime.tree import TreeNode
+from runtime.supervision.tree import TreeNode
 from tests.conftest import closed_port
 
 ACTORS = ("notifier", "resource_probe", "mode_guard", "order_router", "indicators",

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from runtime.breaker import Breaker, BreakerOpen, BreakerState
-from runtime.gateway_schedule import in_restart_window, next_restart_window, restart_window
-from runtime.market_calendar import ET
+from config.market_calendar import ET
+from runtime.gateway.breaker import Breaker, BreakerOpen, BreakerState
+from runtime.gateway.gateway_schedule import in_restart_window, next_restart_window, restart_window
 
 
 class FakeTime:

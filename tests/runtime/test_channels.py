@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from runtime.channels import Channel, DropOldest, Latest, Ports
+from runtime.supervision.channels import Channel, DropOldest, Latest, Ports
 
 
 async def test_consumer_keeps_its_channel_across_producer_restarts() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import LIVE_TRADING_ACK_PHRASE
-from runtime.cli import main
+from runtime.app.cli import main
 
 BAD_SETTINGS = [
     ({"IBKR_PORT": "abc"}, "IBKR_PORT"),
@@ -113,8 +113,8 @@ def test_check_exits_0_with_valid_settings_and_todays_gameplan(
     import datetime as dt
     import json
 
-    from runtime.demo import demo_gameplan
-    from runtime.market_calendar import ET
+    from config.market_calendar import ET
+    from runtime.app.demo import demo_gameplan
 
     plan = clean_env / "plan.json"
     plan.write_text(json.dumps(demo_gameplan(dt.datetime.now(ET).date())), encoding="utf-8")

@@ -11,9 +11,9 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from runtime.clock import Clock
-from runtime.logs import open_logging, register_secret, set_log_clock
-from runtime.market_calendar import ET
+from config.market_calendar import ET
+from runtime.infra.clock import Clock
+from runtime.infra.logs import open_logging, register_secret, set_log_clock
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[-+]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|"
                   r"CRITICAL) +\[[\w.]+\] ")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from runtime.market_calendar import ET, CalendarRangeError, get_calendar
+from config.market_calendar import ET, CalendarRangeError, get_calendar
 from tools.calendar import main as calendar_main
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.state_store import StateStore, StateUnreadable
+from runtime.infra.state_store import StateStore, StateUnreadable
 
 
 def test_save_then_load_round_trips_and_missing_is_none(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 
-from runtime.supervisor import (
+from runtime.supervision.supervisor import (
     ActorSpec,
     Backoff,
     ChildExit,
@@ -26,7 +26,7 @@ from runtime.supervisor import (
     WhenExhausted,
     build_nodes,
 )
-from runtime.tree import NodeState, TreeNode
+from runtime.supervision.tree import NodeState, TreeNode
 
 NO_BACKOFF = Backoff(initial=0.0)
 

@@ -19,11 +19,11 @@ from typing import Any
 import trio
 import trio.testing
 
+from config.market_calendar import ET, get_calendar
 from config.settings import load_settings
 from messages.link import LinkStatus
-from runtime.bot import BotHandle, BotOptions, run_bot
-from runtime.clock import Clock
-from runtime.market_calendar import ET, get_calendar
+from runtime.app.bot import BotHandle, BotOptions, run_bot
+from runtime.infra.clock import Clock
 from tests.conftest import closed_port
 from tools.fake_gateway.market import Market
 from tools.fake_gateway.sim_transport import SimGateway, SimTransport

@@ -30,7 +30,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from runtime.market_calendar import ET, MarketCalendar, Session
+from config.market_calendar import ET, MarketCalendar, Session
 from tools.fake_gateway.contracts import STK, ContractSpec
 from tools.fake_gateway.market import Market
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.market_calendar import ET
+from config.market_calendar import ET
 
 DEFAULT_ACCOUNT = "DU1234567"
 DEFAULT_PORT = 4002

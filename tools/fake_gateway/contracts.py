@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from runtime.market_calendar import ET, MarketCalendar
+from config.market_calendar import ET, MarketCalendar
 
 STK = "STK"
 OPT = "OPT"

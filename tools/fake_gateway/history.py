@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from runtime.market_calendar import ET, UTC, MarketCalendar, Session
+from config.market_calendar import ET, UTC, MarketCalendar, Session
 from tools.fake_gateway.contracts import IND, ContractSpec
 from tools.fake_gateway.market import Market
 from tools.fake_gateway.series import OHLCV, merge_all

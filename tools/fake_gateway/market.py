@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.market_calendar import MarketCalendar, Session
+from config.market_calendar import MarketCalendar, Session
 from tools.fake_gateway.contracts import UNDERLYINGS, ContractSpec, OptionCalendar
 from tools.fake_gateway.pricing import (
     Greeks,

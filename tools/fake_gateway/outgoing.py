@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from runtime.market_calendar import ET
+from config.market_calendar import ET
 from tools.fake_gateway.broker import Fill, SimOrder
 from tools.fake_gateway.contracts import ContractDetailsInfo, ContractSpec
 from tools.fake_gateway.history import HistBar

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.market_calendar import ET, UTC, MarketCalendar, Session
+from config.market_calendar import ET, UTC, MarketCalendar, Session
 
 log = logging.getLogger("tools.fake_gateway.series")
 

@@ -18,8 +18,8 @@ from typing import IO, Any
 
 import trio
 
-from runtime.clock import Clock
-from runtime.market_calendar import ET, UTC, MarketCalendar, get_calendar
+from config.market_calendar import ET, UTC, MarketCalendar, get_calendar
+from runtime.infra.clock import Clock
 from tools.fake_gateway import outgoing as out
 from tools.fake_gateway.broker import (
     Broker,

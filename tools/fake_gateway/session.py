@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from runtime.market_calendar import ET
+from config.market_calendar import ET
 from tools.fake_gateway import outgoing as out
 from tools.fake_gateway.accounts import account_summary_rows, account_value_rows
 from tools.fake_gateway.contracts import (

@@ -3,7 +3,7 @@
 `tools.fake_gateway.sim_transport` serves market data on trio's MockClock; the money path also
 needs orders. This desk puts the simulator's own matching engine and books
 (`tools.fake_gateway.broker.Broker`: brackets, OCA, DAY expiry, positions, commissions) behind
-the same order requests the production handlers serve (runtime/ib_orders.py), and pushes the
+the same order requests the production handlers serve (runtime/gateway/ib_orders.py), and pushes the
 broker's events to the session that owns the order, like a Gateway does. Events while nobody is
 connected are lost, as on a real socket; the router must recover them by reconciliation.
 
@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from config.market_calendar import ET
 from messages.base import Message
 from messages.market import OptionSpec
 from messages.orders import (
@@ -42,8 +43,7 @@ from messages.orders import (
     PlaceOrders,
     PositionsRequest,
 )
-from runtime.link_transport import RequestRejected, SessionParams, Subscriptions
-from runtime.market_calendar import ET
+from runtime.gateway.link_transport import RequestRejected, SessionParams, Subscriptions
 from tools.fake_gateway.broker import (
     Broker,
     BrokerEvent,
@@ -174,7 +174,7 @@ class SimOrderDesk:
         today = self.now.astimezone(ET).date()
         return dt.datetime.combine(today, dt.time(0), ET).astimezone(dt.UTC)
 
-    # -- the order requests (what runtime/ib_orders.py serves in production) ---------------
+    # -- the order requests (what runtime/gateway/ib_orders.py serves in production) ---------------
     async def place(self, session: SimSession, req: PlaceOrders,
                     stream: Any, subs: Subscriptions) -> tuple[PlacedOrders, None]:
         if session.info.readonly:

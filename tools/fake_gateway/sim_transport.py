@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from config.market_calendar import ET, Session
 from messages.base import Message
 from messages.link import (
     BarUpdate,
@@ -35,9 +36,8 @@ from messages.link import (
     SubscribeQuote,
 )
 from messages.market import Quote
-from runtime.clock import Clock
-from runtime.ib_codes import classify
-from runtime.link_transport import (
+from runtime.gateway.ib_codes import classify
+from runtime.gateway.link_transport import (
     ConnectFailed,
     RequestRejected,
     SessionBase,
@@ -45,7 +45,7 @@ from runtime.link_transport import (
     SessionParams,
     Subscriptions,
 )
-from runtime.market_calendar import ET, Session
+from runtime.infra.clock import Clock
 from tools.fake_gateway.contracts import UNDERLYINGS, chain_strikes, option_contract
 from tools.fake_gateway.market import Market
 

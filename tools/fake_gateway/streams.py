@@ -21,7 +21,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 
-from runtime.market_calendar import MarketCalendar
+from config.market_calendar import MarketCalendar
 from tools.fake_gateway import outgoing as out
 from tools.fake_gateway.contracts import IND, ContractSpec
 from tools.fake_gateway.history import (

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from runtime.market_calendar import ET, UTC, Session
+from config.market_calendar import ET, UTC, Session
 from tools.stability import thresholds as th
 from tools.stability.logfiles import Event, LogLine, LogSet, parse_ts, read_logdir
 from tools.stability.patterns import message_pattern
@@ -264,7 +264,7 @@ def _sessions(first: dt.date, last: dt.date) -> tuple[Callable[[dt.date], Sessio
                                                       str | None]:
     """The NYSE session lookup for the period, or a weekday 09:30–16:00 stand-in (said so)."""
     try:
-        from runtime.market_calendar import MarketCalendar
+        from config.market_calendar import MarketCalendar
 
         cal = MarketCalendar(first - dt.timedelta(days=7), last + dt.timedelta(days=7))
         return cal.session, None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from runtime.market_calendar import ET
+from config.market_calendar import ET
 from tools.stability.analysis import Report
 
 

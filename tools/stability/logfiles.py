@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.market_calendar import UTC
+from config.market_calendar import UTC
 
 KNOWN_EVENTS = frozenset({
     "startup", "shutdown", "link_up", "link_down", "bar", "bar_gap", "signal", "order_intent",

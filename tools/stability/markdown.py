@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
-from runtime.market_calendar import Session
+from config.market_calendar import Session
 from tools.stability import thresholds as th
 from tools.stability.analysis import (
     DayReport,

@@ -21,7 +21,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from runtime.market_calendar import ET
+from config.market_calendar import ET
 from tools.stability.logfiles import Event, LogLine, LogSet
 from tools.stability.thresholds import BARS_RESUME_LOOKAHEAD_MIN
 

@@ -1,6 +1,6 @@
 """What GatewayLink needs from a Gateway connection, independent of how it is made.
 
-Production uses `runtime.ib_transport.IbAsyncTransport` (real ib_async on a private asyncio
+Production uses `runtime.gateway.ib_transport.IbAsyncTransport` (real ib_async on a private asyncio
 loop, over TCP). The multi-day simulations use a pure-trio transport that runs on trio's
 MockClock, so five trading days of reconnects, gaps and faults run in seconds. GatewayLink's
 own logic (port probing, outage alerts, the scheduled window, liveness, serving requests,
@@ -19,10 +19,10 @@ import trio
 
 from messages.base import Message
 from messages.link import GatewayNotice
-from runtime.breaker import Breaker, BreakerOpen
-from runtime.clock import Clock
-from runtime.logs import Journal
-from runtime.supervisor import OperationalFailure
+from runtime.gateway.breaker import Breaker, BreakerOpen
+from runtime.infra.clock import Clock
+from runtime.infra.logs import Journal
+from runtime.supervision.supervisor import OperationalFailure
 
 T = TypeVar("T")
 

@@ -25,8 +25,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime.clock import Clock
-from runtime.market_calendar import ET
+from config.market_calendar import ET
+from runtime.infra.clock import Clock
 
 UTC = dt.UTC
 HUMAN_LOGGER = "crucible"

@@ -12,18 +12,18 @@ from typing import Any
 
 import trio
 
+from config.market_calendar import ET
 from config.settings import Settings
-from runtime.actor import ActorEnv
-from runtime.app import build_tree
-from runtime.clock import Clock
-from runtime.health import serve_health
-from runtime.logs import Journal, open_logging, register_secret, set_log_clock
-from runtime.market_calendar import ET
-from runtime.observe import TreeObserver, dump_periodically
-from runtime.os_signals import watch_signals
-from runtime.supervisor import Supervisor, SupervisorGaveUp, build_nodes
-from runtime.tree import TreeNode
-from runtime.wiring import Wiring
+from runtime.app.app import build_tree
+from runtime.app.os_signals import watch_signals
+from runtime.app.wiring import Wiring
+from runtime.infra.clock import Clock
+from runtime.infra.logs import Journal, open_logging, register_secret, set_log_clock
+from runtime.ops.health import serve_health
+from runtime.supervision.actor import ActorEnv
+from runtime.supervision.observe import TreeObserver, dump_periodically
+from runtime.supervision.supervisor import Supervisor, SupervisorGaveUp, build_nodes
+from runtime.supervision.tree import TreeNode
 
 log = logging.getLogger("runtime")
 

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import trio
 
 T = TypeVar("T")
-log = logging.getLogger("runtime.aio_bridge")
+log = logging.getLogger("runtime.gateway.aio_bridge")
 
 CANCEL_GRACE = 10.0
 """How long a cancelled asyncio task may take to finish before we stop waiting (and say so)."""

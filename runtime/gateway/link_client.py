@@ -19,7 +19,7 @@ import trio
 
 from messages.base import Message
 from messages.link import CancelSubscription, LinkState
-from runtime.channels import Latest
+from runtime.supervision.channels import Latest
 
 _ids = itertools.count(1)
 

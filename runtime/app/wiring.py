@@ -27,8 +27,8 @@ from messages.brain import StrategyDecision
 from messages.control import OperatorCommand, TradingState, TradingStatus
 from messages.link import GatewayNotice, LinkState, LinkStatus
 from messages.market import Bar, BarGap, OptionSpec, Quote, VixReading
-from runtime.channels import Channel, DropOldest, Latest
-from runtime.link_client import Envelope
+from runtime.gateway.link_client import Envelope
+from runtime.supervision.channels import Channel, DropOldest, Latest
 
 ALERTS_CAPACITY = 256
 

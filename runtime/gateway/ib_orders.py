@@ -47,11 +47,11 @@ from messages.orders import (
     PlaceOrders,
     PositionsRequest,
 )
-from runtime.ib_market import Handler
-from runtime.link_transport import RequestRejected, SessionEvents, Subscriptions
+from runtime.gateway.ib_market import Handler
+from runtime.gateway.link_transport import RequestRejected, SessionEvents, Subscriptions
 
 if TYPE_CHECKING:
-    from runtime.ib_transport import IbAsyncSession as IbSession
+    from runtime.gateway.ib_transport import IbAsyncSession as IbSession
 
 QUALIFY_TIMEOUT = 15.0
 PLACE_TIMEOUT = 10.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import sys
 
+from config.market_calendar import ET, get_calendar
 from config.settings import Settings
-from runtime.market_calendar import ET, get_calendar
 
 
 def run_check(settings: Settings, today: dt.date | None = None) -> int:

@@ -13,11 +13,11 @@ from typing import Any
 import trio
 
 from messages.alerts import Alert
-from runtime.channels import DropOldest
-from runtime.clock import Clock
-from runtime.logs import Journal, log_block
-from runtime.supervisor import ChildExit, SupervisionHooks
-from runtime.tree import TreeNode, render_tree
+from runtime.infra.clock import Clock
+from runtime.infra.logs import Journal, log_block
+from runtime.supervision.channels import DropOldest
+from runtime.supervision.supervisor import ChildExit, SupervisionHooks
+from runtime.supervision.tree import TreeNode, render_tree
 
 log = logging.getLogger("runtime")
 

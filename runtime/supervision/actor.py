@@ -1,7 +1,7 @@
 """What an actor incarnation is given: its context (clock, settings, journal, alerts, log).
 
 An actor module reads top to bottom as its Inbox and Outbox (dataclasses of channel ends), its
-state, and `async def run(ctx, inbox, outbox, *, task_status)`. The wiring in runtime/app.py
+state, and `async def run(ctx, inbox, outbox, *, task_status)`. The wiring in runtime/app/app.py
 builds the inbox/outbox from fresh channel clones for every incarnation and closes them after.
 """
 
@@ -16,11 +16,11 @@ import trio
 
 from config.settings import Settings
 from messages.alerts import Alert, Severity
-from runtime.channels import DropOldest, Ports
-from runtime.clock import Clock
-from runtime.logs import Journal
-from runtime.supervisor import ActorSpec, Restart
-from runtime.tree import TreeNode
+from runtime.infra.clock import Clock
+from runtime.infra.logs import Journal
+from runtime.supervision.channels import DropOldest, Ports
+from runtime.supervision.supervisor import ActorSpec, Restart
+from runtime.supervision.tree import TreeNode
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "critical": logging.CRITICAL}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from runtime.market_calendar import ET
+from config.market_calendar import ET
 
 LEAD = dt.timedelta(minutes=1)
 """The window opens a little before the restart time: IBC's clock and ours differ by seconds."""

@@ -24,10 +24,10 @@ from messages.link import (
     SubscribeQuote,
 )
 from messages.market import Quote
-from runtime.link_transport import RequestRejected, Subscriptions
+from runtime.gateway.link_transport import RequestRejected, Subscriptions
 
 if TYPE_CHECKING:
-    from runtime.ib_transport import IbAsyncSession as IbSession
+    from runtime.gateway.ib_transport import IbAsyncSession as IbSession
 
 QUALIFY_TIMEOUT = 15.0
 HISTORY_TIMEOUT = 60.0

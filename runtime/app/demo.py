@@ -22,10 +22,10 @@ from typing import Any
 
 import trio
 
+from config.market_calendar import ET, get_calendar
 from config.settings import Settings
-from runtime.bot import BotHandle, BotOptions, run_bot
-from runtime.instance import AlreadyRunning, acquire_instance_lock
-from runtime.market_calendar import ET, get_calendar
+from runtime.app.bot import BotHandle, BotOptions, run_bot
+from runtime.app.instance import AlreadyRunning, acquire_instance_lock
 
 DEFAULT_SPEED = 120.0          # two simulated hours per wall minute
 DEFAULT_DURATION = 60.0        # wall seconds

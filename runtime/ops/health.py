@@ -40,9 +40,9 @@ import trio
 from messages.control import OperatorCommand, TradingState
 
 if TYPE_CHECKING:
-    from runtime.bot import BotHandle
+    from runtime.app.bot import BotHandle
 
-log = logging.getLogger("runtime.health")
+log = logging.getLogger("runtime.ops.health")
 
 LINK_GRACE_S = 120.0
 """The link may be down this long (clock seconds) before /health answers 503: a Gateway blip
@@ -199,7 +199,7 @@ class HealthServer:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return Answer(503, {"error": "the bot is stopping", "engaged": engaged})
         log.warning("Kill switch %s by HTTP request", "ENGAGED" if engaged else "released")
-        self.bot.journal.emit("kill_switch", "runtime.health", source="http", engaged=engaged)
+        self.bot.journal.emit("kill_switch", "runtime.ops.health", source="http", engaged=engaged)
         return Answer(202, {"accepted": True, "engaged": engaged,
                             "note": "ModeGuard applies it; watch trading_state in /health"})
 
@@ -374,7 +374,7 @@ async def serve_health(bot: BotHandle, *, port: int | None = None,
             _write_port_file(path, server.port)   # a few bytes once: no thread (MockClock)
             log.info("Health endpoint on http://%s:%d (GET /health, GET /tree, "
                      "POST /kill-switch)", HOST, server.port)
-            bot.journal.emit("health_listening", "runtime.health", host=HOST, port=server.port)
+            bot.journal.emit("health_listening", "runtime.ops.health", host=HOST, port=server.port)
             if not started:
                 started = True
                 task_status.started(server.port)

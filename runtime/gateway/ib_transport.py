@@ -20,10 +20,10 @@ import trio
 
 from messages.base import Message
 from messages.link import GatewayNotice
-from runtime import ib_market, ib_orders
-from runtime.aio_bridge import AsyncioLoop, LoopClosed, open_asyncio_loop
-from runtime.ib_codes import CLIENT_ID_IN_USE, classify
-from runtime.link_transport import (
+from runtime.gateway import ib_market, ib_orders
+from runtime.gateway.aio_bridge import AsyncioLoop, LoopClosed, open_asyncio_loop
+from runtime.gateway.ib_codes import CLIENT_ID_IN_USE, classify
+from runtime.gateway.link_transport import (
     ConnectFailed,
     SessionBase,
     SessionEvents,

@@ -30,9 +30,9 @@ from typing import Protocol
 
 import trio
 
-from runtime.tree import NodeState, TreeNode
+from runtime.supervision.tree import NodeState, TreeNode
 
-log = logging.getLogger("runtime.supervisor")
+log = logging.getLogger("runtime.supervision.supervisor")
 
 
 class Restart(enum.StrEnum):

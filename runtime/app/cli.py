@@ -14,10 +14,10 @@ from pathlib import Path
 
 import trio
 
+from config.market_calendar import ET
 from config.settings import Mode, Settings, SettingsError, load_settings
-from runtime.bot import EXIT_BAD_SETTINGS, EXIT_OK, BotOptions, run_bot
-from runtime.instance import AlreadyRunning, acquire_instance_lock
-from runtime.market_calendar import ET
+from runtime.app.bot import EXIT_BAD_SETTINGS, EXIT_OK, BotOptions, run_bot
+from runtime.app.instance import AlreadyRunning, acquire_instance_lock
 
 
 def _parse_instant(text: str) -> dt.datetime:
@@ -70,10 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         return _fail(f"settings: {exc}")
     if args.check:
-        from runtime.check import run_check
+        from runtime.app.check import run_check
         return run_check(settings)
     if args.demo:
-        from runtime.demo import run_demo
+        from runtime.app.demo import run_demo
         return run_demo(settings, bars=args.bars, speed=args.speed, duration=args.duration)
     if args.sim_start is not None and settings.mode is Mode.LIVE:
         return _fail("--sim-start is refused in LIVE mode")

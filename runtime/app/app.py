@@ -33,18 +33,18 @@ from actors import (
     resource_probe,
     strategy_selector,
 )
-from runtime.actor import ActorContext, ActorEnv
-from runtime.channels import Ports
-from runtime.ib_transport import IbAsyncTransport
-from runtime.link_transport import Transport
-from runtime.supervisor import (
+from runtime.app.wiring import Wiring
+from runtime.gateway.ib_transport import IbAsyncTransport
+from runtime.gateway.link_transport import Transport
+from runtime.supervision.actor import ActorContext, ActorEnv
+from runtime.supervision.channels import Ports
+from runtime.supervision.supervisor import (
     Backoff,
     Intensity,
     Strategy,
     SupervisorSpec,
     WhenExhausted,
 )
-from runtime.wiring import Wiring
 
 ROOT_INTENSITY = Intensity(max_restarts=5, within=60.0)
 BRAIN_INTENSITY = Intensity(max_restarts=5, within=60.0)

@@ -19,7 +19,7 @@ import time
 
 import trio
 
-from runtime.market_calendar import ET
+from config.market_calendar import ET
 
 UTC = dt.UTC
 

@@ -1,0 +1,1 @@
+"""Infrastructure every part uses: the one clock, logging and the event journal, state files."""
