@@ -7,7 +7,8 @@ Grouped by channel (see runtime/app/wiring.py for which channel carries which ty
   orders   intents, order events, fills, positions  ModeGuard -> OrderRouter -> ModeGuard
   control  trading state, commands                  ModeGuard <-> health endpoint, operator
   alerts   what the operator must hear              anyone -> Notifier
-  resource machine and process samples              ResourceProbe -> Notifier, journal
+  status   the read-model of the operator's views    OrderRouter, ModeGuard, ResourceProbe
+           (book, risk, resources: latest values)    -> console, /health, Notifier
 
 No ib_async object ever appears here: they are mutable and belong to the asyncio side.
 Time is always a timezone-aware UTC datetime.

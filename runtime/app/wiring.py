@@ -8,7 +8,8 @@
     operator (health endpoint, kill file) ──commands──▶ ModeGuard
     latest values: link_state (GatewayLink), trading and governor (ModeGuard), vix, last_bar and
     quotes (BarFeed), wanted_quotes (the option quotes the money path needs), gameplan and
-    decision (StrategySelector: today's validated plan, the strategy in force)
+    decision (StrategySelector: today's validated plan, the strategy in force); the status
+    read-model book (OrderRouter), risk (ModeGuard), resources (ResourceProbe)
 
 Capacities are generous: a full channel means a consumer is stuck, which the tree dump shows
 as a depth, and backpressure then slows the producer rather than losing an order event.
@@ -27,6 +28,7 @@ from messages.brain import StrategyDecision
 from messages.control import OperatorCommand, TradingState, TradingStatus
 from messages.link import GatewayNotice, LinkState, LinkStatus
 from messages.market import Bar, BarGap, OptionSpec, Quote, VixReading
+from messages.status import BookStatus, ResourceStatus, RiskStatus
 from runtime.gateway.link_client import Envelope
 from runtime.supervision.channels import Channel, DropOldest, Latest
 
@@ -63,12 +65,17 @@ class Wiring:
         self.gameplan: Latest[Gameplan | None] = Latest("gameplan", None)
         self.decision: Latest[StrategyDecision | None] = Latest("decision", None)
         self.governor: Latest[bool] = Latest("governor", False)   # weekly drawdown governor
+        # the status read-model (messages/status.py): one writer each, read by the operator's views
+        self.book: Latest[BookStatus | None] = Latest("book", None)           # OrderRouter
+        self.risk: Latest[RiskStatus | None] = Latest("risk", None)           # ModeGuard
+        self.resources: Latest[ResourceStatus | None] = Latest("resources", None)  # ResourceProbe
 
     def channels(self) -> list[Channel[Any] | DropOldest[Any] | Latest[Any]]:
         return [self.bars, self.snapshots, self.signals, self.orders, self.order_events,
                 self.link_requests, self.notices, self.broker_events, self.commands,
                 self.alerts, self.link_state, self.trading, self.vix, self.last_bar,
-                self.quotes, self.wanted_quotes, self.gameplan, self.decision, self.governor]
+                self.quotes, self.wanted_quotes, self.gameplan, self.decision, self.governor,
+                self.book, self.risk, self.resources]
 
     def depths(self) -> dict[str, int]:
         return {c.name: c.depth() for c in self.channels()}
