@@ -2,8 +2,10 @@
 
 install.ps1 must: read the task XML, compute 06:00 America/New_York in local time with .NET's
 TimeZoneInfo, register the task with Register-ScheduledTask -Xml (or schtasks /Create /XML),
-create the venv with py -3.11 / python -m venv, pip install -e ., test the Gateway port with
-Test-NetConnection, and never handle a credential. When pwsh exists, its parser checks the
+create the venv with py -3 / python -m venv (any Python >= 3.11), pip install -e ., register
+the IBC + Gateway task with -IbcPath, give each account (-Name) its own directory, task, client
+id and health port, test the Gateway port with Test-NetConnection, and never handle a
+credential. When pwsh exists, its parser checks the
 syntax; bash -n checks install.sh.
 """
 
@@ -48,12 +50,34 @@ def test_install_ps1_computes_06_00_eastern_in_local_time(ps1: str) -> None:
 
 
 def test_install_ps1_creates_the_venv_and_installs_the_project(ps1: str) -> None:
-    assert re.search(r"&\s*py\s+-3\.11\s+-m\s+venv", ps1)
+    assert re.search(r"&\s*py\s+-3\s+-m\s+venv", ps1)   # any 3.x; >= 3.11 is checked next
+    assert "-3.11" not in ps1
+    assert "sys.version_info >= (3, 11)" in ps1
+    assert "Activate.ps1" not in ps1.replace("blocks Activate.ps1", "")
     assert re.search(r"&\s*python\s+-m\s+venv", ps1)
     assert re.search(r"-m\s+pip\s+install\s+-e\s+\$ProjectDir", ps1)
     assert "Test-Path -LiteralPath $VenvPython" in ps1  # an existing venv is kept
     assert "runtime --check" in ps1
     assert "Set-StrictMode -Version Latest" in ps1 and "$ErrorActionPreference = 'Stop'" in ps1
+
+
+def test_install_ps1_registers_ibc_and_the_gateway_at_logon(ps1: str) -> None:
+    assert "gateway_task.xml" in ps1
+    assert re.search(r"Register-ScheduledTask\s+-TaskName\s+\$GatewayTaskName\s+-Xml\s", ps1)
+    assert "$GatewayTaskName = 'CrucibleGateway'" in ps1
+    assert "'StartGateway.bat'" in ps1 and "'/INLINE'" in ps1
+    for node in ("t:LogonTrigger/t:UserId", "t:Exec/t:Command", "t:Exec/t:WorkingDirectory"):
+        assert node in ps1, node
+    assert "TWS_MAJOR_VRSN" in ps1   # reports which Gateway version IBC will start
+
+
+def test_install_ps1_gives_each_account_its_own_directory_task_and_ports(ps1: str) -> None:
+    assert "[string]$Name = ''" in ps1
+    assert "\"CrucibleBot-$Name\"" in ps1
+    assert "Join-Path (Join-Path $ProjectDir 'instances') $Name" in ps1
+    assert "Get-NextFree 'IBKR_CLIENT_ID'" in ps1 and "Get-NextFree 'HEALTH_PORT'" in ps1
+    assert "t:Exec/t:WorkingDirectory' $BotDir" in ps1   # the instance's .env, state, logs
+    assert "Push-Location $BotDir" in ps1                 # --check reads that .env
 
 
 def test_install_ps1_checks_the_gateway_port(ps1: str) -> None:
@@ -126,3 +150,58 @@ def test_outside_the_us_the_local_start_drifts_by_an_hour_for_a_few_weeks() -> N
         drifted += hour == 10
         day += dt.timedelta(days=1)
     assert local_hours == {10, 11} and 14 <= drifted <= 35  # ~3 weeks in March, 1 in Oct/Nov
+
+
+def _powershell_code_only(source: str) -> str:
+    """The script without comments and string contents (a small PowerShell lexer: <# #> blocks,
+    # to end of line, '…' with '' as the escape, "…" with ` as the escape)."""
+    out: list[str] = []
+    i, n = 0, len(source)
+    while i < n:
+        c = source[i]
+        if source.startswith("<#", i):
+            i = source.index("#>", i) + 2
+        elif c == "#":
+            i = source.find("\n", i) if "\n" in source[i:] else n
+        elif c == "'":
+            i += 1
+            while True:
+                j = source.index("'", i)
+                if source.startswith("''", j):
+                    i = j + 2
+                    continue
+                i = j + 1
+                break
+            out.append("''")
+        elif c == '"':
+            i += 1
+            while source[i] != '"':
+                i += 2 if source[i] == "`" else 1
+            i += 1
+            out.append('""')
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def test_install_ps1_brackets_and_quotes_balance(ps1: str) -> None:
+    """Without pwsh: an unclosed string, block or call shows up as an unbalanced bracket."""
+    code = _powershell_code_only(ps1)
+    stack: list[str] = []
+    pairs = {")": "(", "}": "{", "]": "["}
+    for line_no, line in enumerate(code.splitlines(), 1):
+        for ch in line:
+            if ch in "({[":
+                stack.append(ch)
+            elif ch in pairs:
+                assert stack and stack[-1] == pairs[ch], f"unbalanced {ch!r} near line {line_no}"
+                stack.pop()
+    assert not stack, f"unclosed {stack}"
+
+
+def test_the_bracket_check_catches_a_missing_brace() -> None:
+    broken = "if ($a) {\n    Write-Host 'x'\n"
+    with pytest.raises(AssertionError, match="unclosed"):
+        test_install_ps1_brackets_and_quotes_balance(broken)
+    assert _powershell_code_only("Write-Host 'it''s {' # }\n") == "Write-Host '' \n"
