@@ -205,3 +205,38 @@ def test_the_bracket_check_catches_a_missing_brace() -> None:
     with pytest.raises(AssertionError, match="unclosed"):
         test_install_ps1_brackets_and_quotes_balance(broken)
     assert _powershell_code_only("Write-Host 'it''s {' # }\n") == "Write-Host '' \n"
+
+
+def test_install_sh_installs_one_bot_per_account_and_the_gateway_unit() -> None:
+    text = SH.read_text(encoding="utf-8")
+    assert 'INSTANCE="${INSTANCE:-}"' in text and 'IBC_PATH="${IBC_PATH:-}"' in text
+    assert 'BOT_DIR="$PROJECT_DIR${INSTANCE:+/instances/$INSTANCE}"' in text
+    assert 'UNIT="crucible-bot${INSTANCE:+@$INSTANCE}"' in text
+    assert "install_unit crucible-bot@.service" in text
+    assert "install_unit crucible-bot@.timer" in text
+    assert "install_unit ib-gateway.service" in text
+    assert 'PYTHON="${PYTHON:-python3}"' in text       # any 3.11+, checked after the venv
+
+
+def _next_free_in_bash(project: Path, key: str, default: int) -> int:
+    """Runs install.sh's own next_free function (cut out of the script) on `project`."""
+    text = SH.read_text(encoding="utf-8")
+    start = text.index("next_free() {")
+    end = text.index("\n}\n", start) + 3
+    script = (f'set -euo pipefail\nPROJECT_DIR="{project}"\n{text[start:end]}\n'
+              f"next_free {key} {default}\n")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip())
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+def test_a_new_account_gets_the_next_free_client_id_and_health_port(tmp_path: Path) -> None:
+    assert _next_free_in_bash(tmp_path, "HEALTH_PORT", 8787) == 8787     # nothing yet
+    (tmp_path / ".env").write_text("IBKR_CLIENT_ID=1\nHEALTH_PORT=8787\n", encoding="utf-8")
+    other = tmp_path / "instances" / "acct2"
+    other.mkdir(parents=True)
+    (other / ".env").write_text("IBKR_CLIENT_ID=5\n", encoding="utf-8")  # port left default
+    assert _next_free_in_bash(tmp_path, "IBKR_CLIENT_ID", 1) == 6
+    assert _next_free_in_bash(tmp_path, "HEALTH_PORT", 8787) == 8788
