@@ -41,24 +41,25 @@ step "virtual environment $PROJECT_DIR/.venv"
 "$PROJECT_DIR/.venv/bin/python" -m pip install --upgrade pip
 "$PROJECT_DIR/.venv/bin/python" -m pip install -e "$PROJECT_DIR"
 
-# one more than the highest value of KEY among all bots' .env files (DEFAULT when none sets it)
+# the highest value of KEY among all bots' .env files (DEFAULT when none sets it) plus STEP
+# (client ids step by 10: on error 326 a bot tries the next four ids, which must stay its own)
 next_free() {
-    local key="$1" default="$2" highest=$(( $2 - 1 )) file value
+    local key="$1" default="$2" step="$3" highest="" file value
     for file in "$PROJECT_DIR/.env" "$PROJECT_DIR"/instances/*/.env; do
         [ -f "$file" ] || continue
         value="$(sed -n "s/^$key=//p" "$file" | tail -n 1)"
         value="${value:-$default}"
-        [ "$value" -gt "$highest" ] && highest="$value"
+        if [ -z "$highest" ] || [ "$value" -gt "$highest" ]; then highest="$value"; fi
     done
-    echo $(( highest + 1 ))
+    if [ -z "$highest" ]; then echo "$default"; else echo $(( highest + step )); fi
 }
 
 step ".env, logs/ and state/ in $BOT_DIR"
 mkdir -p "$BOT_DIR"
 if [ ! -f "$BOT_DIR/.env" ]; then
     if [ -n "$INSTANCE" ]; then
-        CLIENT_ID="$(next_free IBKR_CLIENT_ID 1)"
-        HEALTH_PORT="$(next_free HEALTH_PORT 8787)"
+        CLIENT_ID="$(next_free IBKR_CLIENT_ID 1 10)"
+        HEALTH_PORT="$(next_free HEALTH_PORT 8787 1)"
         sed -e "s/^IBKR_CLIENT_ID=.*/IBKR_CLIENT_ID=$CLIENT_ID/" \
             -e "s/^HEALTH_PORT=.*/HEALTH_PORT=$HEALTH_PORT/" \
             "$PROJECT_DIR/.env.example" > "$BOT_DIR/.env"

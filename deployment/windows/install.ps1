@@ -23,7 +23,8 @@
        directory, saves the rendered copy to state\task_scheduler.rendered.xml and registers it
        with Register-ScheduledTask -Xml (-Force replaces an earlier registration).
     6. Tests the Gateway API port with Test-NetConnection.
-    With -IbcPath C:\IBC: registers the task CrucibleGateway from gateway_task.xml, which runs
+    With -IbcPath C:\IBC: registers the task CrucibleGateway (CrucibleGateway-NAME with -Name,
+       for that account's own IBC folder) from gateway_task.xml, which runs
        IBC's StartGateway.bat /INLINE at this user's logon and again within 15 minutes if IBC
        exited. The bot's own task also starts 2 minutes after logon, so a reboot at any hour
        (Windows Update) brings back both, given automatic logon (README_DEPLOYMENT.md).
@@ -47,7 +48,7 @@ param(
     [string]$TaskName = '',
     [string]$Name = '',
     [string]$IbcPath = '',
-    [string]$GatewayTaskName = 'CrucibleGateway',
+    [string]$GatewayTaskName = '',
     [string]$GatewayHost = '',
     [int]$GatewayPort = 0,
     [string]$IbcConfigPath = '',
@@ -84,15 +85,17 @@ function Read-DotEnv([string]$Path) {
     return $values
 }
 
-function Get-NextFree([string]$Key, [int]$Default, [string[]]$EnvFiles) {
-    # One more than the highest value of $Key among the other instances' .env files.
-    $highest = $Default - 1
+function Get-NextFree([string]$Key, [int]$Default, [int]$Step, [string[]]$EnvFiles) {
+    # The highest value of $Key among the other bots' .env files plus $Step ($Default if none).
+    # Client ids step by 10: on error 326 a bot tries its next four ids, which must stay its own.
+    $highest = $null
     foreach ($file in $EnvFiles) {
         $values = Read-DotEnv $file
         $value = if ($values.ContainsKey($Key)) { [int]$values[$Key] } else { $Default }
-        if ($value -gt $highest) { $highest = $value }
+        if ($null -eq $highest -or $value -gt $highest) { $highest = $value }
     }
-    return $highest + 1
+    if ($null -eq $highest) { return $Default }
+    return $highest + $Step
 }
 
 function Get-LocalTimeOfEastern([TimeSpan]$EasternTime) {
@@ -121,6 +124,8 @@ if ($Name -ne '' -and $Name -notmatch '^[A-Za-z0-9_-]{1,32}$') {
 # The bot's working directory: the project (one account) or instances\NAME (one per account).
 $BotDir = if ($Name -eq '') { $ProjectDir } else { Join-Path (Join-Path $ProjectDir 'instances') $Name }
 if ($TaskName -eq '') { $TaskName = if ($Name -eq '') { 'CrucibleBot' } else { "CrucibleBot-$Name" } }
+# Another account's Gateway is another IBC folder (its StartGateway.bat names its own config.ini).
+if ($GatewayTaskName -eq '') { $GatewayTaskName = if ($Name -eq '') { 'CrucibleGateway' } else { "CrucibleGateway-$Name" } }
 New-Item -ItemType Directory -Force -Path $BotDir | Out-Null
 
 # --- 1. virtual environment -------------------------------------------------------------------
@@ -159,8 +164,8 @@ if (-not (Test-Path -LiteralPath $EnvPath)) {
         # LOG_FILE are relative, so they already point into instances\NAME.
         $others = @(Join-Path $ProjectDir '.env') + @(Get-ChildItem -Path (Join-Path $ProjectDir 'instances\*\.env') -ErrorAction SilentlyContinue | ForEach-Object { $_.FullName })
         $others = @($others | Where-Object { Test-Path -LiteralPath $_ })
-        $clientId = Get-NextFree 'IBKR_CLIENT_ID' 1 $others
-        $healthPort = Get-NextFree 'HEALTH_PORT' 8787 $others
+        $clientId = Get-NextFree 'IBKR_CLIENT_ID' 1 10 $others
+        $healthPort = Get-NextFree 'HEALTH_PORT' 8787 1 $others
         $text = $text -replace '(?m)^IBKR_CLIENT_ID=[^\r\n]*', "IBKR_CLIENT_ID=$clientId"
         $text = $text -replace '(?m)^HEALTH_PORT=[^\r\n]*', "HEALTH_PORT=$healthPort"
         Write-Ok "instance '$Name': IBKR_CLIENT_ID=$clientId, HEALTH_PORT=$healthPort"

@@ -64,7 +64,7 @@ def test_install_ps1_creates_the_venv_and_installs_the_project(ps1: str) -> None
 def test_install_ps1_registers_ibc_and_the_gateway_at_logon(ps1: str) -> None:
     assert "gateway_task.xml" in ps1
     assert re.search(r"Register-ScheduledTask\s+-TaskName\s+\$GatewayTaskName\s+-Xml\s", ps1)
-    assert "$GatewayTaskName = 'CrucibleGateway'" in ps1
+    assert "{ 'CrucibleGateway' } else { \"CrucibleGateway-$Name\" }" in ps1
     assert "'StartGateway.bat'" in ps1 and "'/INLINE'" in ps1
     for node in ("t:LogonTrigger/t:UserId", "t:Exec/t:Command", "t:Exec/t:WorkingDirectory"):
         assert node in ps1, node
@@ -75,7 +75,8 @@ def test_install_ps1_gives_each_account_its_own_directory_task_and_ports(ps1: st
     assert "[string]$Name = ''" in ps1
     assert "\"CrucibleBot-$Name\"" in ps1
     assert "Join-Path (Join-Path $ProjectDir 'instances') $Name" in ps1
-    assert "Get-NextFree 'IBKR_CLIENT_ID'" in ps1 and "Get-NextFree 'HEALTH_PORT'" in ps1
+    assert "Get-NextFree 'IBKR_CLIENT_ID' 1 10" in ps1   # a bot's 326 rotation stays its own
+    assert "Get-NextFree 'HEALTH_PORT' 8787 1" in ps1
     assert "t:Exec/t:WorkingDirectory' $BotDir" in ps1   # the instance's .env, state, logs
     assert "Push-Location $BotDir" in ps1                 # --check reads that .env
 
@@ -218,13 +219,13 @@ def test_install_sh_installs_one_bot_per_account_and_the_gateway_unit() -> None:
     assert 'PYTHON="${PYTHON:-python3}"' in text       # any 3.11+, checked after the venv
 
 
-def _next_free_in_bash(project: Path, key: str, default: int) -> int:
+def _next_free_in_bash(project: Path, key: str, default: int, step: int) -> int:
     """Runs install.sh's own next_free function (cut out of the script) on `project`."""
     text = SH.read_text(encoding="utf-8")
     start = text.index("next_free() {")
     end = text.index("\n}\n", start) + 3
     script = (f'set -euo pipefail\nPROJECT_DIR="{project}"\n{text[start:end]}\n'
-              f"next_free {key} {default}\n")
+              f"next_free {key} {default} {step}\n")
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
                           check=False)
     assert done.returncode == 0, done.stderr
@@ -233,10 +234,11 @@ def _next_free_in_bash(project: Path, key: str, default: int) -> int:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
 def test_a_new_account_gets_the_next_free_client_id_and_health_port(tmp_path: Path) -> None:
-    assert _next_free_in_bash(tmp_path, "HEALTH_PORT", 8787) == 8787     # nothing yet
+    assert _next_free_in_bash(tmp_path, "HEALTH_PORT", 8787, 1) == 8787     # nothing yet
     (tmp_path / ".env").write_text("IBKR_CLIENT_ID=1\nHEALTH_PORT=8787\n", encoding="utf-8")
+    assert _next_free_in_bash(tmp_path, "IBKR_CLIENT_ID", 1, 10) == 11
     other = tmp_path / "instances" / "acct2"
     other.mkdir(parents=True)
-    (other / ".env").write_text("IBKR_CLIENT_ID=5\n", encoding="utf-8")  # port left default
-    assert _next_free_in_bash(tmp_path, "IBKR_CLIENT_ID", 1) == 6
-    assert _next_free_in_bash(tmp_path, "HEALTH_PORT", 8787) == 8788
+    (other / ".env").write_text("IBKR_CLIENT_ID=11\n", encoding="utf-8")  # port left default
+    assert _next_free_in_bash(tmp_path, "IBKR_CLIENT_ID", 1, 10) == 21
+    assert _next_free_in_bash(tmp_path, "HEALTH_PORT", 8787, 1) == 8788
