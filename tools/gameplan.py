@@ -1,7 +1,7 @@
 """`python -m tools.gameplan`: write the morning's gameplan, check one, or regenerate its schema.
 
     python -m tools.gameplan new --strategy A --symbols QQQ --vix 17.9 [options]
-    python -m tools.gameplan check gameplans/daily_gameplan.json
+    python -m tools.gameplan check [PATH]        (default: GAMEPLAN_PATH)
     python -m tools.gameplan schema [--out docs/gameplan.schema.json]
 
 The bot trades only by a valid plan for today (US/Eastern) that carries the configured
@@ -170,9 +170,10 @@ def _write_atomically(path: Path, text: str) -> None:
 # -- check -----------------------------------------------------------------------------------
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
     day = args.date or dt.datetime.now(ET).date()
-    plan = load_gameplan(args.path, today_et=day, operator_id=settings.operator_id)
-    print(f"{args.path}: {describe_plan_changes(None, plan)}")
-    _say_valid(args.path, plan, day, False)
+    path: Path = args.path or settings.gameplan_path
+    plan = load_gameplan(path, today_et=day, operator_id=settings.operator_id)
+    print(f"{path}: {describe_plan_changes(None, plan)}")
+    _say_valid(path, plan, day, False)
     return EXIT_OK
 
 
@@ -286,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--env-file", type=Path, default=None, help="default: .env")
 
     check = sub.add_parser("check", help="validate a plan as the bot would, for today")
-    check.add_argument("path", type=Path)
+    check.add_argument("path", type=Path, nargs="?", default=None,
+                       help="default: GAMEPLAN_PATH from the settings")
     check.add_argument("--date", type=_date, help="default: today (US/Eastern)")
     check.add_argument("--env-file", type=Path, default=None, help="default: .env")
 

@@ -102,6 +102,9 @@ def test_new_needs_an_operator_id_and_keeps_a_plan_already_written_for_the_day(
 
     assert main(["new", "--strategy", "C"]) == 0
     path = bot_dir / "gameplans" / "daily_gameplan.json"
+    capsys.readouterr()
+    assert main(["check"]) == 0                         # PATH defaults to GAMEPLAN_PATH
+    assert "valid for" in capsys.readouterr().out
     first = path.read_bytes()
     assert json.loads(first)["position_size_multiplier"] == 0.0      # C: nothing to size
     assert main(["new", "--strategy", "A", "--symbols", "SPY"]) == 2
