@@ -32,19 +32,18 @@ from config.market_calendar import MarketCalendar, Session, get_calendar
 from doctrine.dry_run import FillModel, PositionBook
 from doctrine.exits import ExitRules, OpenPosition, check_exit
 from doctrine.indicators import IndicatorParams, IndicatorSet, IndicatorValues
+from doctrine.option_quotes import ModelQuotes, QuoteSource
 from doctrine.options import OptionQuote, Refusal, RiskBudget, plan_option_entry
 from doctrine.params import TradingStrategy, force_close_dte
-from doctrine.pricing import bs_price, years_between
 from doctrine.selection import SelectionConfig, SelectionState
 from doctrine.sessions import SessionClock, et_date_of, et_epoch
 from doctrine.signals import EntryRules, evaluate_entry
+from doctrine.vix_daily import DailyVix
 from messages.brain import EntrySignal, SignalRejected, StrategyDecision
-from messages.market import OptionSpec, Right
+from messages.market import OptionSpec
 
 RawBar = tuple[float, float, float, float, float, float]
 """(start in UTC epoch seconds, open, high, low, close, volume)."""
-
-_SYNTHETIC_LIQUIDITY = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +133,10 @@ class ReplayEngine:
 
     def __init__(self, symbols: Sequence[str], *, plan: Gameplan | None = None,
                  config: ReplayConfig | None = None,
-                 calendar: MarketCalendar | None = None) -> None:
+                 calendar: MarketCalendar | None = None, vix_daily: DailyVix | None = None,
+                 quotes: QuoteSource | None = None) -> None:
+        """`vix_daily`: the VIX as known from a daily file (its open from 09:30 ET), observed
+        at every bar; `quotes`: recorded option quotes instead of the Black-Scholes model."""
         self.config = config if config is not None else ReplayConfig()
         self._calendar = calendar if calendar is not None else get_calendar()
         self._sessions = SessionClock(self._calendar)
@@ -156,8 +158,6 @@ class ReplayEngine:
         self._vix: float | None = None
         self._decision: StrategyDecision | None = None
         self.decisions: list[StrategyDecision] = []
-        self._expiries: dict[dt.date, list[dt.date]] = {}
-        self._expiry_close: dict[dt.date, float] = {}
         # counters for the summary
         self.bars: dict[str, int] = {}
         self.strategy_bars: dict[str, int] = {}
@@ -167,6 +167,11 @@ class ReplayEngine:
         self.signal_directions: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.exits: Counter[str] = Counter()
+        self.rejection_examples: dict[str, str] = {}
+        self._vix_daily = vix_daily
+        self.quotes: QuoteSource = quotes if quotes is not None else ModelQuotes(
+            self._calendar, risk_free_rate=self.config.risk_free_rate,
+            half_spread_pct=self.config.half_spread_pct, strike_step=self.config.strike_step)
         self.sessions: set[dt.date] = set()
         self._last_close: dict[str, float] = {}
 
@@ -191,6 +196,9 @@ class ReplayEngine:
         if cfg.vix_constant is not None:
             self._vix = cfg.vix_constant
             self._selection.set_vix(cfg.vix_constant, now)
+        elif self._vix_daily is not None:
+            self._vix = known = self._vix_daily.known_at(now)
+            self._selection.set_vix(known, now if known is not None else None)
         decision = self._selection.evaluate_at(now)
         if decision is not self._decision:
             self._decision = decision
@@ -230,6 +238,7 @@ class ReplayEngine:
                 self._enter(entry, signal_info, close, now)
         elif isinstance(entry, SignalRejected):
             self.rejected[entry.stage] += 1
+            self.rejection_examples.setdefault(entry.stage, entry.reason)
             signal_info = {"strategy": entry.strategy, "direction": entry.direction,
                            "accepted": False, "stage": entry.stage, "reason": entry.reason}
         return ReplayRecord(values, strategy, signal_info, exit_info)
@@ -253,8 +262,8 @@ class ReplayEngine:
                             fee_per_contract=2 * self.config.fill.commission_per_contract)
         result = plan_option_entry(
             underlying=entry.symbol, right=entry.right, underlying_price=close, today=today,
-            expiries=self._weekly_expiries(today),
-            strikes_for=lambda _expiry: self._strikes(close),
+            expiries=self.quotes.expiries(entry.symbol, today),
+            strikes_for=lambda expiry: self.quotes.strikes(entry.symbol, expiry, close),
             quote_for=lambda spec: self._quote(spec, close, now), params=params,
             force_close_dte=self._force_close_dte, budget=budget,
             size_multiplier=entry.size_multiplier)
@@ -276,6 +285,7 @@ class ReplayEngine:
 
     def _refuse(self, info: dict[str, Any], stage: str, reason: str) -> None:
         self.rejected[stage] += 1
+        self.rejection_examples.setdefault(stage, reason)
         info.update(accepted=False, stage=stage, reason=reason)
 
     def _manage(self, pos: OpenPosition, close: float, now: float, today: dt.date,
@@ -299,42 +309,7 @@ class ReplayEngine:
                 "pnl": round(trade.pnl, 2)}
 
     def _quote(self, spec: OptionSpec, underlying: float, now: float) -> OptionQuote | None:
-        vix = self._vix
-        if vix is None or not vix > 0:
-            return None
-        t = years_between(now, self._expiry_close_s(spec.expiry))
-        right: Right = spec.right
-        mid = bs_price(underlying, spec.strike, t, vix / 100.0, right, self.config.risk_free_rate)
-        half = max(0.005, mid * self.config.half_spread_pct)
-        bid = math.floor((mid - half) * 100.0) / 100.0
-        ask = math.ceil((mid + half) * 100.0) / 100.0
-        return OptionQuote(spec=spec, bid=bid if bid >= 0.01 else None, ask=max(ask, 0.01),
-                           volume=_SYNTHETIC_LIQUIDITY, open_interest=_SYNTHETIC_LIQUIDITY)
-
-    def _strikes(self, price: float) -> list[float]:
-        step = self.config.strike_step
-        centre = round(price / step) * step
-        return [centre + i * step for i in range(-30, 31)]
-
-    def _weekly_expiries(self, today: dt.date) -> list[dt.date]:
-        cached = self._expiries.get(today)
-        if cached is not None:
-            return cached
-        sessions = self._calendar.sessions(today, today + dt.timedelta(days=45))
-        out = [s.date for i, s in enumerate(sessions)
-               if i + 1 == len(sessions)
-               or sessions[i + 1].date.isocalendar()[1] != s.date.isocalendar()[1]]
-        self._expiries[today] = out
-        return out
-
-    def _expiry_close_s(self, expiry: dt.date) -> float:
-        cached = self._expiry_close.get(expiry)
-        if cached is None:
-            session = self._calendar.session(expiry)
-            cached = (session.close.timestamp() if session is not None
-                      else et_epoch(expiry, dt.time(16, 0)))
-            self._expiry_close[expiry] = cached
-        return cached
+        return self.quotes.quote(spec, underlying, now, self._vix)
 
     # -- days --------------------------------------------------------------------------------------
     def _roll(self, now: float) -> None:
