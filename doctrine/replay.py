@@ -175,6 +175,10 @@ class ReplayEngine:
         self.sessions: set[dt.date] = set()
         self._last_close: dict[str, float] = {}
 
+    @property
+    def calendar(self) -> MarketCalendar:
+        return self._calendar
+
     # -- inputs ----------------------------------------------------------------------------------
     def on_gap(self, symbol: str) -> None:
         """A marked gap in `symbol`'s bars: the next bar does not continue the last one."""
