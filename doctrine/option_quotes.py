@@ -36,6 +36,9 @@ from doctrine.sessions import et_epoch
 from messages.market import OptionSpec, Right
 
 SYNTHETIC_LIQUIDITY = 1e9
+_INF = math.inf
+_SQRT2 = math.sqrt(2.0)
+_exp, _sqrt, _log, _erfc, _floor = math.exp, math.sqrt, math.log, math.erfc, math.floor
 
 
 class QuoteSource(Protocol):
@@ -49,6 +52,10 @@ class QuoteSource(Protocol):
 
     def quote(self, spec: OptionSpec, underlying_price: float, now_s: float,
               vix: float | None) -> OptionQuote | None: ...
+
+    def bid(self, spec: OptionSpec, underlying_price: float, now_s: float,
+            vix: float | None) -> float | None:
+        """`quote(...).bid`, the mark of an open position (on every bar it is held)."""
 
 
 @dataclass
@@ -99,6 +106,39 @@ class ModelQuotes:
         ask = math.ceil((mid + half) * 100.0) / 100.0
         return OptionQuote(spec=spec, bid=bid if bid >= 0.01 else None, ask=max(ask, 0.01),
                            volume=SYNTHETIC_LIQUIDITY, open_interest=SYNTHETIC_LIQUIDITY)
+
+    def bid(self, spec: OptionSpec, underlying_price: float, now_s: float,
+            vix: float | None) -> float | None:
+        """`quote(...).bid` without building the quote: the hot path of an open position.
+
+        The arithmetic is bs_price's with q = 0, operation for operation (so the same
+        floats): exp(-0*t) is exactly 1 and r - 0 exactly r. A test pins the equality."""
+        if vix is None or not vix > 0:
+            return None
+        t = years_between(now_s, self.expiry_close_s(spec.expiry))
+        s = underlying_price
+        k = spec.strike
+        if not (s > 0 and k > 0 and s < _INF and k < _INF):
+            raise ValueError(f"spot and strike must be positive numbers, got {s!r}, {k!r}")
+        sigma = vix / 100.0
+        r = self.risk_free_rate
+        df_r = _exp(-r * t)
+        vol_t = sigma * _sqrt(t)
+        if vol_t == 0.0:
+            fwd = s * 1.0 - k * df_r
+            mid = max(fwd, 0.0) if spec.right == "C" else max(-fwd, 0.0)
+        else:
+            d1 = (_log(s / k) + (r - 0.0 + 0.5 * sigma * sigma) * t) / vol_t
+            d2 = d1 - vol_t
+            if spec.right == "C":
+                mid = s * 1.0 * (0.5 * _erfc(-d1 / _SQRT2)) - k * df_r * (
+                    0.5 * _erfc(-d2 / _SQRT2))
+            else:
+                mid = k * df_r * (0.5 * _erfc(d2 / _SQRT2)) - s * 1.0 * (
+                    0.5 * _erfc(d1 / _SQRT2))
+        half = max(0.005, mid * self.half_spread_pct)
+        bid = _floor((mid - half) * 100.0) / 100.0
+        return bid if bid >= 0.01 else None
 
     def expiry_close_s(self, expiry: dt.date) -> float:
         cached = self._expiry_close.get(expiry)
@@ -160,3 +200,8 @@ class RecordedQuotes:
         if i < 0 or now_s - times[i] > self.max_age_s:
             return None
         return self._rows[spec.key][i]
+
+    def bid(self, spec: OptionSpec, underlying_price: float, now_s: float,
+            vix: float | None) -> float | None:
+        q = self.quote(spec, underlying_price, now_s, vix)
+        return q.bid if q is not None else None

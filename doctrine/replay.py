@@ -29,17 +29,17 @@ from typing import Any
 
 from config.gameplan import DataQuality, Gameplan, HardLimits, PlanSymbol
 from config.market_calendar import MarketCalendar, Session, get_calendar
+from doctrine.brain import Brain, Skipped
 from doctrine.dry_run import FillModel, PositionBook
 from doctrine.exits import ExitRules, OpenPosition, check_exit
-from doctrine.indicators import IndicatorParams, IndicatorSet, IndicatorValues
+from doctrine.indicators import IndicatorParams, IndicatorValues
 from doctrine.option_quotes import ModelQuotes, QuoteSource
 from doctrine.options import OptionQuote, Refusal, RiskBudget, plan_option_entry
 from doctrine.params import TradingStrategy, force_close_dte
-from doctrine.selection import SelectionConfig, SelectionState
+from doctrine.selection import SelectionConfig
 from doctrine.sessions import SessionClock, et_date_of, et_epoch
-from doctrine.signals import EntryRules, evaluate_entry
 from doctrine.vix_daily import DailyVix
-from messages.brain import EntrySignal, SignalRejected, StrategyDecision
+from messages.brain import EntrySignal, StrategyDecision
 from messages.market import OptionSpec
 
 RawBar = tuple[float, float, float, float, float, float]
@@ -145,9 +145,9 @@ class ReplayEngine:
                                                                          dt.date(2000, 1, 3))
         self.plan_is_default = plan is None
         params = IndicatorParams.from_plan(self.plan_template)
-        self._ind = {s: IndicatorSet(s, params, self._sessions) for s in self.symbols}
-        self._selection = SelectionState(config=self.config.selection)
-        self._rules = EntryRules(self.plan_template)
+        self.brain = Brain(params=params, selection=self.config.selection,
+                           calendar=self._calendar)
+        self._decisions = self.brain.decisions
         self._exit_rules: dict[TradingStrategy, ExitRules] = {
             "A": ExitRules.for_strategy("A", self.plan_template),
             "B": ExitRules.for_strategy("B", self.plan_template)}
@@ -173,7 +173,9 @@ class ReplayEngine:
             self._calendar, risk_free_rate=self.config.risk_free_rate,
             half_spread_pct=self.config.half_spread_pct, strike_step=self.config.strike_step)
         self.sessions: set[dt.date] = set()
+        self.skipped: Counter[str] = Counter()
         self._last_close: dict[str, float] = {}
+        self._held: dict[str, OpenPosition] = {}     # the book's open position per symbol
 
     @property
     def calendar(self) -> MarketCalendar:
@@ -182,28 +184,33 @@ class ReplayEngine:
     # -- inputs ----------------------------------------------------------------------------------
     def on_gap(self, symbol: str) -> None:
         """A marked gap in `symbol`'s bars: the next bar does not continue the last one."""
-        self._ind[symbol].mark_gap()
+        self.brain.indicators.mark_gap(symbol)
 
     def on_vix(self, value: float, ts_s: float) -> None:
         """A VIX reading observed at `ts_s` (for a VIX bar: its end)."""
         self._roll(ts_s)
         self._vix = value
-        self._selection.set_vix(value, ts_s)
+        self._decisions.set_vix(value, ts_s)
 
     def on_bar(self, symbol: str, ts: float, high: float, low: float, close: float,
-               volume: float) -> ReplayRecord:
+               volume: float) -> ReplayRecord | None:
+        """One bar through the brain (and the dry-run money path); None if not counted."""
         cfg = self.config
-        now = ts + cfg.bar_seconds
-        self._roll(now)
-        values = self._ind[symbol].update_values(ts, high, low, close, volume,
-                                                 bar_seconds=cfg.bar_seconds)
+        bar_seconds = cfg.bar_seconds
+        now = ts + bar_seconds
+        if now >= self._day_end_s:
+            self._roll(now)
         if cfg.vix_constant is not None:
             self._vix = cfg.vix_constant
-            self._selection.set_vix(cfg.vix_constant, now)
+            self._decisions.set_vix(cfg.vix_constant, now)
         elif self._vix_daily is not None:
             self._vix = known = self._vix_daily.known_at(now)
-            self._selection.set_vix(known, now if known is not None else None)
-        decision = self._selection.evaluate_at(now)
+            self._decisions.set_vix(known, now if known is not None else None)
+        step = self.brain.step(symbol, ts, high, low, close, volume, bar_seconds)
+        if type(step) is Skipped:
+            self.skipped[step.reason] += 1
+            return None
+        values, decision, entry = step  # type: ignore[misc]
         if decision is not self._decision:
             self._decision = decision
             self.decisions.append(decision)
@@ -214,24 +221,20 @@ class ReplayEngine:
         counts[strategy] = counts.get(strategy, 0) + 1
         self._last_close[symbol] = close
         session = values.session
+        exit_info = None
         if session is not None:
             if session is not self._session:
                 self._session = session
                 self._session_close_s = session.close.timestamp()
                 self.sessions.add(session.date)
-            close_s: float | None = self._session_close_s
-        else:
-            close_s = None
-
-        exit_info = None
-        if cfg.dry_run and session is not None:
-            pos = self.book.position_for(symbol)
-            if pos is not None:
-                exit_info = self._manage(pos, close, now, session.date, close_s)
-
-        signal_info: dict[str, Any] | None = None
-        entry = evaluate_entry(values, strategy, self._rules, session_close_s=close_s,
-                               multiplier=decision.size_multiplier)
+            if cfg.dry_run:
+                pos = self._held.get(symbol)
+                if pos is not None:
+                    exit_info = self._manage(pos, close, now, session.date,
+                                             self._session_close_s)
+        if entry is None:
+            return ReplayRecord(values, strategy, None, exit_info)
+        signal_info: dict[str, Any]
         if isinstance(entry, EntrySignal):
             self.signals[entry.strategy] += 1
             self.signal_directions[f"{entry.strategy}:{entry.direction}"] += 1
@@ -240,7 +243,7 @@ class ReplayEngine:
                            "size_multiplier": entry.size_multiplier, "accepted": True}
             if cfg.dry_run:
                 self._enter(entry, signal_info, close, now)
-        elif isinstance(entry, SignalRejected):
+        else:
             self.rejected[entry.stage] += 1
             self.rejection_examples.setdefault(entry.stage, entry.reason)
             signal_info = {"strategy": entry.strategy, "direction": entry.direction,
@@ -250,11 +253,11 @@ class ReplayEngine:
     # -- the dry-run money path ------------------------------------------------------------------
     def _enter(self, entry: EntrySignal, info: dict[str, Any], close: float,
                now: float) -> None:
-        if self.book.position_for(entry.symbol) is not None:
+        if entry.symbol in self._held:
             self._refuse(info, "position", f"a {entry.symbol} position is already open")
             return
         strategy = entry.strategy
-        params = dataclasses.replace(self._rules.params[strategy], min_option_volume=0,
+        params = dataclasses.replace(self._decisions.rules.params[strategy], min_option_volume=0,
                                      min_open_interest=0)
         today = et_date_of(now)
         plan = self.plan_template
@@ -279,10 +282,12 @@ class ReplayEngine:
             self._refuse(info, "fill", "no ask to buy at")
             return
         commission = self.config.fill.commission(result.contracts, price)
-        self.book.open(OpenPosition(
+        position = OpenPosition(
             symbol=entry.symbol, option=result.option, strategy=strategy,
             contracts=result.contracts, entry_premium=price, entry_s=now,
-            rules=self._exit_rules[strategy]), commission)
+            rules=self._exit_rules[strategy])
+        self.book.open(position, commission)
+        self._held[entry.symbol] = position
         info.update(option=result.option.key, contracts=result.contracts, price=price,
                     commission=round(commission, 2), dte=result.dte,
                     sizing=result.size.reason)
@@ -294,8 +299,7 @@ class ReplayEngine:
 
     def _manage(self, pos: OpenPosition, close: float, now: float, today: dt.date,
                 close_s: float | None) -> dict[str, Any] | None:
-        quote = self._quote(pos.option, close, now)
-        mark = quote.bid if quote is not None else None
+        mark = self.quotes.bid(pos.option, close, now, self._vix)
         found = check_exit(pos, mark=mark, now_s=now, today=today, session_close_s=close_s)
         if found is None:
             return None
@@ -307,6 +311,7 @@ class ReplayEngine:
         commission = self.config.fill.commission(pos.contracts, price)
         trade = self.book.close(pos.option.key, price=price, commission=commission, now_s=now,
                                 reason=reason)
+        del self._held[pos.symbol]
         self.exits[reason] += 1
         return {"reason": reason, "detail": detail, "option": pos.option.key, "filled": True,
                 "contracts": pos.contracts, "price": price, "entry_price": pos.entry_premium,
@@ -325,7 +330,7 @@ class ReplayEngine:
         self._day = day
         self._day_end_s = et_epoch(day + dt.timedelta(days=1), dt.time(0, 0))
         plan = self.plan_template.for_day(day)
-        self._selection.set_plan(plan, at=et_epoch(day, dt.time(9, 0)))
+        self._decisions.set_plan(plan, at=et_epoch(day, dt.time(9, 0)))
 
     # -- results -----------------------------------------------------------------------------------
     def _pivots_by_day(self) -> dict[dt.date, int]:
@@ -398,8 +403,17 @@ def run_replay(engine: ReplayEngine, bars: Mapping[str, Sequence[RawBar]],
     bar_seconds = engine.config.bar_seconds
     on_bar = engine.on_bar
     on_vix = engine.on_vix
+    if vix is None and len(bars) == 1:           # one stream: already in order
+        ((symbol, series),) = bars.items()
+        for b in series:
+            record = on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
+            if record is not None:
+                yield record
+        return
     for at, kind, symbol, b in merge_events(bars, vix, bar_seconds, vix_seconds):
         if kind == 0:
             on_vix(b[4], at)
         else:
-            yield on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
+            record = on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
+            if record is not None:
+                yield record

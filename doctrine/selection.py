@@ -281,6 +281,13 @@ class SelectionState:
             self._in.governor = active
             self._dirty = True
 
+    def restarted(self, restored: SelectionMemory | None) -> SelectionState:
+        """A fresh state from `restored` memory with this one's inputs (plan, VIX, governor):
+        what a selector does when the day's memory changes under it (a failed save locks C)."""
+        fresh = SelectionState(config=self.config, restored=restored)
+        fresh._in = dataclasses.replace(self._in)
+        return fresh
+
     # -- reading -------------------------------------------------------------------------------
     @property
     def plan(self) -> Gameplan | None:

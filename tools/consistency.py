@@ -337,7 +337,7 @@ def compare_run(run: RunJournal, plan: Gameplan | None = None, *,
         if b[0] in run.gaps.get(symbol, ()):
             engine.on_gap(symbol)
         record = engine.on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
-        if (symbol, b[0]) not in live:
+        if record is None or (symbol, b[0]) not in live:
             continue
         d = engine.decisions[-1]
         in_force.append((symbol, b[0], (d.strategy, d.rule, d.pivots, d.locked, d.vix_gate)))
