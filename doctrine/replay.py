@@ -38,7 +38,7 @@ from doctrine.options import OptionQuote, Refusal, RiskBudget, plan_option_entry
 from doctrine.params import TradingStrategy, force_close_dte
 from doctrine.selection import SelectionConfig
 from doctrine.sessions import SessionClock, et_date_of, et_epoch
-from doctrine.vix_daily import DailyVix
+from doctrine.vix_daily import DAILY_MAX_AGE_S, DailyVix
 from messages.brain import EntrySignal, StrategyDecision
 from messages.market import OptionSpec
 
@@ -145,8 +145,10 @@ class ReplayEngine:
                                                                          dt.date(2000, 1, 3))
         self.plan_is_default = plan is None
         params = IndicatorParams.from_plan(self.plan_template)
-        self.brain = Brain(params=params, selection=self.config.selection,
-                           calendar=self._calendar)
+        selection = self.config.selection
+        if vix_daily is not None:    # a daily value is current until the next is published
+            selection = dataclasses.replace(selection, vix_max_age_s=DAILY_MAX_AGE_S)
+        self.brain = Brain(params=params, selection=selection, calendar=self._calendar)
         self._decisions = self.brain.decisions
         self._exit_rules: dict[TradingStrategy, ExitRules] = {
             "A": ExitRules.for_strategy("A", self.plan_template),
@@ -169,6 +171,7 @@ class ReplayEngine:
         self.exits: Counter[str] = Counter()
         self.rejection_examples: dict[str, str] = {}
         self._vix_daily = vix_daily
+        self._vix_reading: tuple[float, float] | None = None
         self.quotes: QuoteSource = quotes if quotes is not None else ModelQuotes(
             self._calendar, risk_free_rate=self.config.risk_free_rate,
             half_spread_pct=self.config.half_spread_pct, strike_step=self.config.strike_step)
@@ -204,8 +207,15 @@ class ReplayEngine:
             self._vix = cfg.vix_constant
             self._decisions.set_vix(cfg.vix_constant, now)
         elif self._vix_daily is not None:
-            self._vix = known = self._vix_daily.known_at(now)
-            self._decisions.set_vix(known, now if known is not None else None)
+            reading = self._vix_daily.reading_at(now)
+            if reading is not self._vix_reading:     # a newly published daily value
+                self._vix_reading = reading
+                if reading is None:
+                    self._vix = None
+                    self._decisions.set_vix(None, None)
+                else:
+                    self._vix = reading[0]
+                    self._decisions.set_vix(reading[0], reading[1])
         step = self.brain.step(symbol, ts, high, low, close, volume, bar_seconds)
         if type(step) is Skipped:
             self.skipped[step.reason] += 1

@@ -11,9 +11,10 @@ panic). What a daily row honestly gives:
 
 So every session is judged by its opening VIX all day long. That is coarser than an
 intraday feed (no pivots within the day; the VIX gate of a plan sees the open), and it is the
-most a daily file can say without looking ahead. The reading is re-observed at each bar (its
-timestamp is the bar's end), since the value is the latest known one, not a stale print;
-the 5-minute staleness rule exists for dead intraday feeds.
+most a daily file can say without looking ahead. A reading carries the instant it was
+published (the day's 09:30 open; for the previous close, 16:15 ET on that day), and replay
+judges its age against `DAILY_MAX_AGE_S` instead of the live 5 minutes (which exist to catch
+a dead intraday feed): a daily value is current until the next one is published.
 
 Rows on days that are not trading sessions (CBOE has some on NYSE holidays since 2022) are
 harmless: only the rows of the days asked about, and the closes before them, are read.
@@ -28,6 +29,9 @@ from collections.abc import Iterable
 from doctrine.sessions import et_date_of, et_epoch
 
 DAILY_OPEN_ET = dt.time(9, 30)
+DAILY_CLOSE_ET = dt.time(16, 15)
+DAILY_MAX_AGE_S = 4 * 86400.0
+"""A Friday close is still the latest value on Monday before the open (a long weekend too)."""
 
 
 class DailyVix:
@@ -44,7 +48,8 @@ class DailyVix:
         self._opens = [by_date[d][0] for d in self._dates]
         self._closes = [by_date[d][1] for d in self._dates]
         self._lo = self._hi = 0.0
-        self._day_value: tuple[float | None, float | None] = (None, None)
+        self._day_value: tuple[tuple[float, float] | None, tuple[float, float] | None] = (
+            None, None)
         self._switch_s = 0.0
 
     def __len__(self) -> int:
@@ -60,18 +65,27 @@ class DailyVix:
 
     def known_at(self, now_s: float) -> float | None:
         """The VIX level known at `now_s` (UTC epoch s), or None if the file says nothing."""
+        reading = self.reading_at(now_s)
+        return reading[0] if reading is not None else None
+
+    def reading_at(self, now_s: float) -> tuple[float, float] | None:
+        """(value, published at) of the latest reading at `now_s`; the same tuple object
+        while it stays the latest (so a caller can tell "new reading" by identity)."""
         if not self._lo <= now_s < self._hi:          # a new ET day (cached: hot path)
             day = et_date_of(now_s)
             self._lo = et_epoch(day, dt.time(0, 0))
             self._hi = et_epoch(day + dt.timedelta(days=1), dt.time(0, 0))
             self._switch_s = et_epoch(day, DAILY_OPEN_ET)
-            self._day_value = self._values_for(day)
+            self._day_value = self._readings_for(day)
         before, after = self._day_value
         return after if now_s >= self._switch_s else before
 
-    def _values_for(self, day: dt.date) -> tuple[float | None, float | None]:
+    def _readings_for(self, day: dt.date) -> tuple[tuple[float, float] | None,
+                                                   tuple[float, float] | None]:
         """(before the open: the last earlier close, from the open: today's open)."""
         i = bisect.bisect_left(self._dates, day)
-        before = self._closes[i - 1] if i > 0 else None
-        today = self._opens[i] if i < len(self._dates) and self._dates[i] == day else None
+        before = ((self._closes[i - 1], et_epoch(self._dates[i - 1], DAILY_CLOSE_ET))
+                  if i > 0 else None)
+        today = ((self._opens[i], et_epoch(day, DAILY_OPEN_ET))
+                 if i < len(self._dates) and self._dates[i] == day else None)
         return before, today

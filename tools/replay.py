@@ -42,6 +42,7 @@ from config.gameplan import Gameplan, GameplanError, read_gameplan
 from doctrine.dry_run import FillModel
 from doctrine.option_quotes import QuoteSource
 from doctrine.replay import RawBar, ReplayConfig, ReplayEngine, run_replay
+from doctrine.sessions import et_date_of
 from doctrine.vix_daily import DailyVix
 from tools.backtest.inputs import (
     EXPECTED_HEADER,
@@ -154,7 +155,11 @@ def read_inputs(args: argparse.Namespace, *, quiet: bool = False) -> Inputs:
     if len(set(lengths.values())) != 1:
         raise InputError(f"bar lengths differ between files: {lengths}")
     bar_seconds = next(iter(lengths.values()))
-    vix = read_vix(args.vix) if args.vix is not None else None
+    starts = [series[0][0] for series in bars.values() if series]
+    ends = [series[-1][0] for series in bars.values() if series]
+    first = et_date_of(min(starts)) if starts else None
+    last = et_date_of(max(ends)) if ends else None
+    vix = read_vix(args.vix, first=first, last=last) if args.vix is not None else None
     vix_bars = vix if isinstance(vix, list) else None
     vix_daily = vix if isinstance(vix, DailyVix) else None
     vix_seconds = infer_bar_seconds(vix_bars) if vix_bars else None

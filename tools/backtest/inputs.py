@@ -157,8 +157,12 @@ def infer_bar_seconds(bars: Sequence[RawBar]) -> int:
     return min(steps) if steps else 60
 
 
-def read_vix(path: Path) -> list[RawBar] | DailyVix:
-    """Intraday VIX bars (the bars header) or CBOE's daily file (`date,open,high,low,close`)."""
+def read_vix(path: Path, *, first: dt.date | None = None,
+             last: dt.date | None = None) -> list[RawBar] | DailyVix:
+    """Intraday VIX bars (the bars header) or CBOE's daily file (`date,open,high,low,close`).
+
+    For a daily file, `first`/`last` (the replayed dates) skip converting rows that cannot
+    matter: CBOE's file spans decades; a week before `first` covers the previous close."""
     with _open(path) as handle:
         header = _header(path, handle)
         if header == EXPECTED_HEADER:
@@ -168,8 +172,12 @@ def read_vix(path: Path) -> list[RawBar] | DailyVix:
                              f"bars) or {','.join(DAILY_VIX_HEADER)} (CBOE's daily file), "
                              f"got {','.join(header)}")
         rows: list[tuple[dt.date, float, float]] = []
+        lo = (first - dt.timedelta(days=10)).isoformat() if first is not None else ""
+        hi = last.isoformat() if last is not None else "9999"
         for lineno, line in enumerate(handle, start=2):
             if not line.strip():
+                continue
+            if not lo <= line[:10] <= hi:
                 continue
             parts = line.rstrip("\r\n").split(",")
             try:
@@ -181,7 +189,8 @@ def read_vix(path: Path) -> list[RawBar] | DailyVix:
                 raise InputError(f"{path}:{lineno}: VIX open/close must be positive")
             rows.append((day, open_, close))
         if not rows:
-            raise InputError(f"{path}: no VIX rows")
+            raise InputError(f"{path}: no VIX rows"
+                             + (f" from {lo} to {hi}" if first or last else ""))
         return DailyVix(rows)
 
 

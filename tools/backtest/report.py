@@ -8,6 +8,7 @@ the statistics as shown; the tests recompute the statistics from `trades.csv` in
 from __future__ import annotations
 
 import base64
+import bisect
 import csv
 import datetime as dt
 import html
@@ -48,18 +49,21 @@ class DayBar:
 
 
 def session_days(bars: Sequence[RawBar], bar_seconds: int) -> list[DayBar]:
-    """One DayBar per ET date of `bars` (ascending). et_date_of only at day changes."""
+    """One DayBar per ET date of `bars` (ascending): a binary search per day, not a loop
+    over every bar (this is on the end-to-end path)."""
     out: list[DayBar] = []
-    day_end = -math.inf
-    for b in bars:
-        if b[0] >= day_end:
-            day = et_date_of(b[0])
-            day_end = et_epoch(day + dt.timedelta(days=1), dt.time(0, 0))
-            out.append(DayBar(day, b[1], b[4], b[0] + bar_seconds))
-        else:
-            last = out[-1]
-            out[-1] = DayBar(last.day, last.open, b[4], b[0] + bar_seconds)
+    i, n = 0, len(bars)
+    while i < n:
+        day = et_date_of(bars[i][0])
+        day_end = et_epoch(day + dt.timedelta(days=1), dt.time(0, 0))
+        j = bisect.bisect_left(bars, day_end, lo=i, key=_start)
+        out.append(DayBar(day, bars[i][1], bars[j - 1][4], bars[j - 1][0] + bar_seconds))
+        i = j
     return out
+
+
+def _start(bar: RawBar) -> float:
+    return bar[0]
 
 
 @dataclass
