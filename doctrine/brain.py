@@ -45,6 +45,7 @@ from messages.brain import EntrySignal, SignalRejected, StrategyDecision
 from messages.market import BarGap, VixReading
 
 Entry = EntrySignal | SignalRejected | None
+_UNKNOWN = -1.0   # not a close any session has: "not looked up yet" in the close cache
 HistoryBar = tuple[float, float, float, float, float, int]
 """(start in UTC epoch seconds, high, low, close, volume, bar seconds): what a re-warm needs."""
 
@@ -147,8 +148,11 @@ class DecisionStage:
         strategy = decision.strategy
         if strategy == "C" or not reading.live:
             return None
-        return evaluate_entry(reading, strategy, self.rules,
-                              session_close_s=self.session_close(reading.session_date),
+        day = reading.session_date
+        close_s = self._closes.get(day, _UNKNOWN) if day is not None else None
+        if close_s is _UNKNOWN:
+            close_s = self.session_close(day)
+        return evaluate_entry(reading, strategy, self.rules, session_close_s=close_s,
                               multiplier=decision.size_multiplier)
 
     def session_close(self, day: dt.date | None) -> float | None:

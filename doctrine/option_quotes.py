@@ -31,7 +31,7 @@ from typing import Protocol
 
 from config.market_calendar import MarketCalendar
 from doctrine.options import OptionQuote
-from doctrine.pricing import bs_price, years_between
+from doctrine.pricing import SECONDS_PER_YEAR, bs_price, years_between
 from doctrine.sessions import et_epoch
 from messages.market import OptionSpec, Right
 
@@ -115,7 +115,10 @@ class ModelQuotes:
         floats): exp(-0*t) is exactly 1 and r - 0 exactly r. A test pins the equality."""
         if vix is None or not vix > 0:
             return None
-        t = years_between(now_s, self.expiry_close_s(spec.expiry))
+        close_s = self._expiry_close.get(spec.expiry)
+        if close_s is None:
+            close_s = self.expiry_close_s(spec.expiry)
+        t = max(0.0, (close_s - now_s) / SECONDS_PER_YEAR)     # years_between, inlined
         s = underlying_price
         k = spec.strike
         if not (s > 0 and k > 0 and s < _INF and k < _INF):
