@@ -36,9 +36,30 @@ from doctrine.sessions import et_epoch
 from messages.market import OptionSpec, Right
 
 SYNTHETIC_LIQUIDITY = 1e9
+CALM_WINDOW_S = 1800.0
+"""How long a Calm may last before the bid is computed again (the theta bound's window)."""
+_PHI0 = 1.0 / math.sqrt(2.0 * math.pi)
 _INF = math.inf
 _SQRT2 = math.sqrt(2.0)
 _exp, _sqrt, _log, _erfc, _floor = math.exp, math.sqrt, math.log, math.erfc, math.floor
+
+
+@dataclass(frozen=True, slots=True)
+class Calm:
+    """A held option's bid provably stays inside its premium band while the underlying stays
+    within `room` - `theta_s` x (seconds since `t0`) of `s0`, the VIX stays `vix` and the time
+    is before `until`: replay then skips repricing it (no premium exit can fire)."""
+
+    s0: float
+    t0: float
+    vix: float
+    room: float
+    theta_s: float
+    until: float
+
+    def holds(self, s: float, now_s: float, vix: float | None) -> bool:
+        return (now_s < self.until and vix == self.vix
+                and abs(s - self.s0) + self.theta_s * (now_s - self.t0) < self.room)
 
 
 class QuoteSource(Protocol):
@@ -56,6 +77,11 @@ class QuoteSource(Protocol):
     def bid(self, spec: OptionSpec, underlying_price: float, now_s: float,
             vix: float | None) -> float | None:
         """`quote(...).bid`, the mark of an open position (on every bar it is held)."""
+
+    def mark(self, spec: OptionSpec, underlying_price: float, now_s: float, vix: float | None,
+             band: tuple[float, float]) -> tuple[float | None, Calm | None]:
+        """The bid, and (if the source can say) how far the underlying and the clock may move
+        before the bid could leave the open interval `band` (a Calm), else None."""
 
 
 @dataclass
@@ -109,17 +135,53 @@ class ModelQuotes:
 
     def bid(self, spec: OptionSpec, underlying_price: float, now_s: float,
             vix: float | None) -> float | None:
-        """`quote(...).bid` without building the quote: the hot path of an open position.
-
-        The arithmetic is bs_price's with q = 0, operation for operation (so the same
-        floats): exp(-0*t) is exactly 1 and r - 0 exactly r. A test pins the equality."""
+        """`quote(...).bid` without building the quote: the hot path of an open position."""
         if vix is None or not vix > 0:
             return None
-        close_s = self._expiry_close.get(spec.expiry)
-        if close_s is None:
-            close_s = self.expiry_close_s(spec.expiry)
-        t = max(0.0, (close_s - now_s) / SECONDS_PER_YEAR)     # years_between, inlined
+        mid = self._mid(spec, underlying_price, self._years_to(spec.expiry, now_s), vix)
+        half = max(0.005, mid * self.half_spread_pct)
+        bid = _floor((mid - half) * 100.0) / 100.0
+        return bid if bid >= 0.01 else None
+
+    def mark(self, spec: OptionSpec, underlying_price: float, now_s: float, vix: float | None,
+             band: tuple[float, float]) -> tuple[float | None, Calm | None]:
+        """The bid, and a Calm while it provably stays inside `band` (lo, hi).
+
+        The bound, for Black-Scholes with q = 0 and sigma fixed (the VIX unchanged): the
+        mid moves at most |delta| <= 1 per dollar of the underlying, and at most
+        |theta| <= S sigma phi(0) / (2 sqrt(T)) + r K per year of time, T the time left at
+        the end of the window and S the highest price inside it. The bid is the mid less at
+        most 0.5 % + half a cent, floored to the cent; margins of a cent cover float error.
+        """
+        if vix is None or not vix > 0:
+            return None, None
+        t = self._years_to(spec.expiry, now_s)
         s = underlying_price
+        mid = self._mid(spec, s, t, vix)
+        hs = self.half_spread_pct
+        half = max(0.005, mid * hs)
+        bid = _floor((mid - half) * 100.0) / 100.0
+        if bid < 0.01:
+            return None, None
+        lo, hi = band
+        room = min(mid - (lo + 0.025) / (1.0 - hs), (hi - 0.01) - mid)
+        t_end = t - CALM_WINDOW_S / SECONDS_PER_YEAR
+        if not (room > 0.0 and t_end > 0.0):
+            return bid, None
+        sigma = vix / 100.0
+        theta = ((s + room) * sigma * _PHI0 / (2.0 * _sqrt(t_end))
+                 + self.risk_free_rate * spec.strike) / SECONDS_PER_YEAR
+        return bid, Calm(s, now_s, vix, room, theta, now_s + CALM_WINDOW_S)
+
+    def _years_to(self, expiry: dt.date, now_s: float) -> float:
+        close_s = self._expiry_close.get(expiry)
+        if close_s is None:
+            close_s = self.expiry_close_s(expiry)
+        return max(0.0, (close_s - now_s) / SECONDS_PER_YEAR)     # years_between, inlined
+
+    def _mid(self, spec: OptionSpec, s: float, t: float, vix: float) -> float:
+        """bs_price(s, strike, t, vix/100, right, r) with q = 0, operation for operation (so
+        the same floats: exp(-0*t) is exactly 1 and r - 0 exactly r); a test pins it."""
         k = spec.strike
         if not (s > 0 and k > 0 and s < _INF and k < _INF):
             raise ValueError(f"spot and strike must be positive numbers, got {s!r}, {k!r}")
@@ -129,19 +191,14 @@ class ModelQuotes:
         vol_t = sigma * _sqrt(t)
         if vol_t == 0.0:
             fwd = s * 1.0 - k * df_r
-            mid = max(fwd, 0.0) if spec.right == "C" else max(-fwd, 0.0)
-        else:
-            d1 = (_log(s / k) + (r - 0.0 + 0.5 * sigma * sigma) * t) / vol_t
-            d2 = d1 - vol_t
-            if spec.right == "C":
-                mid = s * 1.0 * (0.5 * _erfc(-d1 / _SQRT2)) - k * df_r * (
-                    0.5 * _erfc(-d2 / _SQRT2))
-            else:
-                mid = k * df_r * (0.5 * _erfc(d2 / _SQRT2)) - s * 1.0 * (
-                    0.5 * _erfc(d1 / _SQRT2))
-        half = max(0.005, mid * self.half_spread_pct)
-        bid = _floor((mid - half) * 100.0) / 100.0
-        return bid if bid >= 0.01 else None
+            return max(fwd, 0.0) if spec.right == "C" else max(-fwd, 0.0)
+        d1 = (_log(s / k) + (r - 0.0 + 0.5 * sigma * sigma) * t) / vol_t
+        d2 = d1 - vol_t
+        if spec.right == "C":
+            return s * 1.0 * (0.5 * _erfc(-d1 / _SQRT2)) - k * df_r * (
+                0.5 * _erfc(-d2 / _SQRT2))
+        return k * df_r * (0.5 * _erfc(d2 / _SQRT2)) - s * 1.0 * (
+            0.5 * _erfc(d1 / _SQRT2))
 
     def expiry_close_s(self, expiry: dt.date) -> float:
         cached = self._expiry_close.get(expiry)
@@ -208,3 +265,7 @@ class RecordedQuotes:
             vix: float | None) -> float | None:
         q = self.quote(spec, underlying_price, now_s, vix)
         return q.bid if q is not None else None
+
+    def mark(self, spec: OptionSpec, underlying_price: float, now_s: float, vix: float | None,
+             band: tuple[float, float]) -> tuple[float | None, Calm | None]:
+        return self.bid(spec, underlying_price, now_s, vix), None     # quotes jump: no bound

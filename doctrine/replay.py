@@ -31,9 +31,9 @@ from config.gameplan import DataQuality, Gameplan, HardLimits, PlanSymbol
 from config.market_calendar import MarketCalendar, Session, get_calendar
 from doctrine.brain import Brain, Skipped
 from doctrine.dry_run import FillModel, PositionBook
-from doctrine.exits import ExitRules, OpenPosition, check_exit
+from doctrine.exits import ExitRules, OpenPosition, check_exit, premium_band
 from doctrine.indicators import IndicatorParams, IndicatorValues
-from doctrine.option_quotes import ModelQuotes, QuoteSource
+from doctrine.option_quotes import Calm, ModelQuotes, QuoteSource
 from doctrine.options import OptionQuote, Refusal, RiskBudget, plan_option_entry
 from doctrine.params import TradingStrategy, force_close_dte
 from doctrine.selection import SelectionConfig
@@ -179,6 +179,9 @@ class ReplayEngine:
         self.skipped: Counter[str] = Counter()
         self._last_close: dict[str, float] = {}
         self._held: dict[str, OpenPosition] = {}     # the book's open position per symbol
+        self._calm: dict[str, Calm] = {}             # ...and where its bid cannot exit
+        self.calm_enabled = True                     # False: reprice every bar (tests)
+        self.calm_skips = 0
 
     @property
     def calendar(self) -> MarketCalendar:
@@ -309,10 +312,24 @@ class ReplayEngine:
 
     def _manage(self, pos: OpenPosition, close: float, now: float, today: dt.date,
                 close_s: float | None) -> dict[str, Any] | None:
-        mark = self.quotes.bid(pos.option, close, now, self._vix)
+        """Exits of a held position at this bar. While its Calm holds, no premium exit can
+        fire, so only the time-based checks run (the bid is computed only if one fires): the
+        same exits as repricing every bar, at a fraction of the cost (a test pins that)."""
+        calm = self._calm.get(pos.symbol)
+        if (calm is not None and self.calm_enabled and calm.holds(close, now, self._vix)
+                and check_exit(pos, mark=None, now_s=now, today=today,
+                               session_close_s=close_s) is None):
+            self.calm_skips += 1
+            return None
+        mark, calm = self.quotes.mark(pos.option, close, now, self._vix, premium_band(pos))
         found = check_exit(pos, mark=mark, now_s=now, today=today, session_close_s=close_s)
         if found is None:
+            if calm is not None:
+                self._calm[pos.symbol] = calm
+            else:
+                self._calm.pop(pos.symbol, None)
             return None
+        self._calm.pop(pos.symbol, None)
         reason, detail = found
         price = self.config.fill.sell_price(mark)
         if price is None:

@@ -15,6 +15,7 @@ from doctrine.replay import ReplayConfig, ReplayEngine, run_replay
 from doctrine.sessions import et_epoch
 from messages.market import OptionSpec
 from tests.backtest.data import sessions_from, write_bars
+from tests.doctrine.conftest import SPY_63, bars_of
 from tools.backtest.inputs import InputError, read_bars_csv, read_option_quotes
 from tools.replay import main as replay_main
 
@@ -108,3 +109,36 @@ def test_bad_quote_files_are_refused_naming_the_line(tmp_path: Path, text: str,
     path.write_text(text, encoding="utf-8")
     with pytest.raises(InputError, match=message):
         read_option_quotes(path)
+
+
+@pytest.mark.parametrize(("vix", "equity", "seed"), [
+    (15.0, 25_000.0, 1), (20.0, 25_000.0, 2), (12.0, 60_000.0, 3), (23.0, 60_000.0, 4)])
+def test_skipping_calm_bars_gives_the_same_exits_as_repricing_every_bar(
+        tmp_path: Path, vix: float, equity: float, seed: int) -> None:
+    """The Calm shortcut (no premium exit can fire, so the held option is not repriced) must
+    not change one exit, price or P&L against repricing on every bar."""
+    bars = read_bars_csv(write_bars(tmp_path / "spy.csv",
+                                    sessions_from(dt.date(2024, 4, 1), 10), seed=seed))
+    runs = []
+    for calm in (False, True):
+        engine = ReplayEngine(["SPY"], config=ReplayConfig(vix_constant=vix, equity=equity))
+        engine.calm_enabled = calm
+        records = [(r.signal, r.exit) for r in run_replay(engine, {"SPY": bars})]
+        runs.append((records, engine.book.trades, engine.summary()))
+        skips = engine.calm_skips
+    assert runs[0][1], "the data must produce trades"
+    assert skips > 100, "the shortcut must actually be taken"
+    assert runs[0] == runs[1]
+
+
+def test_calm_shortcut_changes_nothing_on_the_bundled_2024_sessions() -> None:
+    bars = bars_of(SPY_63)
+    runs = []
+    for calm in (False, True):
+        engine = ReplayEngine(["SPY"], config=ReplayConfig(vix_constant=15.0, equity=10_000.0))
+        engine.calm_enabled = calm
+        for _ in run_replay(engine, {"SPY": bars}):
+            pass
+        runs.append((engine.book.trades, engine.summary(), engine.calm_skips))
+    assert len(runs[0][0]) > 100 and runs[1][2] > 1000
+    assert runs[0][:2] == runs[1][:2]
