@@ -4,11 +4,11 @@ A bot whose live decisions drift from its backtest cannot be trusted: what was t
 what trades. The decisions themselves are one code path (doctrine/brain.py: the actors drive
 its stages, replay drives `Brain`), so what this tool checks is the I/O AROUND the brain: that
 the actors received every bar once, in order, with the VIX reading of its minute applied first,
-the plan in force, and journaled what they decided. It reads the event journal of a run (`events.jsonl` and its rotated
-`events.jsonl.1 … .N`), rebuilds the exact bar stream the bot received (every `bar` event:
-symbol, bar_ts, OHLCV, source; VIX bars carry the symbol VIX; `bar_gap` events mark holes),
-replays it through doctrine.replay.ReplayEngine in replay's own order (VIX before bars at the
-same instant), and compares, for every bar the bot received LIVE:
+the plan in force, and journaled what they decided. It reads the event journal of a run
+(`events.jsonl` and its rotated `events.jsonl.1 … .N`), rebuilds the exact bar stream the
+bot received (every `bar` event: symbol, bar_ts, OHLCV, source; VIX bars carry the symbol VIX;
+`bar_gap` events mark holes), replays it through doctrine.replay.ReplayEngine in replay's own
+order (VIX before bars at the same instant), and compares, for every bar the bot received LIVE:
 
 * the entry signals (symbol, bar_ts, strategy, direction) with the journal's `signal` events
   of kind "entry";
