@@ -1,4 +1,4 @@
-"""The replay engine: the live brain's code driven by recorded bars on a virtual clock.
+"""The replay engine: the live brain driven by recorded bars on a virtual clock, plus a dry run.
 
 Each event is processed at the instant it became known: a bar at its END (start + length),
 a VIX bar likewise, VIX before bars at the same instant (the decision at 10:31 sees the
@@ -6,22 +6,24 @@ a VIX bar likewise, VIX before bars at the same instant (the decision at 10:31 s
 randomness, so two runs over the same bars produce identical output, and the soak can
 compare the live bot's signals with replay's over the same bars.
 
-Per bar: indicators -> strategy decision -> exits of the symbol's open position -> entry
-signal -> (dry run) option choice, sizing and a simulated fill. Dry-run quotes are
-synthetic: Black-Scholes on the bar's close with sigma = VIX/100, a spread of about 1 % of
-the premium, weekly (last session of the week) expiries and $1 strikes. They carry no volume
-or open interest, so replay waives those two liquidity minimums (it cannot judge them); the
-spread, affordability and sizing rules apply as in the live bot. Risk limits that ModeGuard
-owns (daily loss, PDT, weekly governor from P&L) are not simulated here.
+Per bar: the brain (doctrine/brain.Brain.step: indicators -> strategy decision -> entry
+gates, the very stages the Indicators and StrategySelector actors drive) -> exits of the
+symbol's open position -> (dry run) option choice, sizing and a simulated fill of an entry.
+The VIX comes from intraday bars, a constant, or a daily file as it was known
+(doctrine/vix_daily.py: the day's open from 09:30, never its close). Option quotes come from
+a QuoteSource (doctrine/option_quotes.py): the Black-Scholes model by default (sigma =
+VIX/100, a spread of about 1 % of the premium, weekly expiries, $1 strikes, no volume or
+open interest, so replay waives those two liquidity minimums) or quotes the operator
+recorded. A held option is repriced on every bar unless its Calm proves no premium exit can
+fire (the time-based exits run every bar). Risk limits that ModeGuard owns (daily loss, PDT,
+weekly governor from P&L) are not simulated here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import math
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,10 +34,11 @@ from config.market_calendar import MarketCalendar, Session, get_calendar
 from doctrine.brain import Brain, Skipped
 from doctrine.dry_run import FillModel, PositionBook
 from doctrine.exits import ExitRules, OpenPosition, check_exit, premium_band
-from doctrine.indicators import IndicatorParams, IndicatorValues
+from doctrine.indicators import IndicatorParams
 from doctrine.option_quotes import Calm, ModelQuotes, QuoteSource
 from doctrine.options import OptionQuote, Refusal, RiskBudget, plan_option_entry
 from doctrine.params import TradingStrategy, force_close_dte
+from doctrine.replay_record import ReplayRecord
 from doctrine.selection import SelectionConfig
 from doctrine.sessions import SessionClock, et_date_of, et_epoch
 from doctrine.vix_daily import DAILY_MAX_AGE_S, DailyVix
@@ -71,61 +74,6 @@ def default_plan(symbols: Iterable[str], day: dt.date) -> Gameplan:
         hard_limits=HardLimits(max_daily_loss_pct=0.10, pdt_trades_remaining=3,
                                weekly_drawdown_governor_active=False, max_intraday_pivots=2),
         data_quality=DataQuality(quarantine_active=False, last_verified=None))
-
-
-class ReplayRecord:
-    """One output line: a bar of one symbol, its indicators, the strategy and any signal."""
-
-    __slots__ = ("exit", "signal", "strategy", "values")
-
-    def __init__(self, values: IndicatorValues, strategy: str,
-                 signal: dict[str, Any] | None, exit: dict[str, Any] | None) -> None:
-        self.values = values
-        self.strategy = strategy
-        self.signal = signal
-        self.exit = exit
-
-    def to_json(self) -> str:
-        """The JSON line. Numbers carry 12 significant digits (1e-9 at SPY prices): shortest
-        round-trip repr costs three times as much and replay's throughput is a goal."""
-        v = self.values
-        nums = (v.close, v.rsi, v.ema_fast, v.ema_slow, v.vwap, v.bb_upper, v.bb_mid,
-                v.bb_lower)
-        if None in nums:
-            body = _LINE % tuple("null" if x is None else format(x, ".12g") for x in nums)
-        else:
-            body = _LINE_NUMBERS % nums
-        sig = "null" if self.signal is None else json.dumps(self.signal, separators=(",", ":"))
-        ex = "null" if self.exit is None else json.dumps(self.exit, separators=(",", ":"))
-        return (f'{{"ts":"{_iso_utc(v.ts)}","symbol":"{v.symbol}",{body},'
-                f'"strategy":"{self.strategy}","signal":{sig},"exit":{ex}}}')
-
-
-_LINE = ('"close":%s,"rsi":%s,"ema_fast":%s,"ema_slow":%s,"vwap":%s,"bb_upper":%s,'
-         '"bb_mid":%s,"bb_lower":%s')
-_LINE_NUMBERS = _LINE.replace("%s", "%.12g")
-
-
-_day_cache: list[Any] = [None, ""]
-
-
-def _iso_utc(ts: float) -> str:
-    """`2019-02-11T14:30:00Z` for an epoch instant; the date part is cached (hot path)."""
-    secs = int(ts)
-    if secs != ts:
-        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
-    day, rem = divmod(secs, 86400)
-    if day != _day_cache[0]:
-        _day_cache[0] = day
-        _day_cache[1] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
-    clock = _clock_cache.get(rem)
-    if clock is None:
-        h, r = divmod(rem, 3600)
-        clock = _clock_cache[rem] = f"{h:02d}:{r // 60:02d}:{r % 60:02d}Z"
-    return _day_cache[1] + clock  # type: ignore[no-any-return]
-
-
-_clock_cache: dict[int, str] = {}
 
 
 class ReplayEngine:
@@ -424,7 +372,8 @@ def _event_order(event: tuple[float, int, str, RawBar]) -> tuple[float, int, str
 def run_replay(engine: ReplayEngine, bars: Mapping[str, Sequence[RawBar]],
                vix: Sequence[RawBar] | None = None,
                vix_seconds: int | None = None) -> Iterator[ReplayRecord]:
-    """Drive `engine` over the merged streams; yields one record per bar per symbol.
+    """Drive `engine` over the merged streams; yields one record per counted bar per symbol
+    (a duplicate or a bad bar is counted in `engine.skipped` instead, as the live actor does).
 
     A VIX reading is its bar's close, observed at the bar's end."""
     bar_seconds = engine.config.bar_seconds
