@@ -241,7 +241,7 @@ def _stats_table(groups: Sequence[Mapping[str, Any]], first: str) -> str:
         f'<td>{_num(g["profit_factor"])}</td>'
         f'<td>{_money(-g["max_drawdown"])} ({_pct(g["max_drawdown_pct"])})</td>'
         f'<td>{_num(g["sharpe"])}</td><td>{_pct(g["exposure"])}</td>'
-        f'<td>{_money(g["commissions"])}</td></tr>' for g in groups)
+        f'<td>${g["commissions"]:,.2f}</td></tr>' for g in groups)
     return f"<table>{head}{body}</table>"
 
 
@@ -312,7 +312,7 @@ def _trades_table(rows: Sequence[Mapping[str, Any]]) -> str:
         cells = []
         for c in TRADE_COLUMNS:
             v = r[c]
-            if c in ("pnl", "commissions"):
+            if c == "pnl":
                 cells.append(f"<td>{_money(v)}</td>")
             elif c in ("contract", "side", "exit_rule"):
                 cells.append(f"<td class=l>{_e(v)}</td>")
