@@ -17,8 +17,9 @@ inferred.
 `--vix` takes intraday VIX bars (same format; a reading is a bar's close at the bar's end) or
 CBOE's daily file (`date,open,high,low,close`): then each session sees its OPEN from 09:30
 ET and the previous close before, never the day's high, low or close (doctrine/vix_daily.py).
-Without --vix (or --vix-constant, a backtesting aid) there is no VIX: Strategy C throughout,
-as the live bot would do.
+Without --vix, a daily VIX file beside the bars (`vix_daily_*.csv`, as in shared/data) is used
+and said on stderr; with none there (or `--no-vix`) there is no VIX: Strategy C throughout,
+as the live bot would do. `--vix-constant X` is a backtesting aid.
 
 The gameplan's date check: replay treats every replayed session as "today" and applies the
 given plan to each one with its date rewritten (said on stderr); the operator check is not
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="symbol of the matching --bars (default: from the file name)")
     ap.add_argument("--vix", type=Path, default=None,
                     help="VIX: intraday bars CSV, or CBOE's daily file (date,open,high,low,close)")
+    ap.add_argument("--no-vix", action="store_true",
+                    help="no VIX even if a daily VIX file lies beside the bars (Strategy C)")
     ap.add_argument("--vix-constant", type=float, default=None,
                     help="backtesting aid: a constant VIX, observed at every bar")
     ap.add_argument("--gameplan", type=Path, default=None,
@@ -155,6 +158,11 @@ def read_inputs(args: argparse.Namespace, *, quiet: bool = False) -> Inputs:
     if len(set(lengths.values())) != 1:
         raise InputError(f"bar lengths differ between files: {lengths}")
     bar_seconds = next(iter(lengths.values()))
+    if args.vix is None and args.vix_constant is None and not args.no_vix:
+        args.vix = daily_vix_beside(paths[0])
+        if args.vix is not None and not quiet:
+            print(f"replay: no --vix: using the daily VIX file beside the bars, {args.vix} "
+                  "(--no-vix to replay without one)", file=sys.stderr)
     starts = [series[0][0] for series in bars.values() if series]
     ends = [series[-1][0] for series in bars.values() if series]
     first = et_date_of(min(starts)) if starts else None
@@ -193,6 +201,14 @@ def read_inputs(args: argparse.Namespace, *, quiet: bool = False) -> Inputs:
     return Inputs(bars=bars, bar_seconds=bar_seconds, vix_bars=vix_bars,
                   vix_seconds=vix_seconds, vix_daily=vix_daily, plan=plan, quotes=quotes,
                   config=config)
+
+
+def daily_vix_beside(bars: Path) -> Path | None:
+    """CBOE's daily VIX file in the bars' folder (`vix_daily_*.csv`, the newest name), so the
+    bundled SPY sessions replay with the VIX they need by default (the file is pointed to,
+    never copied into the project)."""
+    found = sorted(bars.resolve().parent.glob("vix_daily_*.csv"))
+    return found[-1] if found else None
 
 
 def replay_files(args: argparse.Namespace) -> dict[str, Any]:

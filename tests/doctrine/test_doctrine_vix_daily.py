@@ -7,6 +7,7 @@ later row, must not change a single decision taken up to that day's end.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from doctrine.vix_daily import DailyVix
 from tests.backtest.data import sessions_from, write_bars, write_daily_vix
 from tests.doctrine.conftest import SPY_63, bars_of, data_file
 from tools.backtest.inputs import InputError, read_bars_csv, read_vix
+from tools.replay import main as replay_main
 
 VIX_DAILY = "vix_daily_cboe_1990-01-02_2026-07-03.csv"
 
@@ -109,3 +111,21 @@ def test_timestamps_parse_like_fromisoformat_across_dst(tmp_path: Path) -> None:
     stamps = [line.split(",")[0] for line in path.read_text().splitlines()[1:]]
     assert [b[0] for b in bars] == [dt.datetime.fromisoformat(s).timestamp() for s in stamps]
     assert dt.datetime.fromtimestamp(bars[-1][0], ET).hour == 15
+
+
+def test_the_default_replay_of_the_bundled_sessions_finds_the_daily_vix_beside_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No --vix: the CBOE file beside the bundled SPY file is pointed to (not copied), so the
+    default replay exercises A and B; --no-vix keeps the fail-closed C."""
+    bars = data_file(SPY_63)
+    data_file(VIX_DAILY)
+    out = tmp_path / "out.jsonl"
+    assert replay_main(["--bars", str(bars), "--out", str(out), "--no-dry-run"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["vix"] == "daily" and VIX_DAILY in captured.err
+    assert summary["strategy_bars"]["A"] > 0 and summary["strategy_bars"]["B"] > 0
+    assert replay_main(["--bars", str(bars), "--out", str(out), "--no-dry-run",
+                        "--no-vix"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["vix"] == "none" and summary["strategy_bars"]["C"] == summary["bars"]
