@@ -141,6 +141,17 @@ def build_stats(engine: ReplayEngine, days: Mapping[str, Sequence[DayBar]]) -> d
     }
 
 
+def _finite(value: Any) -> Any:
+    """Strict JSON: an infinite or NaN float becomes "inf", "-inf" or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) and v != math.inf
                 else "inf" if v == math.inf else v) for k, v in d.items()}
@@ -158,8 +169,9 @@ def write_report(out_dir: Path, engine: ReplayEngine, days: Mapping[str, Sequenc
         writer.writeheader()
         writer.writerows(rows)
     (out_dir / "stats.json").write_text(json.dumps(
-        {**stats, "sweep": list(inputs.sweep_rows)}, indent=1, default=str) + "\n",
-        encoding="utf-8")
+        _finite({**stats, "sweep": list(inputs.sweep_rows),
+                 "sweep_folds": list(inputs.sweep_folds)}),
+        indent=1, default=str, allow_nan=False) + "\n", encoding="utf-8")
     png: bytes | None = None
     if charts:
         png = _chart(out_dir / "equity.png", trades, stats, days, inputs)
