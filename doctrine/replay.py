@@ -130,6 +130,7 @@ class ReplayEngine:
         self._calm: dict[str, Calm] = {}             # ...and where its bid cannot exit
         self.calm_enabled = True                     # False: reprice every bar (tests)
         self.calm_skips = 0
+        self.keep_records = True
 
     @property
     def calendar(self) -> MarketCalendar:
@@ -148,7 +149,8 @@ class ReplayEngine:
 
     def on_bar(self, symbol: str, ts: float, high: float, low: float, close: float,
                volume: float) -> ReplayRecord | None:
-        """One bar through the brain (and the dry-run money path); None if not counted."""
+        """One bar through the brain (and the dry-run money path); its record, or None if
+        the bar was not counted (or `keep_records` is off: see `replay_all`)."""
         cfg = self.config
         bar_seconds = cfg.bar_seconds
         now = ts + bar_seconds
@@ -194,7 +196,8 @@ class ReplayEngine:
                     exit_info = self._manage(pos, close, now, session.date,
                                              self._session_close_s)
         if entry is None:
-            return ReplayRecord(values, strategy, None, exit_info)
+            return ReplayRecord(values, strategy, None, exit_info) if self.keep_records \
+                else None
         signal_info: dict[str, Any]
         if isinstance(entry, EntrySignal):
             self.signals[entry.strategy] += 1
@@ -209,7 +212,8 @@ class ReplayEngine:
             self.rejection_examples.setdefault(entry.stage, entry.reason)
             signal_info = {"strategy": entry.strategy, "direction": entry.direction,
                            "accepted": False, "stage": entry.stage, "reason": entry.reason}
-        return ReplayRecord(values, strategy, signal_info, exit_info)
+        return ReplayRecord(values, strategy, signal_info, exit_info) if self.keep_records \
+            else None
 
     # -- the dry-run money path ------------------------------------------------------------------
     def _enter(self, entry: EntrySignal, info: dict[str, Any], close: float,
@@ -393,3 +397,15 @@ def run_replay(engine: ReplayEngine, bars: Mapping[str, Sequence[RawBar]],
             record = on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
             if record is not None:
                 yield record
+
+
+def replay_all(engine: ReplayEngine, bars: Mapping[str, Sequence[RawBar]],
+               vix: Sequence[RawBar] | None = None, vix_seconds: int | None = None) -> None:
+    """`run_replay` without building a record per bar: for callers that read the engine's
+    state afterwards (the report, the sweep)."""
+    engine.keep_records = False
+    try:
+        for _ in run_replay(engine, bars, vix, vix_seconds):
+            pass
+    finally:
+        engine.keep_records = True

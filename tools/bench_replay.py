@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from config.market_calendar import get_calendar
-from doctrine.replay import ReplayEngine, run_replay
+from doctrine.replay import ReplayEngine, replay_all
 from tools.replay import build_parser, read_inputs
 from tools.replay import main as replay_main
 
@@ -82,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def engine() -> None:
             e = ReplayEngine(sorted(inputs.bars), config=inputs.config,
                              vix_daily=inputs.vix_daily)
-            for _ in run_replay(e, inputs.bars):
-                pass
+            replay_all(e, inputs.bars)
 
         quiet([*cli, "--no-charts"])()                    # warm caches
         end_to_end = cpu_best(quiet([*cli, "--no-charts"]), args.repeat)

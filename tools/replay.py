@@ -42,7 +42,7 @@ from typing import Any
 from config.gameplan import Gameplan, GameplanError, read_gameplan
 from doctrine.dry_run import FillModel
 from doctrine.option_quotes import QuoteSource
-from doctrine.replay import RawBar, ReplayConfig, ReplayEngine, run_replay
+from doctrine.replay import RawBar, ReplayConfig, ReplayEngine, replay_all, run_replay
 from doctrine.sessions import et_date_of
 from doctrine.vix_daily import DailyVix
 from tools.backtest.inputs import (
@@ -215,8 +215,8 @@ def replay_files(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     inputs = read_inputs(args)
     engine = inputs.engine()
-    records = run_replay(engine, inputs.bars, inputs.vix_bars, inputs.vix_seconds)
     if args.out is not None:
+        records = run_replay(engine, inputs.bars, inputs.vix_bars, inputs.vix_seconds)
         try:
             out = args.out.open("w", encoding="utf-8", newline="\n")
         except OSError as exc:
@@ -230,8 +230,7 @@ def replay_files(args: argparse.Namespace) -> dict[str, Any]:
             write(json.dumps(summary, separators=(",", ":")))
             write("\n")
     else:
-        for _ in records:
-            pass
+        replay_all(engine, inputs.bars, inputs.vix_bars, inputs.vix_seconds)
         summary = _summary(engine, inputs)
     if args.decisions is not None:
         with args.decisions.open("w", encoding="utf-8", newline="\n") as dec:

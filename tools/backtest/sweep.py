@@ -48,7 +48,7 @@ from pydantic import ValidationError
 from config.gameplan import Gameplan, StrategyParameters
 from config.market_calendar import get_calendar
 from doctrine.dry_run import Trade
-from doctrine.replay import ReplayEngine, default_plan, run_replay
+from doctrine.replay import ReplayEngine, default_plan, replay_all
 from doctrine.sessions import et_date_of
 from tools.backtest.inputs import InputError
 from tools.backtest.stats import group_stats
@@ -187,8 +187,7 @@ def run_combo(job: tuple[int, Gameplan]) -> tuple[int, list[Trade], list[dt.date
     inputs: Inputs = _WORKER["inputs"]
     engine = ReplayEngine(sorted(inputs.bars), plan=plan, config=inputs.config,
                           vix_daily=inputs.vix_daily, quotes=inputs.quotes)
-    for _ in run_replay(engine, inputs.bars, inputs.vix_bars, inputs.vix_seconds):
-        pass
+    replay_all(engine, inputs.bars, inputs.vix_bars, inputs.vix_seconds)
     return index, list(engine.book.trades), sorted(engine.sessions)
 
 
@@ -317,8 +316,7 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
         from tools.backtest.run import report_for
 
         engine = inputs.engine()
-        for _ in run_replay(engine, inputs.bars, inputs.vix_bars, inputs.vix_seconds):
-            pass
+        replay_all(engine, inputs.bars, inputs.vix_bars, inputs.vix_seconds)
         page, _stats = report_for(args, inputs, engine, sweep_rows=result["ranked"],
                                   sweep_spec=spec.describe(), sweep_folds=result["folds"])
         print(f"  report: {page}")
