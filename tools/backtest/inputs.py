@@ -153,8 +153,9 @@ def _bars(path: Path, handle: IO[str]) -> list[RawBar]:
 
 def infer_bar_seconds(bars: Sequence[RawBar]) -> int:
     """The smallest step between consecutive bars (60 for 1-minute files)."""
-    steps = [round(b[0] - a[0]) for a, b in itertools.pairwise(bars) if b[0] - a[0] > 0]
-    return min(steps) if steps else 60
+    starts = list(map(operator.itemgetter(0), bars))
+    steps = [d for d in map(operator.sub, itertools.islice(starts, 1, None), starts) if d > 0]
+    return round(min(steps)) if steps else 60
 
 
 def read_vix(path: Path, *, first: dt.date | None = None,
