@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import io
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,14 @@ def test_sweep_writes_the_ranked_table_into_the_report(tmp_path: Path,
 def test_bad_specs_are_refused_with_the_reason(spec: dict[str, object], message: str) -> None:
     with pytest.raises(InputError, match=message):
         SweepSpec.parse(spec)
+
+
+def test_infinite_scores_rank_sensibly() -> None:
+    """A profit factor without losses is +inf (best), a window without trades -inf (worst),
+    both together undefined (last)."""
+    from tools.backtest.sweep import _mean
+
+    assert _mean([math.inf, 2.0]) == math.inf
+    assert _mean([-math.inf, 2.0]) == -math.inf
+    assert _mean([math.inf, -math.inf]) == -math.inf
+    assert _mean([1.0, 3.0]) == 2.0

@@ -276,10 +276,13 @@ def run_sweep(spec: SweepSpec, args: argparse.Namespace, inputs: Inputs, *,
 
 
 def _mean(values: Iterator[float] | Sequence[float]) -> float:
+    """The mean, infinities included (a profit factor without losses is +inf, a window
+    without trades -inf); undefined (+inf and -inf together) ranks last."""
     items = list(values)
-    finite = [v for v in items if math.isfinite(v)]
-    return sum(finite) / len(items) if items and len(finite) == len(items) else (
-        -math.inf if items else 0.0)
+    if not items:
+        return 0.0
+    mean = sum(items) / len(items)
+    return -math.inf if math.isnan(mean) else mean
 
 
 def _map(jobs: int, args: argparse.Namespace, inputs: Inputs,
