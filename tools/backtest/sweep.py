@@ -154,11 +154,13 @@ def plan_with(base: Gameplan, strategy: str, combo: Mapping[str, Any]) -> Gamepl
 def window_score(trades: Sequence[Trade], window: tuple[dt.date, dt.date],
                  sessions: Sequence[dt.date], start: float, score: str,
                  market_seconds_per_session: float) -> dict[str, Any]:
-    """The score of the trades whose exit falls in `window` (its sessions only)."""
+    """The score of the trades whose exit falls in `window` (its sessions only), returns
+    measured on the equity the run had when the window began."""
     lo, hi = window
     inside = [t for t in trades if lo <= et_date_of(t.exit_s) <= hi]
+    before = sum(t.pnl for t in trades if et_date_of(t.exit_s) < lo)
     days = [d for d in sessions if lo <= d <= hi]
-    g = group_stats("w", inside, start=start, sessions=days,
+    g = group_stats("w", inside, start=start + before, sessions=days,
                     market_seconds=market_seconds_per_session * len(days))
     value = {"net_pnl": g.net_pnl, "sharpe": g.sharpe, "profit_factor": g.profit_factor,
              "win_rate": g.win_rate}[score]
