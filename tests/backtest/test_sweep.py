@@ -108,3 +108,16 @@ def test_infinite_scores_rank_sensibly() -> None:
     assert _mean([-math.inf, 2.0]) == -math.inf
     assert _mean([math.inf, -math.inf]) == -math.inf
     assert _mean([1.0, 3.0]) == 2.0
+
+
+def test_a_split_the_data_cannot_hold_is_refused_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"grid": {"take_profit_pct": [0.1, 0.2]},
+                                "train_sessions": 20, "test_sessions": 10}))
+    bars = write_bars(tmp_path / "spy_1m_gen.csv", sessions_from(dt.date(2024, 4, 1), 3))
+    assert replay_main(["--bars", str(bars), "--vix-constant", "15", "--sweep", str(spec),
+                        "--jobs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "3 sessions cannot hold one fold of 20 train + 10 test sessions" in err
+    assert "combos" not in err

@@ -51,6 +51,7 @@ from doctrine.dry_run import Trade
 from doctrine.replay import ReplayEngine, default_plan, replay_all
 from doctrine.sessions import et_date_of
 from tools.backtest.inputs import InputError
+from tools.backtest.report import session_days
 from tools.backtest.stats import group_stats
 
 if TYPE_CHECKING:
@@ -238,7 +239,13 @@ def run_sweep(spec: SweepSpec, args: argparse.Namespace, inputs: Inputs, *,
     combos = spec.combinations()
     plans = [plan_with(base, spec.strategy, c) for c in combos]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(plans)))
-    get_calendar()          # built once here: forked workers inherit it (1 s each otherwise)
+    calendar = get_calendar()   # built once here: forked workers inherit it (1 s each otherwise)
+    planned = sorted({d.day for series in inputs.bars.values()
+                      for d in session_days(series, inputs.bar_seconds)
+                      if calendar.session(d.day) is not None})
+    if not folds(planned, spec.train_sessions, spec.test_sessions):
+        raise InputError(f"{len(planned)} sessions cannot hold one fold of "
+                         f"{spec.train_sessions} train + {spec.test_sessions} test sessions")
     progress = Progress(len(plans), stream)
     results: dict[int, tuple[list[Trade], list[dt.date]]] = {}
     for index, trades, sessions in _map(jobs, args, inputs, list(enumerate(plans))):
