@@ -7,9 +7,11 @@ subtree, so a Gateway restart changes nothing downstream but a `source="backfill
 it missed. A hole the Gateway cannot fill is marked with a `BarGap`, never papered over.
 
 A stream can die silently (2103 without 2104, a keepUpToDate that just stops): during market
-hours a stream quiet for three bars is resubscribed, and one that cannot be resubscribed brings
-the whole link subtree down so the next session starts clean. Option quotes are subscribed only
-while somebody wants them, so market data lines never pile up.
+hours a stream quiet for three bars is resubscribed. What a failed subscription means comes
+from `runtime.gateway.error_policy`: a symbol IB refuses for good (200 unknown, 354 not
+subscribed, ...) is disabled alone and tried again next session, never in a loop; only
+requests the Gateway does not answer at all bring the link subtree down. Option quotes are
+subscribed only while somebody wants them, so market data lines never pile up.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ import trio
 from config.market_calendar import ET, get_calendar
 from messages.link import (
     BarUpdate,
+    FeedSymbols,
     GatewayNotice,
     LinkState,
     LinkStatus,
     SecType,
     SubscribeBars,
     SubscribeQuote,
+    SymbolUnavailable,
 )
 from messages.market import Bar, BarGap, BarSource, OptionSpec, Quote, VixReading
+from runtime.gateway import error_policy
 from runtime.gateway.link_client import (
     Envelope,
     LinkClient,
@@ -61,6 +66,7 @@ class Outbox:
     vix: Latest[VixReading | None]
     last_bar: Latest[dt.datetime | None]
     quotes: Latest[Mapping[str, Quote]]
+    symbols: Latest[FeedSymbols]                      # the symbols without data, and why
 
 
 # -- state that outlives the link subtree ---------------------------------------------------------
@@ -72,6 +78,8 @@ class Memory:
     vix_symbol: str = "VIX"
     warmup_sessions: int = 2      # history asked for on the first session (>= 145 bars needed)
     cursors: dict[str, dt.datetime] = field(default_factory=dict)   # start of last bar delivered
+    disabled: dict[str, SymbolUnavailable] = field(default_factory=dict)  # refused by IB for now
+    alerted: set[str] = field(default_factory=set)    # symbols whose critical alert went out
     delivered: int = 0
     gaps: int = 0
 
@@ -84,14 +92,17 @@ STALE_AFTER_MIN_S = 15.0                   # ...and never less than this in real
 # The Gateway pushes keepUpToDate updates on its own wall-clock cadence (every few seconds),
 # not per simulated minute: on an accelerated clock a market-time deadline alone would close
 # bars before their final update and call healthy streams stale.
-RESUBSCRIBE_LIMIT = 3                      # failed (re)subscriptions in a row before escalating
+RESUBSCRIBE_LIMIT = 3                      # unanswered subscriptions in a row before escalating
+TRANSIENT_DELAY_MAX = 300.0                # the longest pause between transient failures
+COMPETING_RETRY_MAX = 300.0                # polling while a competing session holds the data
+DISABLED_RETRY = dt.timedelta(minutes=30)  # a refused symbol: next session or this, sooner
 RETRY_DELAY = 2.0                          # trio seconds between failed subscriptions
 PACING_DELAY_MAX = 120.0                   # the longest wait after IB's pacing answers
 MAX_QUOTE_LINES = 10                       # option quotes at most (IB market data lines)
 
 
 class FeedStalled(OperationalFailure):
-    """A stream cannot be (re)subscribed: restart the link subtree for a clean session."""
+    """Subscriptions go unanswered: restart the link subtree for a clean session."""
 
 
 @dataclass(eq=False)
@@ -128,8 +139,15 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory, *
 
 async def _keep_subscribed(ctx: ActorContext, client: LinkClient, stream: _Stream,
                            outbox: Outbox, memory: Memory) -> None:
-    """Subscribe, stream, and subscribe again whenever asked to or when it fails."""
+    """Subscribe, stream, and subscribe again whenever asked to or when it fails.
+
+    What a failure means comes from the error policy: a permanent per-symbol code disables this
+    symbol only (the others keep streaming, the link stays up); pacing and a competing session
+    make it wait; anything else per-request is retried with a growing pause. Only a request the
+    Gateway never answers (a wedged session) escalates to a link restart.
+    """
     while True:
+        await _wait_while_disabled(ctx, stream, outbox, memory)
         with trio.CancelScope() as scope:
             stream.scope = scope
             try:
@@ -142,15 +160,7 @@ async def _keep_subscribed(ctx: ActorContext, client: LinkClient, stream: _Strea
                              "%.0f s", stream.symbol, exc.retry_after)
                 await trio.sleep(max(RETRY_DELAY, exc.retry_after))
             except RequestFailed as exc:
-                if not exc.pacing:
-                    await _failed(ctx, stream, exc)
-                    continue
-                # IB's pacing: slow down; a reconnect would only add requests
-                stream.pacing_waits += 1
-                delay = min(PACING_DELAY_MAX, RETRY_DELAY * 2 ** min(stream.pacing_waits, 6))
-                ctx.log.warning("%s: IB pacing (%s); retrying in %.0f s", stream.symbol,
-                                exc.code, delay)
-                await trio.sleep(delay)
+                await _request_failed(ctx, stream, exc, outbox, memory)
             except RequestTimeout as exc:
                 await _failed(ctx, stream, exc)
         if scope.cancelled_caught:
@@ -158,15 +168,97 @@ async def _keep_subscribed(ctx: ActorContext, client: LinkClient, stream: _Strea
             ctx.log.info("%s: resubscribing", stream.symbol)
 
 
+async def _request_failed(ctx: ActorContext, stream: _Stream, exc: RequestFailed,
+                          outbox: Outbox, memory: Memory) -> None:
+    code, text = exc.code, str(exc)
+    if code is not None and error_policy.disables_symbol(code, text):
+        _disable(ctx, stream, code, text, outbox, memory)
+        return
+    if code in error_policy.COMPETING_SESSION:
+        # GatewayLink announces it in words; no data for anyone until the other session ends
+        stream.pacing_waits += 1
+        delay = min(COMPETING_RETRY_MAX, RETRY_DELAY * 2 ** min(stream.pacing_waits, 8))
+        ctx.log.info("%s: no market data during a competing live session (10197); retrying "
+                     "in %.0f s", stream.symbol, delay)
+        await trio.sleep(delay)
+        return
+    if error_policy.is_pacing(code, text):
+        # IB's pacing: slow down; a reconnect would only add requests
+        stream.pacing_waits += 1
+        delay = min(PACING_DELAY_MAX, RETRY_DELAY * 2 ** min(stream.pacing_waits, 6))
+        ctx.log.warning("%s: IB pacing (%s); retrying in %.0f s", stream.symbol, code, delay)
+        await trio.sleep(delay)
+        return
+    # per-request and transient (no data yet, a cancelled query): retry, growing, never a
+    # link restart: the link is fine, it answered
+    stream.failures += 1
+    delay = min(TRANSIENT_DELAY_MAX, RETRY_DELAY * 2 ** min(stream.failures - 1, 8))
+    ctx.log.warning("%s: subscription failed (%d in a row, code %s): %s; retrying in %.0f s",
+                    stream.symbol, stream.failures, code, exc, delay)
+    await trio.sleep(delay)
+
+
+def _disable(ctx: ActorContext, stream: _Stream, code: int, text: str, outbox: Outbox,
+             memory: Memory) -> None:
+    """Stop asking for this symbol until the next session or a long interval; say so once."""
+    now = ctx.clock.now_utc()
+    retry_at = now + DISABLED_RETRY
+    try:
+        retry_at = min(retry_at, get_calendar().next_session_after(now).open)
+    except LookupError:
+        pass
+    meaning = error_policy.policy(code, text).meaning
+    entry = SymbolUnavailable(symbol=stream.symbol, code=code, reason=meaning, since=now,
+                              retry_at=retry_at)
+    memory.disabled[stream.symbol] = entry
+    _publish_symbols(outbox, memory)
+    ctx.emit("symbol_disabled", symbol=stream.symbol, code=code, reason=meaning,
+             retry_at=retry_at)
+    if stream.symbol in memory.alerted:
+        ctx.log.info("%s: still unavailable (IB %d: %s); next try at %s", stream.symbol, code,
+                     meaning, f"{retry_at.astimezone(ET):%Y-%m-%d %H:%M} ET")
+        return
+    memory.alerted.add(stream.symbol)
+    ctx.alert("critical", f"Market data for {stream.symbol} unavailable",
+              f"IB {code}: {meaning}. {stream.symbol} is disabled (no data: no trades in it); "
+              f"the other symbols keep streaming and the link stays up. Next try at "
+              f"{retry_at.astimezone(ET):%Y-%m-%d %H:%M} ET.", key=f"feed:{stream.symbol}")
+
+
+async def _wait_while_disabled(ctx: ActorContext, stream: _Stream, outbox: Outbox,
+                               memory: Memory) -> None:
+    entry = memory.disabled.get(stream.symbol)
+    if entry is None:
+        return
+    await ctx.clock.sleep_until(entry.retry_at)
+    ctx.log.info("%s: trying the disabled symbol again", stream.symbol)
+
+
+def _enabled(ctx: ActorContext, stream: _Stream, outbox: Outbox, memory: Memory) -> None:
+    """A subscription succeeded: a disabled symbol is back."""
+    if memory.disabled.pop(stream.symbol, None) is not None:
+        _publish_symbols(outbox, memory)
+        ctx.emit("symbol_enabled", symbol=stream.symbol)
+    if stream.symbol in memory.alerted:
+        memory.alerted.discard(stream.symbol)
+        ctx.alert("info", f"Market data for {stream.symbol} back",
+                  f"{stream.symbol} subscribed again", key=f"feed:{stream.symbol}")
+
+
+def _publish_symbols(outbox: Outbox, memory: Memory) -> None:
+    outbox.symbols.set(FeedSymbols(unavailable=tuple(
+        memory.disabled[s] for s in sorted(memory.disabled))))
+
+
 async def _failed(ctx: ActorContext, stream: _Stream, exc: Exception) -> None:
-    """A subscription that failed for a reason other than pacing: retry, then escalate."""
+    """A subscription the Gateway never answered: retry, then escalate (a wedged session)."""
     stream.failures += 1
     ctx.log.warning("%s: subscription failed (%d in a row): %s", stream.symbol, stream.failures,
                     exc)
     if stream.failures >= RESUBSCRIBE_LIMIT:
-        ctx.alert("critical", f"Market data for {stream.symbol} unavailable",
-                  f"{stream.failures} subscriptions failed: {exc}; restarting the Gateway link",
-                  key=f"feed:{stream.symbol}")
+        ctx.alert("warning", f"Market data for {stream.symbol} not answered",
+                  f"{stream.failures} subscriptions got no answer: {exc}; restarting the "
+                  "Gateway link", key=f"feed:{stream.symbol}")
         raise FeedStalled(f"{stream.symbol}: {exc}") from exc
     await trio.sleep(RETRY_DELAY)
 
@@ -182,6 +274,7 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
     async with client.open_stream(request) as (initial, updates):
         stream.failures = 0
         stream.pacing_waits = 0
+        _enabled(ctx, stream, outbox, memory)
         subscribed_at = clock.now_utc()
         first_source: BarSource = "history" if cursor is None else "backfill"
 

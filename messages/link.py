@@ -36,8 +36,32 @@ class LinkState(Message):
         return self.status in (LinkStatus.UP, LinkStatus.DEGRADED)
 
 
+class SymbolUnavailable(Message):
+    """A symbol the Gateway refused for a reason that asking again will not fix this session
+    (IB 200 unknown symbol, 354/10090/10167/10168 no market-data permission, ...)."""
+
+    symbol: str
+    code: int                        # IB's code (runtime/gateway/error_policy.py)
+    reason: str                      # what it means, in words
+    since: UtcDatetime
+    retry_at: UtcDatetime            # next session's open or a long interval, whichever first
+
+
+class FeedSymbols(Message):
+    """Which bar symbols have no data and why. BarFeed is the only writer (latest value
+    `symbols`); health and the console show it, and the strategy sees such a symbol simply
+    without bars (no data: Strategy C for it)."""
+
+    unavailable: tuple[SymbolUnavailable, ...] = ()
+
+    def available(self, symbol: str) -> bool:
+        return all(u.symbol != symbol for u in self.unavailable)
+
+
 NoticeKind = Literal["lost", "restored_data_lost", "restored", "farm_down", "farm_up",
-                     "pacing", "competing_session", "client_id_in_use", "warning", "error"]
+                     "pacing", "competing_session", "client_id_in_use", "permanent",
+                     "warning", "error"]
+"""A code's kind as the link's readers branch on it; `runtime.gateway.error_policy` decides."""
 
 
 class GatewayNotice(Message):

@@ -117,7 +117,8 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
             ctx, bar_feed.Inbox(link_state=w.link_state, notices=p.receiver(w.notices),
                                 wanted_quotes=w.wanted_quotes),
             bar_feed.Outbox(bars=p.sender(w.bars), link_requests=p.sender(w.link_requests),
-                            vix=w.vix, last_bar=w.last_bar, quotes=w.quotes),
+                            vix=w.vix, last_bar=w.last_bar, quotes=w.quotes,
+                            symbols=w.symbols),
             feed_memory, task_status=ts)
 
     brain = SupervisorSpec(

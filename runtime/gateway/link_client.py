@@ -19,6 +19,7 @@ import trio
 
 from messages.base import Message
 from messages.link import CancelSubscription, LinkState
+from runtime.gateway import error_policy
 from runtime.supervision.channels import Latest
 
 _ids = itertools.count(1)
@@ -45,8 +46,8 @@ class RequestFailed(LinkError):
 
     @property
     def pacing(self) -> bool:
-        """IB's pacing limits (162 pacing violation, 322 too many requests, 420 real-time)."""
-        return self.code in (162, 322, 420)
+        """IB's pacing limits (162 "pacing violation", 100, 101, 322, 420): the error policy."""
+        return error_policy.is_pacing(self.code, str(self))
 
 
 class RequestPaused(RequestFailed):
