@@ -45,6 +45,7 @@ from runtime.gateway.link_client import (
     RequestPaused,
     RequestTimeout,
 )
+from runtime.gateway.restart_storm import RestartLedger
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 from runtime.supervision.supervisor import OperationalFailure
@@ -80,6 +81,7 @@ class Memory:
     cursors: dict[str, dt.datetime] = field(default_factory=dict)   # start of last bar delivered
     disabled: dict[str, SymbolUnavailable] = field(default_factory=dict)  # refused by IB for now
     alerted: set[str] = field(default_factory=set)    # symbols whose critical alert went out
+    restarts: RestartLedger = field(default_factory=RestartLedger)   # shared with GatewayLink
     delivered: int = 0
     gaps: int = 0
 
@@ -162,7 +164,7 @@ async def _keep_subscribed(ctx: ActorContext, client: LinkClient, stream: _Strea
             except RequestFailed as exc:
                 await _request_failed(ctx, stream, exc, outbox, memory)
             except RequestTimeout as exc:
-                await _failed(ctx, stream, exc)
+                await _failed(ctx, stream, exc, memory)
         if scope.cancelled_caught:
             stream.resubscribes += 1
             ctx.log.info("%s: resubscribing", stream.symbol)
@@ -250,7 +252,7 @@ def _publish_symbols(outbox: Outbox, memory: Memory) -> None:
         memory.disabled[s] for s in sorted(memory.disabled))))
 
 
-async def _failed(ctx: ActorContext, stream: _Stream, exc: Exception) -> None:
+async def _failed(ctx: ActorContext, stream: _Stream, exc: Exception, memory: Memory) -> None:
     """A subscription the Gateway never answered: retry, then escalate (a wedged session)."""
     stream.failures += 1
     ctx.log.warning("%s: subscription failed (%d in a row): %s", stream.symbol, stream.failures,
@@ -259,6 +261,7 @@ async def _failed(ctx: ActorContext, stream: _Stream, exc: Exception) -> None:
         ctx.alert("warning", f"Market data for {stream.symbol} not answered",
                   f"{stream.failures} subscriptions got no answer: {exc}; restarting the "
                   "Gateway link", key=f"feed:{stream.symbol}")
+        memory.restarts.record("subscriptions unanswered", trio.current_time())
         raise FeedStalled(f"{stream.symbol}: {exc}") from exc
     await trio.sleep(RETRY_DELAY)
 

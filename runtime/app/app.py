@@ -10,7 +10,9 @@
     │   └─ strategy_selector
     └─ link              one_for_all: a new Gateway session means new subscriptions; backoff
         │                0.25 s -> 30 s with jitter; past its intensity it never gives up: it
-        │                pauses, alerts, and starts over slowly
+        │                pauses, alerts, and starts over slowly. A failed connect is retried
+        │                inside gateway_link (no restart); a restart storm of one cause is one
+        │                alert and a long pause (runtime/gateway/restart_storm.py)
         ├─ gateway_link  owns one ib_async session (thread + asyncio loop + IB()) per incarnation
         └─ bar_feed      session-scoped subscriptions; what it must subscribe to and the last bar
                          delivered live outside the subtree and are re-applied on entry
@@ -36,6 +38,7 @@ from actors import (
 from runtime.app.wiring import Wiring
 from runtime.gateway.ib_transport import IbAsyncTransport
 from runtime.gateway.link_transport import Transport
+from runtime.gateway.restart_storm import RestartLedger
 from runtime.supervision.actor import ActorContext, ActorEnv
 from runtime.supervision.channels import Ports
 from runtime.supervision.supervisor import (
@@ -53,8 +56,12 @@ LINK_BACKOFF = Backoff(initial=0.25, maximum=30.0, factor=2.0, jitter=0.2, reset
 LINK_EXHAUSTED_RETRY = 60.0
 
 
-def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
-    """The whole tree, each actor wired to fresh clones of its channels per incarnation."""
+def build_tree(w: Wiring, env: ActorEnv, transport: Transport | None = None) -> SupervisorSpec:
+    """The whole tree, each actor wired to fresh clones of its channels per incarnation.
+
+    `transport` is how GatewayLink reaches a Gateway: real ib_async over TCP unless a test or
+    a simulation hands in another (tools.fake_gateway.sim_transport on a MockClock).
+    """
 
     async def start_notifier(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await notifier.run(ctx, notifier.Inbox(alerts=w.alerts), notifier.Outbox(),
@@ -100,17 +107,18 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
                                      decision=w.decision),
             ctx.services.get("strategy_selector.tuning"), task_status=ts)
 
-    link_memory = gateway_link.Memory()      # outage timing, sessions, client ids, breakers
-    feed_memory = bar_feed.Memory()          # wish list and the cursor of the last bar delivered
-    transport: Transport = env.services.get("transport") or IbAsyncTransport(
-        env.settings.ibkr_host, env.settings.ibkr_port)
+    restarts = RestartLedger()               # why the link subtree restarted: storms by cause
+    link_memory = gateway_link.Memory(restarts=restarts)   # outage timing, sessions, breakers
+    feed_memory = bar_feed.Memory(restarts=restarts)       # wish list, cursors, disabled symbols
+    link_transport: Transport = transport or IbAsyncTransport(env.settings.ibkr_host,
+                                                              env.settings.ibkr_port)
 
     async def start_link(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await gateway_link.run(
             ctx, gateway_link.Inbox(requests=p.receiver(w.link_requests)),
             gateway_link.Outbox(link_state=w.link_state, notices=p.sender(w.notices),
                                 broker=p.sender(w.broker_events)),
-            link_memory, transport, task_status=ts)
+            link_memory, link_transport, task_status=ts)
 
     async def start_feed(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await bar_feed.run(

@@ -17,6 +17,7 @@ from config.settings import Settings
 from runtime.app.app import build_tree
 from runtime.app.os_signals import watch_signals
 from runtime.app.wiring import Wiring
+from runtime.gateway.link_transport import Transport
 from runtime.infra.clock import Clock
 from runtime.infra.logs import Journal, open_logging, register_secret, set_log_clock
 from runtime.ops.health import serve_health
@@ -46,6 +47,7 @@ class BotOptions:
     console: bool = True                     # also log to stderr
     handle_signals: bool = True              # False in tests that run several bots in one process
     services: dict[str, Any] = field(default_factory=dict)
+    transport: Transport | None = None       # None: real ib_async to IBKR_HOST:IBKR_PORT
 
 
 @dataclass
@@ -140,7 +142,7 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
     wiring = Wiring()
     env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=wiring.alerts,
                    services=options.services)
-    spec = build_tree(wiring, env)
+    spec = build_tree(wiring, env, options.transport)
     root = build_nodes(spec)
     def link_exhausted(supervisor: TreeNode) -> None:
         """DESIGN: a link subtree past its restart intensity halts trading (a fault) while it

@@ -292,6 +292,14 @@ class ClientSession:
             return None
         return matches[0]
 
+    def _rejected(self, req_id: int, spec: ContractSpec) -> bool:
+        """The `reject CODE [SYMBOL]` fault: answer this data request with that error."""
+        rejection = self.gw.rejection(spec.symbol)
+        if rejection is None:
+            return False
+        self.error(req_id, *rejection)
+        return True
+
     # -- contracts --------------------------------------------------------------------------
     def _req_contract_details(self, fields: list[str]) -> None:
         r = FieldReader(fields, 2)
@@ -348,7 +356,7 @@ class ClientSession:
                                     f"id {req_id}")
             return
         spec = self._resolve_one(req_id, q)
-        if spec is None:
+        if spec is None or self._rejected(req_id, spec):
             return
         if not snapshot and not regulatory and len(self.ticks) >= MAX_TICKERS:
             self.error(req_id, 101, "Max number of tickers has been reached")
@@ -385,7 +393,7 @@ class ClientSession:
             r.skip(4 * r.integer())
         keep_up = r.flag() if r.remaining() else False
         spec = self._resolve_one(req_id, q)
-        if spec is None:
+        if spec is None or self._rejected(req_id, spec):
             return
         now = self.gw.clock.now_utc()
         try:
