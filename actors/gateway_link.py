@@ -109,29 +109,30 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory,
         memory.first_start_trio = trio.current_time()
     task_status.started()
     session_box: list[LinkSession] = []
-    async with contextlib.AsyncExitStack() as stack:
-        # registered first, so it runs last: after the transport has closed the session
-        stack.push_async_callback(_after_close, ctx, outbox, memory, session_box)
-        async with trio.open_nursery() as waiting:
-            # until a session is up, whatever the cause and however long, the outage alert
-            # is one deadline away on the clock
-            waiting.start_soon(_watch_outage, ctx, memory)
+    async with trio.open_nursery() as outer:
+        # until a session is up, whatever the cause and however long, the outage alert is one
+        # deadline away on the clock
+        watch = trio.CancelScope()
+        outer.start_soon(_watch_outage, ctx, memory, watch)
+        async with contextlib.AsyncExitStack() as stack:
+            # registered first, so it runs last: after the transport has closed the session
+            stack.push_async_callback(_after_close, ctx, outbox, memory, session_box)
             await _pause_if_storm(ctx, outbox, memory)
             session = await _connect(ctx, outbox, memory, transport, stack, session_box)
-            waiting.cancel_scope.cancel()
-        session_box.append(session)
-        memory.sessions += 1
-        if ctx.clock.follows_gateway:
-            await _follow_gateway_clock(ctx, session)
-        subs: Subscriptions = {}
-        _link_up(ctx, outbox, memory, session.info)
-        ctx.mark_healthy()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_serve, session, inbox, nursery, subs, ctx, memory)
-            nursery.start_soon(_probe_liveness, session, transport)
-            nursery.start_soon(_settle, memory)
-            await session.lost.wait()
-            nursery.cancel_scope.cancel()
+            watch.cancel()
+            session_box.append(session)
+            memory.sessions += 1
+            if ctx.clock.follows_gateway:
+                await _follow_gateway_clock(ctx, session)
+            subs: Subscriptions = {}
+            _link_up(ctx, outbox, memory, session.info)
+            ctx.mark_healthy()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_serve, session, inbox, nursery, subs, ctx, memory)
+                nursery.start_soon(_probe_liveness, session, transport)
+                nursery.start_soon(_settle, memory)
+                await session.lost.wait()
+                nursery.cancel_scope.cancel()
     raise _lost(ctx, memory, session)
 
 
@@ -204,10 +205,15 @@ def _in_window(ctx: ActorContext) -> bool:
                              s.gateway_restart_window_min)
 
 
-async def _watch_outage(ctx: ActorContext, memory: Memory) -> None:
+async def _watch_outage(ctx: ActorContext, memory: Memory, scope: trio.CancelScope) -> None:
     """One critical alert once no session has been up for OUTAGE_ALERT_MIN (outside the
     scheduled window), naming what was last observed; runs while this incarnation has no
     session, so a hang, a closed port, a hanging handshake or a storm pause all count."""
+    with scope:
+        await _alert_outage_when_due(ctx, memory)
+
+
+async def _alert_outage_when_due(ctx: ActorContext, memory: Memory) -> None:
     limit = ctx.settings.outage_alert_min * 60
     while not memory.outage_alerted:
         since = memory.down_since or memory.first_start
