@@ -148,6 +148,9 @@ _TEXTS = {
     2105: "HMDS data farm connection is broken:ushmds",
     2106: "HMDS data farm connection is OK:ushmds",
     10197: "No market data during competing live session",
+    162: "Historical Market Data Service error message:Historical data request pacing "
+         "violation",
+    354: "Requested market data is not subscribed.",
 }
 
 
