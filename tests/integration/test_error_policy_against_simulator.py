@@ -1,0 +1,68 @@
+"""The error policy over real TCP and real ib_async against tools.fake_gateway (issue 13).
+
+At 60x (a simulated minute per wall second), mid-session. The same scenarios on MockClock,
+with long outages and storms, are in tests/sim/test_error_policy_virtual.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from messages.link import LinkStatus
+
+from .conftest import Harness, open_bot_and_gateway
+
+
+def _live(symbol: str) -> Any:
+    return lambda e: e["symbol"] == symbol and e["source"] == "live"
+
+
+def _alerts(h: Harness, title: str, after: int = 0) -> list[dict[str, Any]]:
+    return [e for e in h.journal.events[after:] if e["event"] == "alert"
+            and e["title"].startswith(title)]
+
+
+async def test_an_unknown_symbol_disables_it_alone_without_a_link_restart(
+        tmp_path: Path, shared_data: Path) -> None:
+    known = frozenset({"SPY", "QQQ", "VIX"})          # IWM: 200, like a typo or a delisting
+    async with open_bot_and_gateway(tmp_path, shared_data,
+                                    gateway={"known_symbols": known}) as h:
+        disabled = await h.journal.wait_for("symbol_disabled", timeout=60,
+                                            where=lambda e: e["symbol"] == "IWM")
+        assert disabled["code"] == 200
+        mark = h.journal.mark()
+        for symbol in ("SPY", "QQQ"):                 # the others keep streaming live bars
+            await h.journal.wait_for("bar", after=mark, where=_live(symbol), timeout=60)
+        await trio.sleep(5)                           # five more simulated minutes
+        alerts = _alerts(h, "Market data for IWM unavailable")
+        assert len(alerts) == 1 and alerts[0]["severity"] == "critical"
+        assert "200" in alerts[0]["text"] and "no security definition" in alerts[0]["text"]
+        assert [e for e in h.journal.events if e["event"] == "link_down"] == []
+        assert h.bot.root.find("root.link.gateway_link").incarnation == 1
+        assert h.bot.wiring.link_state.value.status is LinkStatus.UP
+        assert [u.symbol for u in h.bot.wiring.symbols.value.unavailable] == ["IWM"]
+        assert not [e for e in h.journal.events if e["event"] == "bar" and e["symbol"] == "IWM"]
+
+
+async def test_a_competing_session_is_announced_and_the_link_stays_up(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_bot_and_gateway(tmp_path, shared_data) as h:
+        await h.journal.wait_for("bar", where=_live("SPY"), timeout=60)
+        await h.gateway.set_rejection(10197)
+        mark = h.journal.mark()
+        await h.gateway.send_error(1101)              # every stream subscribes again: refused
+        alert = await h.journal.wait_for(
+            "alert", after=mark, timeout=30,
+            where=lambda e: e["title"].startswith("Competing IB session"))
+        assert alert["severity"] == "warning" and "logged in elsewhere" in alert["text"]
+        await trio.sleep(3)
+        assert len(_alerts(h, "Competing IB session", mark)) == 1
+        await h.gateway.set_rejection(None)
+        again = h.journal.mark()
+        await h.journal.wait_for("bar", after=again, where=_live("SPY"), timeout=90)
+        assert not [e for e in h.journal.events[mark:]
+                    if e["event"] in ("link_down", "symbol_disabled")]
+        assert h.bot.root.find("root.link.gateway_link").incarnation == 1
