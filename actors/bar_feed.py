@@ -261,7 +261,7 @@ async def _failed(ctx: ActorContext, stream: _Stream, exc: Exception, memory: Me
         ctx.alert("warning", f"Market data for {stream.symbol} not answered",
                   f"{stream.failures} subscriptions got no answer: {exc}; restarting the "
                   "Gateway link", key=f"feed:{stream.symbol}")
-        memory.restarts.record("subscriptions unanswered", trio.current_time())
+        memory.restarts.record("subscriptions unanswered", ctx.clock.now_utc().timestamp())
         raise FeedStalled(f"{stream.symbol}: {exc}") from exc
     await trio.sleep(RETRY_DELAY)
 

@@ -130,7 +130,7 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory,
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_serve, session, inbox, nursery, subs, ctx, memory)
                 nursery.start_soon(_probe_liveness, session, transport)
-                nursery.start_soon(_settle, memory)
+                nursery.start_soon(_settle, ctx, memory)
                 await session.lost.wait()
                 nursery.cancel_scope.cancel()
     raise _lost(ctx, memory, session)
@@ -143,9 +143,9 @@ async def _after_close(ctx: ActorContext, outbox: Outbox, memory: Memory,
         _link_down(ctx, outbox, memory, session_box[0])
 
 
-async def _settle(memory: Memory) -> None:
+async def _settle(ctx: ActorContext, memory: Memory) -> None:
     """A session that stays up a whole storm window ends any storm: a new one alerts again."""
-    await trio.sleep(memory.restarts.window)
+    await trio.sleep(ctx.clock.to_trio_seconds(memory.restarts.window))
     memory.restarts.settled()
 
 
@@ -238,7 +238,7 @@ async def _alert_outage_when_due(ctx: ActorContext, memory: Memory) -> None:
 
 async def _pause_if_storm(ctx: ActorContext, outbox: Outbox, memory: Memory) -> None:
     """Too many restarts for one cause: one critical alert, then a long pause, not a loop."""
-    storm = memory.restarts.storm(trio.current_time())
+    storm = memory.restarts.storm(ctx.clock.now_utc().timestamp())
     if storm is None:
         return
     ctx.emit("link_storm", cause=storm.cause, restarts=storm.restarts,
@@ -253,7 +253,7 @@ async def _pause_if_storm(ctx: ActorContext, outbox: Outbox, memory: Memory) -> 
         ctx.log.warning("%s", text)
     _publish(outbox, memory, LinkStatus.DOWN, ctx, reason=f"restart storm: {storm.cause}")
     ctx.set_note(f"storm pause ({storm.cause})")
-    await trio.sleep(storm.pause)
+    await trio.sleep(ctx.clock.to_trio_seconds(storm.pause))
     memory.restarts.paused(storm)
 
 
@@ -354,7 +354,7 @@ def _lost(ctx: ActorContext, memory: Memory, session: LinkSession) -> Exception:
                                delay=EXPECTED_RETRY)
     cause = (f"IB {session.lost_code}" if session.lost_code else
              session.lost_reason.split(" (")[0].split(":")[0])
-    memory.restarts.record(cause, trio.current_time())
+    memory.restarts.record(cause, ctx.clock.now_utc().timestamp())
     return LinkLost(session.lost_reason)
 
 
