@@ -96,3 +96,11 @@ def test_a_storm_is_more_than_the_limit_of_one_cause_within_the_window() -> None
     for t in (200.0, 260.0, 320.0, 380.0):            # spread wider than the window
         ledger.record("closed", t)
     assert ledger.storm(380.0) is None
+
+
+def test_docs_error_policy_lists_every_code_of_the_table() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ERROR_POLICY.md").read_text()
+    missing = [c for c in policy.TABLE if f"| {c} |" not in doc]
+    assert not missing, f"docs/ERROR_POLICY.md lacks {missing}"
