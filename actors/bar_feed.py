@@ -301,11 +301,11 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
             else:
                 deadline = min(deadline, trio.current_time() + clock.to_trio_seconds(60))
             with trio.move_on_at(deadline):
-                update = await updates.receive()
+                pushed = await updates.receive()
                 last_heard = trio.current_time()
-                if isinstance(update, BarUpdate):
-                    forming = await _advance(ctx, stream, forming, update, outbox, memory,
-                                             source_of(forming or update))
+                if isinstance(pushed, BarUpdate):
+                    forming = await _advance(ctx, stream, forming, pushed, outbox, memory,
+                                             source_of(forming or pushed))
                 continue
             if (forming is not None and
                     trio.current_time() >= clock.trio_time_at(forming.ts + BAR) + grace):

@@ -76,6 +76,8 @@ class Memory:
     restarts: RestartLedger = field(default_factory=RestartLedger)   # shared with BarFeed
     unknown_codes: set[int] = field(default_factory=set)   # logged once each
     competing_announced: int = 0              # the session 10197 was last announced for
+    exhausted: bool = False                   # the link subtree went past its restart
+                                              # intensity (set by the composition root's hook)
 
 
 PORT_PROBE_INTERVAL = 0.25     # trio seconds while a Gateway is expected back
@@ -108,6 +110,9 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory,
     if memory.first_start_trio is None:
         memory.first_start_trio = trio.current_time()
     task_status.started()
+    if memory.exhausted:
+        _publish(outbox, memory, LinkStatus.DOWN, ctx,
+                 reason="the Gateway link exhausted its restarts; retrying slowly")
     session_box: list[LinkSession] = []
     async with trio.open_nursery() as outer:
         # until a session is up, whatever the cause and however long, the outage alert is one
@@ -300,7 +305,7 @@ def _publish(outbox: Outbox, memory: Memory, status: LinkStatus, ctx: ActorConte
         since=old.since if old.status is status and old.since else ctx.clock.now_utc(),
         reason=reason, expected_outage=status is not LinkStatus.UP and _in_window(ctx),
         login_pending=login_pending,
-        exhausted=old.exhausted and status is not LinkStatus.UP))
+        exhausted=memory.exhausted and status is not LinkStatus.UP))
 
 
 def _link_up(ctx: ActorContext, outbox: Outbox, memory: Memory, info: SessionInfo) -> None:
@@ -325,6 +330,7 @@ def _link_up(ctx: ActorContext, outbox: Outbox, memory: Memory, info: SessionInf
     memory.down_since_trio = None
     memory.outage_alerted = False
     memory.login_timeouts = 0
+    memory.exhausted = False
     memory.outage_known = f"session {info.session_id} was up"
     if memory.client_id_offset and info.client_id == ctx.settings.ibkr_client_id:
         memory.client_id_offset = 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from typing import Literal
 
-from messages.base import Message, UtcDatetime
+from messages.base import Message, Request, UtcDatetime
+from messages.market import Quote
 
 
 class LinkStatus(enum.StrEnum):
@@ -81,20 +83,6 @@ class GatewayNotice(Message):
 SecType = Literal["STK", "IND"]
 
 
-class SubscribeBars(Message):
-    """1-minute bars of an underlying or index, from `since` (exclusive) and then live.
-
-    The reply carries the bars IB returned for the look-back (the backfill); the stream then
-    carries `BarUpdate`s of the still-forming bar and each new one (keepUpToDate semantics).
-    """
-
-    symbol: str
-    sec_type: SecType = "STK"
-    lookback_s: int          # how far back the initial bars must reach (covers the gap)
-    bar_seconds: int = 60
-    use_rth: bool = True
-
-
 class BarUpdate(Message):
     """The newest state of a forming bar. `ts` is the bar start; a new `ts` starts a new bar."""
 
@@ -108,7 +96,30 @@ class BarUpdate(Message):
     session_id: int
 
 
-class SubscribeQuote(Message):
+class OptionChain(Message):
+    underlying: str
+    expirations: tuple[str, ...]     # YYYYMMDD, ascending
+    strikes: tuple[float, ...]       # ascending
+    multiplier: int = 100
+    trading_class: str | None = None
+    session_id: int = 0
+
+
+class SubscribeBars(Request[list[BarUpdate]]):
+    """1-minute bars of an underlying or index, from `since` (exclusive) and then live.
+
+    The reply carries the bars IB returned for the look-back (the backfill); the stream then
+    carries `BarUpdate`s of the still-forming bar and each new one (keepUpToDate semantics).
+    """
+
+    symbol: str
+    sec_type: SecType = "STK"
+    lookback_s: int          # how far back the initial bars must reach (covers the gap)
+    bar_seconds: int = 60
+    use_rth: bool = True
+
+
+class SubscribeQuote(Request[Quote | None]):
     """Streaming top of book (and greeks for options) for a symbol or an OptionSpec key."""
 
     key: str
@@ -119,22 +130,13 @@ class SubscribeQuote(Message):
     right: Literal["C", "P"] | None = None
 
 
-class CancelSubscription(Message):
+class CancelSubscription(Request[None]):
     subscription_id: int
 
 
-class OptionChainRequest(Message):
+class OptionChainRequest(Request[OptionChain]):
     underlying: str
 
 
-class OptionChain(Message):
-    underlying: str
-    expirations: tuple[str, ...]     # YYYYMMDD, ascending
-    strikes: tuple[float, ...]       # ascending
-    multiplier: int = 100
-    trading_class: str | None = None
-    session_id: int = 0
-
-
-class CurrentTime(Message):
+class CurrentTime(Request[dt.datetime]):
     """reqCurrentTime: the Gateway's clock (also the liveness probe's question)."""

@@ -38,7 +38,6 @@ from actors import (
 from runtime.app.wiring import Wiring
 from runtime.gateway.ib_transport import IbAsyncTransport
 from runtime.gateway.link_transport import Transport
-from runtime.gateway.restart_storm import RestartLedger
 from runtime.supervision.actor import ActorContext, ActorEnv
 from runtime.supervision.channels import Ports
 from runtime.supervision.supervisor import (
@@ -56,7 +55,8 @@ LINK_BACKOFF = Backoff(initial=0.25, maximum=30.0, factor=2.0, jitter=0.2, reset
 LINK_EXHAUSTED_RETRY = 60.0
 
 
-def build_tree(w: Wiring, env: ActorEnv, transport: Transport | None = None) -> SupervisorSpec:
+def build_tree(w: Wiring, env: ActorEnv, transport: Transport | None = None, *,
+               link_memory: gateway_link.Memory | None = None) -> SupervisorSpec:
     """The whole tree, each actor wired to fresh clones of its channels per incarnation.
 
     `transport` is how GatewayLink reaches a Gateway: real ib_async over TCP unless a test or
@@ -107,9 +107,10 @@ def build_tree(w: Wiring, env: ActorEnv, transport: Transport | None = None) -> 
                                      decision=w.decision),
             ctx.services.get("strategy_selector.tuning"), task_status=ts)
 
-    restarts = RestartLedger()               # why the link subtree restarted: storms by cause
-    link_memory = gateway_link.Memory(restarts=restarts)   # outage timing, sessions, breakers
-    feed_memory = bar_feed.Memory(restarts=restarts)       # wish list, cursors, disabled symbols
+    # outage timing, sessions, client ids, breakers, and why the subtree restarted (storms)
+    link_memory = link_memory or gateway_link.Memory()
+    # wish list, cursors, disabled symbols; restarts recorded in the same ledger
+    feed_memory = bar_feed.Memory(restarts=link_memory.restarts)
     link_transport: Transport = transport or IbAsyncTransport(env.settings.ibkr_host,
                                                               env.settings.ibkr_port)
 
