@@ -284,8 +284,6 @@ def _connect_failed(ctx: ActorContext, outbox: Outbox, memory: Memory,
              login_pending=memory.login_timeouts >= LOGIN_PENDING_AFTER)
     if _in_window(ctx) or exc.kind == "client_id_in_use":
         return EXPECTED_RETRY
-    if memory.outage_alerted:
-        return SLOW_PROBE_INTERVAL
     return min(CONNECT_RETRY_MAX, CONNECT_RETRY_INITIAL * 2.0 ** min(failures - 1, 16))
 
 
@@ -489,7 +487,9 @@ async def _handle(session: LinkSession, env: Envelope, subs: Subscriptions,
                                 error=f"{type(env.request).__name__} timed out"))
     except (ConnectionError, LoopClosed) as exc:
         env.answer_nowait(Reply(ok=False, session_id=sid, unavailable=True, error=str(exc)))
-    except (RequestRejected, ValueError) as exc:
+    except RequestRejected as exc:
+        env.answer_nowait(Reply(ok=False, session_id=sid, error=str(exc), code=exc.code))
+    except ValueError as exc:
         env.answer_nowait(Reply(ok=False, session_id=sid, error=str(exc)))
     except Exception as exc:
         code = getattr(exc, "code", None)

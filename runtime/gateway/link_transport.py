@@ -40,7 +40,13 @@ class ConnectFailed(OperationalFailure):
 
 
 class RequestRejected(RuntimeError):
-    """The Gateway answered, but not with what was asked (unknown contract, no data)."""
+    """The Gateway answered, but not with what was asked (unknown contract, no data).
+    `code` is the IB code it amounts to, when one applies (200 for an unknown contract), so
+    the error policy can read it like one the Gateway sent."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
