@@ -268,10 +268,15 @@ def _connect_failed(ctx: ActorContext, outbox: Outbox, memory: Memory,
     ctx.emit("link_connect_failed", kind=exc.kind, detail=exc.detail,
              client_id=ctx.settings.ibkr_client_id + memory.client_id_offset)
     port = f"{ctx.settings.ibkr_host}:{ctx.settings.ibkr_port}"
+    timeout = {
+        True: f"port {port} open and the API handshake answered, but the session never "
+              "starts (login pending: no accounts / next order id)",
+        False: f"port {port} open, but the API handshake hangs (connected but silent)",
+        None: f"port {port} open, but the API handshake/login does not complete",
+    }[exc.handshake_done]
     memory.outage_known = {
         "refused": f"the Gateway's port {port} refuses connections",
-        "timeout": f"port {port} open, but the API handshake/login does not complete "
-                   f"({memory.login_timeouts + 1} attempts in a row)",
+        "timeout": f"{timeout} ({memory.login_timeouts + 1} attempts in a row)",
         "client_id_in_use": "the Gateway says the client id is in use (326)",
         "broken": f"the Gateway closed the connection during the handshake ({exc.detail})",
     }.get(exc.kind, f"connect failed: {exc}")
@@ -279,7 +284,9 @@ def _connect_failed(ctx: ActorContext, outbox: Outbox, memory: Memory,
         memory.client_id_offset = (memory.client_id_offset + 1) % CLIENT_ID_SPAN
         ctx.log.warning("client id in use (326); next attempt uses client id %d",
                         ctx.settings.ibkr_client_id + memory.client_id_offset)
-    memory.login_timeouts = memory.login_timeouts + 1 if exc.kind == "timeout" else 0
+    # login pending: the Gateway answers the handshake but never starts the session
+    memory.login_timeouts = (memory.login_timeouts + 1 if exc.kind == "timeout" and
+                             exc.handshake_done is not False else 0)
     _publish(outbox, memory, LinkStatus.DOWN, ctx, reason=f"connect failed: {exc}",
              login_pending=memory.login_timeouts >= LOGIN_PENDING_AFTER)
     if _in_window(ctx) or exc.kind == "client_id_in_use":

@@ -294,3 +294,15 @@ async def test_reject_answers_data_requests_with_the_chosen_code(gateway: FakeGa
     assert len(await history()) > 0
     for bad in ("reject", "reject x", "reject 1 2 3"):
         assert (await control.command(bad)).startswith("error: ")
+
+
+async def test_login_pending_answers_the_handshake_but_never_starts_the_session(
+        gateway: FakeGateway, ib_client: IBClient) -> None:
+    control = await open_control(gateway)
+    assert await control.command("login-pending on") == "ok"
+    assert json.loads(await control.command("status"))["login_pending"] is True
+    with pytest.raises(TimeoutError):
+        await ib_client.connect(gateway.port, timeout=1.0)
+    assert await control.command("login-pending off") == "ok"
+    await ib_client.connect(gateway.port)
+    assert await ib_client.call(lambda ib: ib.isConnected())

@@ -66,3 +66,34 @@ async def test_a_competing_session_is_announced_and_the_link_stays_up(
         assert not [e for e in h.journal.events[mark:]
                     if e["event"] in ("link_down", "symbol_disabled")]
         assert h.bot.root.find("root.link.gateway_link").incarnation == 1
+
+
+async def test_the_outage_alert_names_a_login_that_never_completes(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_bot_and_gateway(tmp_path, shared_data, OUTAGE_ALERT_MIN="0.2") as h:
+        await h.journal.wait_for("link_up", timeout=30)
+        await h.gateway.set_login_pending(True)
+        mark = h.journal.mark()
+        await h.gateway.drop()
+        alert = await h.journal.wait_for(
+            "alert", after=mark, timeout=60, where=lambda e: e["title"] == "Gateway unreachable")
+        assert "login pending" in alert["text"] and "handshake answered" in alert["text"]
+        assert h.bot.wiring.link_state.value.status is not LinkStatus.UP
+        await h.gateway.set_login_pending(False)
+        await h.journal.wait_for("link_up", after=mark, timeout=60)
+
+
+async def test_the_outage_alert_names_a_handshake_that_hangs(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_bot_and_gateway(tmp_path, shared_data, OUTAGE_ALERT_MIN="0.2") as h:
+        await h.journal.wait_for("link_up", timeout=30)
+        mark = h.journal.mark()
+        await h.gateway.hang()
+        down = await h.journal.wait_for("link_down", after=mark, timeout=30)
+        assert "connected but silent" in down["reason"]
+        alert = await h.journal.wait_for(
+            "alert", after=mark, timeout=60, where=lambda e: e["title"] == "Gateway unreachable")
+        assert "handshake hangs" in alert["text"] or "connected but silent" in alert["text"]
+        assert "2FA" not in alert["text"]
+        await h.gateway.unhang()
+        await h.journal.wait_for("link_up", after=mark, timeout=60)

@@ -3,7 +3,8 @@
 Commands (CONTRACT.md): status, drop, restart SECONDS, hang, unhang, error CODE,
 clientid-in-use on|off, pacing on|off (plus `help`); and for the error policy's tests:
 `reject CODE [SYMBOL]` / `reject off [SYMBOL]` (answer market-data requests with CODE) and
-`symbols SYM,SYM|all` (the underlyings it knows; others get 200).
+`symbols SYM,SYM|all` (the underlyings it knows; others get 200), `login-pending on|off`
+(answer the API handshake, never start the session).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ MAX_LINE = 4096
 MAX_RESTART_SECONDS = 3600.0
 HELP = ("commands: status | drop | restart SECONDS | hang | unhang | error CODE | "
         "clientid-in-use on|off | pacing on|off | fill ORDER_REF [PRICE] | "
-        "reject CODE|off [SYMBOL] | symbols SYM,SYM|all")
+        "reject CODE|off [SYMBOL] | symbols SYM,SYM|all | login-pending on|off")
 
 
 class CommandError(ValueError):
@@ -77,6 +78,8 @@ async def run_command(gw: FakeGateway, line: str) -> str:
             raise CommandError("usage: reject CODE|off [SYMBOL]")
         await gw.set_rejection(None if args[0].lower() == "off" else int(args[0]),
                                args[1] if len(args) == 2 else None)
+    elif command == "login-pending":
+        await gw.set_login_pending(_on_off(command, args))
     elif command == "symbols":
         if len(args) != 1:
             raise CommandError("usage: symbols SYM,SYM|all")

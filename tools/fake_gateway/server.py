@@ -96,6 +96,7 @@ class FakeGateway:
         self.hung = False
         self.pacing = False
         self.clientid_in_use = False
+        self.login_pending = False
         self.connectivity_lost = False
         self.market_farm_ok = True
         self.hmds_farm_ok = True
@@ -444,6 +445,11 @@ class FakeGateway:
         self.known_symbols = symbols
         await trio.lowlevel.checkpoint()
 
+    async def set_login_pending(self, on: bool) -> None:
+        """Answer the API handshake but never start a session (a login not finished)."""
+        self.login_pending = on
+        await trio.lowlevel.checkpoint()
+
     async def set_clientid_in_use(self, on: bool) -> None:
         self.clientid_in_use = on
         await trio.lowlevel.checkpoint()
@@ -474,6 +480,7 @@ class FakeGateway:
             "hung": self.hung,
             "pacing": self.pacing,
             "clientid_in_use": self.clientid_in_use,
+            "login_pending": self.login_pending,
             "read_only": self.config.read_only,
             "connectivity_lost": self.connectivity_lost,
             "market_data_farm_ok": self.market_farm_ok,

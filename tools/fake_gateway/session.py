@@ -239,6 +239,11 @@ class ClientSession:
         r = FieldReader(fields, 2)
         client_id = r.integer()
         self.client_id = client_id
+        if self.gw.login_pending:
+            # a Gateway whose login has not finished (2FA, a dialog): the handshake is
+            # answered, the session never starts
+            log.info("%s: login pending: startApi left unanswered", self.label)
+            return
         if self.gw.client_id_taken(client_id, self):
             log.info("%s: client id %d is in use: 326 and close", self.label, client_id)
             self.error(-1, 326, "Unable to connect as the client id is already in use. Retry "

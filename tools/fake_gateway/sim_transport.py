@@ -184,7 +184,8 @@ class SimTransport:
             raise ConnectFailed("refused", "Connect call failed (simulated)")
         if gw.hung:
             await trio.sleep(CONNECT_TIMEOUT)
-            raise ConnectFailed("timeout", f"no API handshake/login within {CONNECT_TIMEOUT:g}s")
+            raise ConnectFailed("timeout", f"no answer to the API handshake within "
+                                f"{CONNECT_TIMEOUT:g}s", handshake_done=False)
         if gw.clientid_in_use_next > 0:
             gw.clientid_in_use_next -= 1
             raise ConnectFailed("client_id_in_use", f"client id {params.client_id} in use (326)")
