@@ -6,6 +6,7 @@ with long outages and storms, are in tests/sim/test_error_policy_virtual.py.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,20 @@ async def test_the_outage_alert_names_a_handshake_that_hangs(
         assert "2FA" not in alert["text"]
         await h.gateway.unhang()
         await h.journal.wait_for("link_up", after=mark, timeout=60)
+
+
+async def test_at_60x_a_hang_is_alerted_at_outage_alert_min_of_simulated_time(
+        tmp_path: Path, shared_data: Path) -> None:
+    """The reported bug: during an 18.8-minute hang at 60x the outage alert never fired (a
+    20 s real-time floor meant 20 simulated minutes, and it was only checked on retries)."""
+    async with open_bot_and_gateway(tmp_path, shared_data, OUTAGE_ALERT_MIN="10") as h:
+        await h.journal.wait_for("link_up", timeout=30)
+        mark = h.journal.mark()
+        await h.gateway.hang()
+        down = await h.journal.wait_for("link_down", after=mark, timeout=30)
+        alert = await h.journal.wait_for(
+            "alert", after=mark, timeout=40, where=lambda e: e["title"] == "Gateway unreachable")
+        late = (dt.datetime.fromisoformat(alert["ts"]) -
+                dt.datetime.fromisoformat(down["ts"])).total_seconds()
+        assert 10 * 60 <= late < 12 * 60, f"alerted {late / 60:.1f} simulated min after down"
+        await h.gateway.unhang()
