@@ -1,13 +1,19 @@
 """GatewayLink: one ib_async session per incarnation, on its own thread and asyncio loop.
 
 An incarnation waits for the Gateway's port (a cheap TCP probe every 0.25 s: a closed port is
-not a struggling Gateway), connects a fresh `IB()` on a fresh loop, publishes the session, serves
-requests, probes liveness with `reqCurrentTime` (a hung Gateway keeps the socket open and
-`isConnected()` true), and ends by raising when the session is lost. The supervisor then starts
-a new incarnation, with backoff for failures and without counting the scheduled daily restart.
+not a struggling Gateway), connects a fresh `IB()` on a fresh loop (a failed connect is retried
+here with growing pauses, not by a restart), publishes the session, serves requests, probes
+liveness with `reqCurrentTime` (a hung Gateway keeps the socket open and `isConnected()` true),
+and ends by raising when the session is lost. The supervisor then starts a new incarnation, with
+backoff for failures and without counting the scheduled daily restart.
+
+Until a session is up, the outage alert is a deadline on the clock (OUTAGE_ALERT_MIN), whatever
+the cause; a cause that keeps restarting the subtree is a storm: one alert and a long pause.
+What each Gateway code means comes from `runtime.gateway.error_policy`: only link-level codes
+touch the session; per-request ones are BarFeed's and the order path's.
 
 What must survive an incarnation (outage timing, session numbering, client-id rotation,
-breakers) lives in `Memory`, created once by the wiring.
+breakers, the restart ledger) lives in `Memory`, created once by the composition root.
 """
 
 from __future__ import annotations

@@ -60,7 +60,6 @@ class Sim:
                 await trio.sleep(1.0)
 
     async def link_up(self) -> None:
-        """The first session may come up before the test's journal tap is attached."""
         with trio.fail_after(600):
             await self.bot.wiring.link_state.wait_value(lambda s: s.up)
 
@@ -81,6 +80,9 @@ async def open_sim(tmp_path: Path, shared_data: Path, *,
            "GAMEPLAN_PATH": str(tmp_path / "no_gameplan.json")}
     env.update(settings)
     events: list[Event] = []
+    # the Gateway opens its port a few (virtual) seconds in, so the journal tap below is
+    # attached before anything the tests count can happen
+    gw.down_until = trio.current_time() + 5.0
     async with trio.open_nursery() as nursery:
         bot: BotHandle = await nursery.start(run_bot, load_settings(None, env), BotOptions(
             sim_start=START, console=False, handle_signals=False,
