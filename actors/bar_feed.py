@@ -33,7 +33,6 @@ from messages.link import (
     SecType,
     SubscribeBars,
     SubscribeQuote,
-    SymbolUnavailable,
 )
 from messages.market import Bar, BarGap, BarSource, OptionSpec, Quote, VixReading
 from runtime.gateway import error_policy
@@ -46,6 +45,7 @@ from runtime.gateway.link_client import (
     RequestTimeout,
 )
 from runtime.gateway.restart_storm import RestartLedger
+from runtime.gateway.symbol_gate import SymbolGate
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 from runtime.supervision.supervisor import OperationalFailure
@@ -79,8 +79,7 @@ class Memory:
     vix_symbol: str = "VIX"
     warmup_sessions: int = 2      # history asked for on the first session (>= 145 bars needed)
     cursors: dict[str, dt.datetime] = field(default_factory=dict)   # start of last bar delivered
-    disabled: dict[str, SymbolUnavailable] = field(default_factory=dict)  # refused by IB for now
-    alerted: set[str] = field(default_factory=set)    # symbols whose critical alert went out
+    gate: SymbolGate = field(default_factory=SymbolGate)   # symbols IB refused, for now
     restarts: RestartLedger = field(default_factory=RestartLedger)   # shared with GatewayLink
     delivered: int = 0
     gaps: int = 0
@@ -97,7 +96,6 @@ STALE_AFTER_MIN_S = 15.0                   # ...and never less than this in real
 RESUBSCRIBE_LIMIT = 3                      # unanswered subscriptions in a row before escalating
 TRANSIENT_DELAY_MAX = 300.0                # the longest pause between transient failures
 COMPETING_RETRY_MAX = 300.0                # polling while a competing session holds the data
-DISABLED_RETRY = dt.timedelta(minutes=30)  # a refused symbol: next session or this, sooner
 RETRY_DELAY = 2.0                          # trio seconds between failed subscriptions
 PACING_DELAY_MAX = 120.0                   # the longest wait after IB's pacing answers
 MAX_QUOTE_LINES = 10                       # option quotes at most (IB market data lines)
@@ -149,7 +147,7 @@ async def _keep_subscribed(ctx: ActorContext, client: LinkClient, stream: _Strea
     Gateway never answers (a wedged session) escalates to a link restart.
     """
     while True:
-        await _wait_while_disabled(ctx, stream, outbox, memory)
+        await _wait_while_disabled(ctx, stream, memory)
         with trio.CancelScope() as scope:
             stream.scope = scope
             try:
@@ -203,53 +201,37 @@ async def _request_failed(ctx: ActorContext, stream: _Stream, exc: RequestFailed
 def _disable(ctx: ActorContext, stream: _Stream, code: int, text: str, outbox: Outbox,
              memory: Memory) -> None:
     """Stop asking for this symbol until the next session or a long interval; say so once."""
-    now = ctx.clock.now_utc()
-    retry_at = now + DISABLED_RETRY
-    try:
-        retry_at = min(retry_at, get_calendar().next_session_after(now).open)
-    except LookupError:
-        pass
-    meaning = error_policy.policy(code, text).meaning
-    entry = SymbolUnavailable(symbol=stream.symbol, code=code, reason=meaning, since=now,
-                              retry_at=retry_at)
-    memory.disabled[stream.symbol] = entry
-    _publish_symbols(outbox, memory)
-    ctx.emit("symbol_disabled", symbol=stream.symbol, code=code, reason=meaning,
-             retry_at=retry_at)
-    if stream.symbol in memory.alerted:
+    entry, first = memory.gate.disable(stream.symbol, code, text, ctx.clock.now_utc())
+    outbox.symbols.set(memory.gate.snapshot())
+    retry = f"{entry.retry_at.astimezone(ET):%Y-%m-%d %H:%M} ET"
+    ctx.emit("symbol_disabled", symbol=stream.symbol, code=code, reason=entry.reason,
+             retry_at=entry.retry_at)
+    if not first:
         ctx.log.info("%s: still unavailable (IB %d: %s); next try at %s", stream.symbol, code,
-                     meaning, f"{retry_at.astimezone(ET):%Y-%m-%d %H:%M} ET")
+                     entry.reason, retry)
         return
-    memory.alerted.add(stream.symbol)
     ctx.alert("critical", f"Market data for {stream.symbol} unavailable",
-              f"IB {code}: {meaning}. {stream.symbol} is disabled (no data: no trades in it); "
-              f"the other symbols keep streaming and the link stays up. Next try at "
-              f"{retry_at.astimezone(ET):%Y-%m-%d %H:%M} ET.", key=f"feed:{stream.symbol}")
+              f"IB {code}: {entry.reason}. {stream.symbol} is disabled (no data: no trades in "
+              f"it); the other symbols keep streaming and the link stays up. Next try at "
+              f"{retry}.", key=f"feed:{stream.symbol}")
 
 
-async def _wait_while_disabled(ctx: ActorContext, stream: _Stream, outbox: Outbox,
-                               memory: Memory) -> None:
-    entry = memory.disabled.get(stream.symbol)
-    if entry is None:
-        return
-    await ctx.clock.sleep_until(entry.retry_at)
-    ctx.log.info("%s: trying the disabled symbol again", stream.symbol)
+async def _wait_while_disabled(ctx: ActorContext, stream: _Stream, memory: Memory) -> None:
+    retry_at = memory.gate.retry_at(stream.symbol)
+    if retry_at is not None:
+        await ctx.clock.sleep_until(retry_at)
+        ctx.log.info("%s: trying the disabled symbol again", stream.symbol)
 
 
 def _enabled(ctx: ActorContext, stream: _Stream, outbox: Outbox, memory: Memory) -> None:
     """A subscription succeeded: a disabled symbol is back."""
-    if memory.disabled.pop(stream.symbol, None) is not None:
-        _publish_symbols(outbox, memory)
+    was_disabled, was_alerted = memory.gate.enable(stream.symbol)
+    if was_disabled:
+        outbox.symbols.set(memory.gate.snapshot())
         ctx.emit("symbol_enabled", symbol=stream.symbol)
-    if stream.symbol in memory.alerted:
-        memory.alerted.discard(stream.symbol)
+    if was_alerted:
         ctx.alert("info", f"Market data for {stream.symbol} back",
                   f"{stream.symbol} subscribed again", key=f"feed:{stream.symbol}")
-
-
-def _publish_symbols(outbox: Outbox, memory: Memory) -> None:
-    outbox.symbols.set(FeedSymbols(unavailable=tuple(
-        memory.disabled[s] for s in sorted(memory.disabled))))
 
 
 async def _failed(ctx: ActorContext, stream: _Stream, exc: Exception, memory: Memory) -> None:

@@ -43,6 +43,11 @@ from runtime.gateway.link_transport import (
     Subscriptions,
     Transport,
 )
+from runtime.gateway.outage import (
+    connect_retry_delay,
+    describe_connect_failure,
+    outage_deadline,
+)
 from runtime.gateway.restart_storm import RestartLedger
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
@@ -76,7 +81,8 @@ class Memory:
     outage_alerted: bool = False
     outage_known: str = "not connected yet"   # what was last observed of the Gateway, in words
     client_id_offset: int = 0
-    login_timeouts: int = 0
+    login_timeouts: int = 0                   # handshake answered, session never started
+    timeouts_in_a_row: int = 0
     breakers: dict[str, Breaker] = field(default_factory=dict)
     breakers_reported_open: set[str] = field(default_factory=set)
     restarts: RestartLedger = field(default_factory=RestartLedger)   # shared with BarFeed
@@ -91,15 +97,7 @@ SLOW_PROBE_INTERVAL = 5.0      # after the outage alert: keep trying, more gentl
 CLOCK_QUERY_DEADLINE = 4.0     # reading the Gateway's clock at session start
 LOGIN_PENDING_AFTER = 3        # handshake timeouts with the port open before we say so
 CLIENT_ID_SPAN = 5             # 326 rotates through client ids base .. base+4
-EXPECTED_RETRY = 0.25          # retry delay inside the scheduled window
-CONNECT_RETRY_INITIAL = 0.25   # a failed connect is retried after this, doubling...
-CONNECT_RETRY_MAX = 30.0       # ...up to this (trio seconds), inside the same incarnation
-OUTAGE_ALERT_MIN_REAL_S = 10.0  # a "long" outage must also have lasted this long in real time
-# On an accelerated clock (a soak at 1000x) reconnecting takes real seconds (a hang is only
-# detected after the liveness deadline, a connect to a hung Gateway times out after 5 s),
-# which are simulated hours: without a real-time floor every injected fault would read as a
-# long outage. The floor is that inherent latency and no more, so that at 60x the alert still
-# fires at OUTAGE_ALERT_MIN of simulated time. In production both clocks agree.
+EXPECTED_RETRY = 0.25          # restart delay inside the scheduled window
 
 
 class LinkLost(OperationalFailure):
@@ -231,9 +229,7 @@ async def _alert_outage_when_due(ctx: ActorContext, memory: Memory) -> None:
         since_trio = memory.down_since_trio if memory.down_since else memory.first_start_trio
         if since is None or since_trio is None:
             return
-        deadline = max(ctx.clock.trio_time_at(since + dt.timedelta(seconds=limit)),
-                       since_trio + min(limit, OUTAGE_ALERT_MIN_REAL_S))
-        await trio.sleep_until(deadline)
+        await trio.sleep_until(outage_deadline(ctx.clock, since, since_trio, limit))
         if _in_window(ctx):
             # the scheduled restart is no outage; look again once the window is over
             await trio.sleep(ctx.clock.to_trio_seconds(60))
@@ -273,31 +269,21 @@ def _connect_failed(ctx: ActorContext, outbox: Outbox, memory: Memory,
     """Record a failed connect in the operator's terms; returns the pause before the next."""
     ctx.emit("link_connect_failed", kind=exc.kind, detail=exc.detail,
              client_id=ctx.settings.ibkr_client_id + memory.client_id_offset)
-    port = f"{ctx.settings.ibkr_host}:{ctx.settings.ibkr_port}"
-    timeout = {
-        True: f"port {port} open and the API handshake answered, but the session never "
-              "starts (login pending: no accounts / next order id)",
-        False: f"port {port} open, but the API handshake hangs (connected but silent)",
-        None: f"port {port} open, but the API handshake/login does not complete",
-    }[exc.handshake_done]
-    memory.outage_known = {
-        "refused": f"the Gateway's port {port} refuses connections",
-        "timeout": f"{timeout} ({memory.login_timeouts + 1} attempts in a row)",
-        "client_id_in_use": "the Gateway says the client id is in use (326)",
-        "broken": f"the Gateway closed the connection during the handshake ({exc.detail})",
-    }.get(exc.kind, f"connect failed: {exc}")
     if exc.kind == "client_id_in_use":
         memory.client_id_offset = (memory.client_id_offset + 1) % CLIENT_ID_SPAN
         ctx.log.warning("client id in use (326); next attempt uses client id %d",
                         ctx.settings.ibkr_client_id + memory.client_id_offset)
+    timeouts = memory.timeouts_in_a_row = (memory.timeouts_in_a_row + 1
+                                           if exc.kind == "timeout" else 0)
+    memory.outage_known = describe_connect_failure(
+        exc, f"{ctx.settings.ibkr_host}:{ctx.settings.ibkr_port}", timeouts)
     # login pending: the Gateway answers the handshake but never starts the session
     memory.login_timeouts = (memory.login_timeouts + 1 if exc.kind == "timeout" and
                              exc.handshake_done is not False else 0)
     _publish(outbox, memory, LinkStatus.DOWN, ctx, reason=f"connect failed: {exc}",
              login_pending=memory.login_timeouts >= LOGIN_PENDING_AFTER)
-    if _in_window(ctx) or exc.kind == "client_id_in_use":
-        return EXPECTED_RETRY
-    return min(CONNECT_RETRY_MAX, CONNECT_RETRY_INITIAL * 2.0 ** min(failures - 1, 16))
+    return connect_retry_delay(failures,
+                               quick=_in_window(ctx) or exc.kind == "client_id_in_use")
 
 
 # -- session up / down ----------------------------------------------------------------------------
@@ -340,7 +326,7 @@ def _link_up(ctx: ActorContext, outbox: Outbox, memory: Memory, info: SessionInf
     memory.down_since = None
     memory.down_since_trio = None
     memory.outage_alerted = False
-    memory.login_timeouts = 0
+    memory.login_timeouts = memory.timeouts_in_a_row = 0
     memory.exhausted = False
     memory.outage_known = f"session {info.session_id} was up"
     if memory.client_id_offset and info.client_id == ctx.settings.ibkr_client_id:

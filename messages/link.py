@@ -46,7 +46,7 @@ class SymbolUnavailable(Message):
     code: int                        # IB's code (runtime/gateway/error_policy.py)
     reason: str                      # what it means, in words
     since: UtcDatetime
-    retry_at: UtcDatetime            # next session's open or a long interval, whichever first
+    retry_at: UtcDatetime            # in a session +30 min; outside one the next open
 
 
 class FeedSymbols(Message):

@@ -2,9 +2,10 @@
 
 A symbol IB refuses for a reason that asking again will not fix this session (the error
 policy's `disables_symbol`: 200 unknown, 354 not subscribed, ...) is disabled alone: BarFeed
-stops asking for it until the next session's open or a long interval, whichever is sooner, and
-publishes `FeedSymbols`. The gate lives in BarFeed's memory, outside the link subtree, so a link
-restart neither forgets a disabled symbol (no retry loop) nor repeats its alert.
+stops asking for it for a long interval during a session, or until the next session's open
+outside one, and publishes `FeedSymbols`. The gate lives in BarFeed's memory, outside the
+link subtree, so a link restart neither forgets a disabled symbol (no retry loop) nor repeats
+its alert.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from config.market_calendar import get_calendar
 from messages.link import FeedSymbols, SymbolUnavailable
 from runtime.gateway import error_policy
 
-DISABLED_RETRY = dt.timedelta(minutes=30)   # next session or this, whichever is sooner
+DISABLED_RETRY = dt.timedelta(minutes=30)   # in a session; outside one: the next open
 
 
 @dataclass
@@ -29,10 +30,12 @@ class SymbolGate:
         """Disable `symbol`; returns its entry and whether the operator must be told (the
         first refusal since it last worked)."""
         retry_at = now + DISABLED_RETRY
-        try:
-            retry_at = min(retry_at, get_calendar().next_session_after(now).open)
-        except LookupError:
-            pass
+        calendar = get_calendar()
+        if calendar.session_at(now) is None:      # no bars to miss before the next open
+            try:
+                retry_at = max(retry_at, calendar.next_session_after(now).open)
+            except LookupError:
+                pass
         entry = SymbolUnavailable(symbol=symbol, code=code,
                                   reason=error_policy.policy(code, text).meaning, since=now,
                                   retry_at=retry_at)

@@ -104,3 +104,45 @@ def test_docs_error_policy_lists_every_code_of_the_table() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "ERROR_POLICY.md").read_text()
     missing = [c for c in policy.TABLE if f"| {c} |" not in doc]
     assert not missing, f"docs/ERROR_POLICY.md lacks {missing}"
+
+
+def test_a_refused_symbol_waits_half_an_hour_in_session_else_the_next_open_alerts_once(
+        ) -> None:
+    import datetime as dt
+
+    from config.market_calendar import ET
+    from runtime.gateway.symbol_gate import DISABLED_RETRY, SymbolGate
+
+    gate = SymbolGate()
+    mid = dt.datetime(2024, 2, 27, 11, 0, tzinfo=ET)
+    entry, first = gate.disable("IWM", 200, "", mid)
+    assert first and entry.retry_at == mid + DISABLED_RETRY
+    assert "security definition" in entry.reason
+    _, again = gate.disable("IWM", 200, "", mid + DISABLED_RETRY)
+    assert not again                                  # one alert per refusal streak
+    evening = dt.datetime(2024, 2, 27, 23, 50, tzinfo=ET)
+    entry, _ = gate.disable("IWM", 354, "", evening)
+    assert entry.retry_at == dt.datetime(2024, 2, 28, 9, 30, tzinfo=ET)   # the next open
+    assert [u.symbol for u in gate.snapshot().unavailable] == ["IWM"]
+    assert gate.enable("IWM") == (True, True)
+    assert gate.enable("IWM") == (False, False)
+    assert gate.snapshot().unavailable == ()
+
+
+def test_outage_words_and_pauses() -> None:
+    from runtime.gateway.link_transport import ConnectFailed
+    from runtime.gateway.outage import (
+        CONNECT_RETRY_MAX,
+        connect_retry_delay,
+        describe_connect_failure,
+    )
+
+    where = "127.0.0.1:4002"
+    hang = ConnectFailed("timeout", "x", handshake_done=False)
+    login = ConnectFailed("timeout", "x", handshake_done=True)
+    assert "handshake hangs" in describe_connect_failure(hang, where, 2)
+    assert "login pending" in describe_connect_failure(login, where, 1)
+    assert "refuses" in describe_connect_failure(ConnectFailed("refused", "x"), where, 0)
+    assert [connect_retry_delay(n, quick=False) for n in (1, 2, 3)] == [0.25, 0.5, 1.0]
+    assert connect_retry_delay(40, quick=False) == CONNECT_RETRY_MAX
+    assert connect_retry_delay(40, quick=True) == 0.25
