@@ -113,5 +113,7 @@ async def test_at_60x_a_hang_is_alerted_at_outage_alert_min_of_simulated_time(
             "alert", after=mark, timeout=40, where=lambda e: e["title"] == "Gateway unreachable")
         late = (dt.datetime.fromisoformat(alert["ts"]) -
                 dt.datetime.fromisoformat(down["ts"])).total_seconds()
-        assert 10 * 60 <= late < 12 * 60, f"alerted {late / 60:.1f} simulated min after down"
+        # 10 simulated minutes are 10 real seconds: a loaded machine may add a few (the old
+        # floor made it 20)
+        assert 10 * 60 <= late < 15 * 60, f"alerted {late / 60:.1f} simulated min after down"
         await h.gateway.unhang()
