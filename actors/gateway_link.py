@@ -293,13 +293,17 @@ def _publish(outbox: Outbox, memory: Memory, status: LinkStatus, ctx: ActorConte
              reason: str | None = None, info: SessionInfo | None = None,
              login_pending: bool = False) -> None:
     old = outbox.link_state.value
+    # `since` is when the link stopped (or started) being up: retrying (DOWN <-> CONNECTING)
+    # does not restart an outage's clock, or /health would never see it last
+    up = status in (LinkStatus.UP, LinkStatus.DEGRADED)
     outbox.link_state.set(LinkState(
         status=status, session_id=info.session_id if info else memory.sessions,
         accounts=info.accounts if info else old.accounts,
         server_version=info.server_version if info else old.server_version,
         client_id=info.client_id if info else old.client_id,
         readonly=info.readonly if info else old.readonly,
-        since=old.since if old.status is status and old.since else ctx.clock.now_utc(),
+        since=old.since if old.since and (old.status is status or not (old.up or up)) else
+        ctx.clock.now_utc(),
         reason=reason, expected_outage=status is not LinkStatus.UP and _in_window(ctx),
         login_pending=login_pending,
         exhausted=memory.exhausted and status is not LinkStatus.UP))

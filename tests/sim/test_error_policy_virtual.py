@@ -110,6 +110,8 @@ async def test_a_hang_raises_the_outage_alert_at_outage_alert_min_naming_what_is
         assert alert["severity"] == "critical"
         assert "handshake" in alert["text"]           # a hung Gateway: the port stays open
         assert "2FA" not in alert["text"]             # no guessing at the cause
+        since = sim.bot.wiring.link_state.value.since   # retries do not restart the outage
+        assert since is not None and abs((since - sim.ts(down)).total_seconds()) < 1
         await trio.sleep(3600)                        # an hour more of hanging
         assert len(sim.alerts("Gateway unreachable")) == 1
         mark = len(sim.events)
