@@ -470,7 +470,7 @@ class ClientSession:
         bar_size = r.integer(5)
         what = r.text().strip().upper()
         spec = self._resolve_one(req_id, q)
-        if spec is None:
+        if spec is None or self._rejected(req_id, spec):
             return
         if bar_size != 5 or what not in WHAT_TO_SHOW or spec.is_option:
             self.error(req_id, 420, "Invalid Real-time Query: only 5-second bars of TRADES, "
