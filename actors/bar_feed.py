@@ -9,7 +9,8 @@ it missed. A hole the Gateway cannot fill is marked with a `BarGap`, never paper
 A stream can die silently (2103 without 2104, a keepUpToDate that just stops): during market
 hours a stream quiet for three bars is resubscribed. What a failed subscription means comes
 from `runtime.gateway.error_policy`: a symbol IB refuses for good (200 unknown, 354 not
-subscribed, ...) is disabled alone and tried again next session, never in a loop; only
+subscribed, ...) is disabled alone and tried again half an hour later (outside a session: at
+the next open), never in a loop; only
 requests the Gateway does not answer at all bring the link subtree down. Option quotes are
 subscribed only while somebody wants them, so market data lines never pile up.
 """
@@ -110,7 +111,8 @@ class _Stream:
     symbol: str
     sec_type: SecType
     scope: trio.CancelScope | None = None
-    failures: int = 0
+    failures: int = 0        # unanswered subscriptions in a row (escalate at the limit)
+    refusals: int = 0        # transient refusals in a row (a growing pause, never escalate)
     pacing_waits: int = 0
     resubscribes: int = 0
 
@@ -191,10 +193,10 @@ async def _request_failed(ctx: ActorContext, stream: _Stream, exc: RequestFailed
         return
     # per-request and transient (no data yet, a cancelled query): retry, growing, never a
     # link restart: the link is fine, it answered
-    stream.failures += 1
-    delay = min(TRANSIENT_DELAY_MAX, RETRY_DELAY * 2 ** min(stream.failures - 1, 8))
+    stream.refusals += 1
+    delay = min(TRANSIENT_DELAY_MAX, RETRY_DELAY * 2 ** min(stream.refusals - 1, 8))
     ctx.log.warning("%s: subscription failed (%d in a row, code %s): %s; retrying in %.0f s",
-                    stream.symbol, stream.failures, code, exc, delay)
+                    stream.symbol, stream.refusals, code, exc, delay)
     await trio.sleep(delay)
 
 
@@ -257,7 +259,7 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
                             lookback_s=math.ceil(lookback(now, cursor,
                                                           memory.warmup_sessions).total_seconds()))
     async with client.open_stream(request) as (initial, updates):
-        stream.failures = 0
+        stream.failures = stream.refusals = 0
         stream.pacing_waits = 0
         _enabled(ctx, stream, outbox, memory)
         subscribed_at = clock.now_utc()
