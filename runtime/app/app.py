@@ -10,7 +10,9 @@
     │   └─ strategy_selector
     └─ link              one_for_all: a new Gateway session means new subscriptions; backoff
         │                0.25 s -> 30 s with jitter; past its intensity it never gives up: it
-        │                pauses, alerts, and starts over slowly
+        │                pauses, alerts, and starts over slowly. A failed connect is retried
+        │                inside gateway_link (no restart); a restart storm of one cause is one
+        │                alert and a long pause (runtime/gateway/restart_storm.py)
         ├─ gateway_link  owns one ib_async session (thread + asyncio loop + IB()) per incarnation
         └─ bar_feed      session-scoped subscriptions; what it must subscribe to and the last bar
                          delivered live outside the subtree and are re-applied on entry
@@ -53,12 +55,16 @@ LINK_BACKOFF = Backoff(initial=0.25, maximum=30.0, factor=2.0, jitter=0.2, reset
 LINK_EXHAUSTED_RETRY = 60.0
 
 
-def build_tree(w: Wiring, env: ActorEnv, *,
+def build_tree(w: Wiring, env: ActorEnv, transport: Transport | None = None, *,
+               link_memory: gateway_link.Memory | None = None,
                selector_tuning: strategy_selector.Tuning | None = None) -> SupervisorSpec:
     """The whole tree, each actor wired to fresh clones of its channels per incarnation.
 
+    `transport` is how GatewayLink reaches a Gateway: real ib_async over TCP unless a test or
+    a simulation hands in another (tools.fake_gateway.sim_transport on a MockClock).
     `selector_tuning`: the StrategySelector's knobs (tests shorten its plan poll); None is
-    production's defaults. An explicit typed argument, not a services entry."""
+    production's defaults. Explicit typed arguments, not a services entry.
+    """
 
     async def start_notifier(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await notifier.run(ctx, notifier.Inbox(alerts=w.alerts), notifier.Outbox(),
@@ -105,24 +111,27 @@ def build_tree(w: Wiring, env: ActorEnv, *,
                                      decision=w.decision),
             selector_tuning, task_status=ts)
 
-    link_memory = gateway_link.Memory()      # outage timing, sessions, client ids, breakers
-    feed_memory = bar_feed.Memory()          # wish list and the cursor of the last bar delivered
-    transport: Transport = env.services.get("transport") or IbAsyncTransport(
-        env.settings.ibkr_host, env.settings.ibkr_port)
+    # outage timing, sessions, client ids, breakers, and why the subtree restarted (storms)
+    link_memory = link_memory or gateway_link.Memory()
+    # wish list, cursors, disabled symbols; restarts recorded in the same ledger
+    feed_memory = bar_feed.Memory(restarts=link_memory.restarts)
+    link_transport: Transport = transport or IbAsyncTransport(env.settings.ibkr_host,
+                                                              env.settings.ibkr_port)
 
     async def start_link(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await gateway_link.run(
             ctx, gateway_link.Inbox(requests=p.receiver(w.link_requests)),
             gateway_link.Outbox(link_state=w.link_state, notices=p.sender(w.notices),
                                 broker=p.sender(w.broker_events)),
-            link_memory, transport, task_status=ts)
+            link_memory, link_transport, task_status=ts)
 
     async def start_feed(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await bar_feed.run(
             ctx, bar_feed.Inbox(link_state=w.link_state, notices=p.receiver(w.notices),
                                 wanted_quotes=w.wanted_quotes),
             bar_feed.Outbox(bars=p.sender(w.bars), link_requests=p.sender(w.link_requests),
-                            vix=w.vix, last_bar=w.last_bar, quotes=w.quotes),
+                            vix=w.vix, last_bar=w.last_bar, quotes=w.quotes,
+                            symbols=w.symbols),
             feed_memory, task_status=ts)
 
     brain = SupervisorSpec(

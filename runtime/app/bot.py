@@ -12,11 +12,13 @@ from typing import Any
 
 import trio
 
+from actors import gateway_link
 from config.market_calendar import ET
 from config.settings import Settings
 from runtime.app.app import build_tree
 from runtime.app.os_signals import watch_signals
 from runtime.app.wiring import Wiring
+from runtime.gateway.link_transport import Transport
 from runtime.infra.clock import Clock
 from runtime.infra.logs import Journal, open_logging, register_secret, set_log_clock
 from runtime.ops.health import serve_health
@@ -46,6 +48,7 @@ class BotOptions:
     console: bool = True                     # also log to stderr
     handle_signals: bool = True              # False in tests that run several bots in one process
     services: dict[str, Any] = field(default_factory=dict)
+    transport: Transport | None = None       # None: real ib_async to IBKR_HOST:IBKR_PORT
 
 
 @dataclass
@@ -140,15 +143,16 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
     wiring = Wiring()
     env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=wiring.alerts,
                    services=options.services)
-    spec = build_tree(wiring, env)
+    link_memory = gateway_link.Memory()
+    spec = build_tree(wiring, env, options.transport, link_memory=link_memory)
     root = build_nodes(spec)
+
     def link_exhausted(supervisor: TreeNode) -> None:
         """DESIGN: a link subtree past its restart intensity halts trading (a fault) while it
-        keeps retrying slowly; the next session that comes up clears it."""
+        keeps retrying slowly; GatewayLink (link_state's only writer) says so from its next
+        incarnation until a session is up again."""
         if supervisor.path == "root.link":
-            state = wiring.link_state.value
-            wiring.link_state.set(state.model_copy(update={
-                "exhausted": True, "reason": "the Gateway link exhausted its restarts"}))
+            link_memory.exhausted = True
 
     observer = TreeObserver(root, journal, wiring.alerts, clock, on_exhausted=link_exhausted)
     handle = BotHandle(settings=settings, clock=clock, journal=journal, wiring=wiring, root=root,

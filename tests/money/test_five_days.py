@@ -122,7 +122,6 @@ async def test_five_trading_days_end_with_the_brokers_positions_and_one_outcome_
         "GAMEPLAN_PATH": str(tmp_path / "no_gameplan.json"), "DRY_RUN": "false",
         "PAPER_TRADING": "true", "OPERATOR_ID": "op", "PDT_ENABLED": "false"})
     services: dict[str, Any] = {
-        "transport": transport,
         mode_guard.TUNING_SERVICE: mode_guard.Tuning(tick=5.0),
         order_router.TUNING_SERVICE: order_router.Tuning(housekeeping_every=5.0,
                                                          reconcile_every=300.0,
@@ -135,7 +134,7 @@ async def test_five_trading_days_end_with_the_brokers_positions_and_one_outcome_
             async with trio.open_nursery() as nursery:   # one bot process per day
                 bot: BotHandle = await nursery.start(run_bot, settings, BotOptions(
                     sim_start=gw.clock.now_utc(), console=False, handle_signals=False,
-                    services=dict(services)))
+                    services=dict(services), transport=transport))
                 await _trade_day(bot, gw, desk, session.date, n, log)
                 bot.request_stop("end of the trading day")
         outer.cancel_scope.cancel()

@@ -88,7 +88,7 @@ async def test_five_trading_days_of_restarts_and_faults_keep_every_invariant(
     async with trio.open_nursery() as nursery:
         bot: BotHandle = await nursery.start(run_bot, settings, BotOptions(
             sim_start=start, console=False, handle_signals=False,
-            services={"transport": SimTransport(gw)}))
+            transport=SimTransport(gw)))
         bot.journal.add_tap(events.append)
         faults = await _scenario(gw, bot.clock, rng, sessions)
         await bot.clock.sleep_until(sessions[-1].close + dt.timedelta(hours=1))
