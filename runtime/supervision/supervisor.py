@@ -11,9 +11,18 @@ Vocabulary, as in OTP:
 
 Children start in order with `nursery.start`, so a child is ready before the next one starts,
 and stop in reverse order, each waited for before the previous one is asked to stop. A
-`trio.Cancelled` reaching a child is a shutdown, never a crash. A child that raises
-`ExpectedRestart` (the scheduled Gateway restart) is restarted without counting against the
-intensity and without growing the backoff.
+`trio.Cancelled` reaching a child is a shutdown, never a crash.
+
+Stopping is bounded, as in tractor (soft cancel, then hard kill): a child is cancelled and given
+its `stop_grace` to finish its cleanup; one still running after that (a shielded wait that never
+ends, a thread that cannot be cancelled) is abandoned: the escalation is logged as critical and
+reported to the hooks (`stop_overdue`: the journal's `actor_stop_overdue` and an alert), and the
+supervisor carries on (restarts it, or stops the next sibling) without it. Trio cannot kill a
+task, so an abandoned task stays in the nursery until it ends by itself; `stop()` returns anyway
+and lists it in `abandoned`, and the composition root ends the process rather than wait.
+
+A child that raises `ExpectedRestart` (the scheduled Gateway restart) is restarted without
+counting against the intensity and without growing the backoff.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from typing import Protocol
 
 import trio
 
-from runtime.supervision.tree import NodeState, TreeNode
+from runtime.supervision.tree import ABANDONED_TASKS, NodeState, TreeNode
 
 log = logging.getLogger("runtime.supervision.supervisor")
 
@@ -177,6 +186,9 @@ class ChildExit:
 class SupervisionHooks:
     """Observers of the tree (journal, tree dumps, alerts). The defaults do nothing."""
 
+    def stop_overdue(self, node: TreeNode, incarnation: int, grace: float) -> None:
+        """A cancelled child was still running `grace` seconds later and was abandoned."""
+
     def child_failed(self, exit: ChildExit) -> None:
         """A child ended with an error (or an expected restart)."""
 
@@ -302,6 +314,9 @@ class Supervisor:
         self._done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._gave_up: SupervisorGaveUp | None = None
+        self._children_stopped = trio.Event()
+        self.abandoned: list[str] = []
+        """Paths of incarnations (here or below) that outlived their grace and were left."""
 
     # -- public ----------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -319,7 +334,9 @@ class Supervisor:
                     await self._supervise()
                 self.node.state = NodeState.STOPPING
                 await self._stop_children(range(len(self._children)))
+                self._children_stopped.set()   # the nursery now waits only for abandoned tasks
         finally:
+            self._children_stopped.set()
             self._done.set()
         if self._gave_up is not None:
             self.node.state = NodeState.FAILED
@@ -327,9 +344,15 @@ class Supervisor:
         self.node.state = NodeState.STOPPED
 
     async def stop(self, reason: str = "shutdown") -> None:
-        """Ordered stop: children in reverse start order, each waited for. Idempotent."""
+        """Ordered stop: children in reverse start order, each waited for at most its grace.
+
+        Returns when every child has stopped or been abandoned (`abandoned` lists those: then
+        `run` itself cannot return until they end). Idempotent.
+        """
         self._work.cancel(reason)
-        await self._done.wait()
+        await self._children_stopped.wait()
+        if not self.abandoned:
+            await self._done.wait()
 
     @property
     def stopped(self) -> bool:
@@ -361,6 +384,7 @@ class Supervisor:
     async def _child_task(self, c: _Child, task_status: trio.TaskStatus[None]) -> None:
         ready = _Ready(task_status, c)
         incarnation = c.node.incarnation
+        done = c.done          # this incarnation's: an abandoned one must not touch the next's
         error: BaseException | None = None
         expected = False
         delay: float | None = None
@@ -382,10 +406,11 @@ class Supervisor:
                     if error is None:
                         raise
         finally:
-            c.alive = False
-            c.scope = None
-            c.supervisor = None
-            c.done.set()
+            if c.node.incarnation == incarnation:
+                c.alive = False
+                c.scope = None
+                c.supervisor = None
+            done.set()
         self._exits_send.send_nowait(
             _Exit(c, incarnation, error, expected, delay, c.stop_requested))
         ready.release()  # unblocks nursery.start if the child died before it was ready
@@ -509,15 +534,31 @@ class Supervisor:
         sup = c.supervisor
         if sup is not None:
             with trio.move_on_after(grace):
-                await sup.stop()
+                await sup.stop()     # its own children, in order, each within its grace
+            self.abandoned += sup.abandoned
         if c.scope is not None:
             c.scope.cancel(f"stopped by {self.node.path}")
         with trio.move_on_after(grace) as waited:
             await c.done.wait()
         if waited.cancelled_caught:
-            self._log.warning("%s did not stop within %.1fs; still waiting", c.node.name, grace)
-            await c.done.wait()
+            self._abandon(c, grace)
         c.node.state = NodeState.STOPPED
+
+    def _abandon(self, c: _Child, grace: float) -> None:
+        """The hard stop: a child deaf to its cancellation is left behind, loudly."""
+        incarnation = c.node.incarnation
+        self._log.critical(
+            "%s (incarnation %d) ignored its cancellation for %.1fs (its stop grace): "
+            "abandoned, carrying on without it; the task ends whenever its shielded work does",
+            c.node.name, incarnation, grace)
+        c.node.last_error = f"did not stop within {grace:g}s of its cancellation: abandoned"
+        c.alive = False
+        c.scope = None
+        c.supervisor = None
+        if c.node.path not in self.abandoned:
+            self.abandoned.append(c.node.path)
+        self.node.set_gauge(ABANDONED_TASKS, len(self.abandoned))
+        self.hooks.stop_overdue(c.node, incarnation, grace)
 
 
 def _format_tb(exc: BaseException) -> str:
