@@ -45,6 +45,7 @@ _clock: Clock | None = None
 _secrets: list[str] = []
 _secret_bytes: list[bytes] = []
 _log = logging.getLogger("runtime.journal")
+_closers: list[Callable[[], None]] = []    # the open_logging blocks still open
 
 
 def set_log_clock(clock: Clock | None) -> None:
@@ -437,17 +438,33 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
     for name, lvl in quiet_loggers.items():
         logging.getLogger(name).setLevel(lvl)
 
-    human_listener.start()
-    writer.start()
-    try:
-        yield Journal(writer=writer)
-    finally:
+    closed = threading.Event()
+
+    def close() -> None:
+        if closed.is_set():
+            return
+        closed.set()
         writer.close()              # writes what is queued (bounded wait)
         human_listener.stop()       # drains the queue before returning
         for h in sinks:
             h.close()
         root.handlers = saved_handlers
         root.setLevel(saved_level)
+
+    human_listener.start()
+    writer.start()
+    _closers.append(close)
+    try:
+        yield Journal(writer=writer)
+    finally:
+        close()
+        _closers.remove(close)
+
+
+def close_logging_now() -> None:
+    """Write out and close every open log (before `os._exit`, which skips all cleanup)."""
+    for close in list(_closers):
+        close()
 
 
 def log_block(logger: logging.Logger, head: str, lines: list[str],

@@ -182,3 +182,26 @@ def test_every_kind_of_field_reads_back_as_it_did(value: Any) -> None:
         assert new["v"].startswith("<object object at") and old["v"].startswith("<object")
     else:
         assert new == old
+
+
+def test_close_logging_now_writes_out_both_logs_before_a_hard_process_exit(
+        tmp_path: Path) -> None:
+    """The hard stop ends the process with os._exit (no cleanup runs): the logs come first."""
+    script = textwrap.dedent("""
+        import logging, os, sys
+        from pathlib import Path
+        from runtime.infra.logs import close_logging_now, open_logging
+        log_file = Path(sys.argv[1]) / "bot.log"
+        with open_logging(log_file=log_file, max_bytes=1 << 20, backup_count=2,
+                          console=False) as journal:
+            for i in range(2000):
+                journal.emit("bar", "root.test", n=i)
+            logging.getLogger("runtime").critical("ending the process")
+            close_logging_now()
+            os._exit(1)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60, check=False)
+    assert done.returncode == 1
+    assert [e["n"] for e in read_jsonl(tmp_path / "events.jsonl")] == list(range(2000))
+    assert "ending the process" in (tmp_path / "bot.log").read_text(encoding="utf-8")
