@@ -14,7 +14,7 @@ import trio
 
 from config.market_calendar import ET
 from config.settings import Settings
-from runtime.app.app import build_tree
+from runtime.app.app import TreeOptions, build_tree
 from runtime.app.os_signals import watch_signals
 from runtime.app.wiring import Wiring
 from runtime.infra.clock import Clock
@@ -54,6 +54,7 @@ class BotOptions:
     # (a bot that handles the signals owns the process: a shutdown stuck on an abandoned task
     # ends the process, see _exit_stuck)
     services: dict[str, Any] = field(default_factory=dict)
+    tree: TreeOptions | None = None          # per-actor tunings (None: from `services`)
 
 
 @dataclass
@@ -162,7 +163,7 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
     wiring = Wiring()
     env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=wiring.alerts,
                    services=options.services)
-    spec = build_tree(wiring, env)
+    spec = build_tree(wiring, env, options.tree)
     root = build_nodes(spec)
     def link_exhausted(supervisor: TreeNode) -> None:
         """DESIGN: a link subtree past its restart intensity halts trading (a fault) while it
