@@ -1,0 +1,129 @@
+"""`python -m tools.bench_idle [--minutes M] [--warmup S] [--at session|night]`: the bot's idle cost.
+
+Starts the simulator (`tools.fake_gateway`, its own process) and the bot (`python -m runtime`,
+DRY_RUN, its own process) at 1x on a simulated clock that starts inside a regular session
+(`session`: live bars every 5 s, the steady state of a trading day) or at night (`night`:
+nothing to do but wait), lets the bot settle for `--warmup` seconds, then samples both
+processes with psutil once a second for `--minutes` and prints:
+
+  bot CPU   % of one core over the window (user + system time of all its threads / wall time)
+  bot RSS   MB, mean and max of the samples (resident set, what the OS must keep in memory)
+  simulator CPU, for reference (it is not the bot's cost)
+
+Goals (issue 17): bot CPU ≤ 0.3 % of a core, RSS ≤ 100 MB. Other jobs on the machine do not
+change a process's own CPU time much, but they do stretch it; run on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+
+from config.market_calendar import ET, get_calendar
+from tools.soak import bot_env, gameplan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _start_instant(at: str) -> dt.datetime:
+    """10:30 ET of a recent session (`session`), or 20:00 ET the evening before it (`night`)."""
+    session = get_calendar().previous_session(dt.date(2026, 11, 20))
+    if at == "session":
+        return dt.datetime.combine(session.date, dt.time(10, 30), tzinfo=ET)
+    return dt.datetime.combine(session.date - dt.timedelta(days=1), dt.time(20, 0), tzinfo=ET)
+
+
+def _start_gateway(start: dt.datetime, out: Path) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.fake_gateway", "--port", "0", "--control-port", "0",
+         "--speed", "1", "--seed", "7", "--start", start.isoformat()],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=(out / "fake_gateway.log").open("ab"),
+        text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()      # fake_gateway listening on 127.0.0.1:P control ...
+    if not line:
+        raise RuntimeError("the simulator exited before it listened")
+    return proc, int(line.split()[3].rsplit(":", 1)[1])
+
+
+def _cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+def measure(minutes: float, warmup: float, at: str) -> dict[str, float]:
+    start = _start_instant(at)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        plan = out / "gameplans" / "daily_gameplan.json"
+        plan.parent.mkdir(parents=True)
+        plan.write_text(json.dumps(gameplan(start.date())), encoding="utf-8")
+        gw, port = _start_gateway(start, out)
+        env = bot_env(out, port)
+        env["DAILY_STOP_TIME"] = ""       # stay up for the whole window
+        env["PYTHONPATH"] = str(REPO)
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "--sim-start",
+             (start + dt.timedelta(seconds=1)).isoformat(), "--sim-speed", "1"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+            stderr=(out / "bot_stderr.log").open("ab"))
+        try:
+            time.sleep(warmup)
+            if bot.poll() is not None:
+                raise RuntimeError(f"the bot exited ({bot.returncode}): see its stderr")
+            p_bot, p_gw = psutil.Process(bot.pid), psutil.Process(gw.pid)
+            cpu0, gw0, t0 = _cpu_seconds(p_bot), _cpu_seconds(p_gw), time.monotonic()
+            rss: list[float] = []
+            end = t0 + minutes * 60
+            while time.monotonic() < end:
+                rss.append(p_bot.memory_info().rss / 1e6)
+                time.sleep(1.0)
+            wall = time.monotonic() - t0
+            result = {"bot_cpu_pct": 100 * (_cpu_seconds(p_bot) - cpu0) / wall,
+                      "bot_rss_mb_mean": statistics.fmean(rss), "bot_rss_mb_max": max(rss),
+                      "gateway_cpu_pct": 100 * (_cpu_seconds(p_gw) - gw0) / wall,
+                      "window_s": wall}
+        finally:
+            bot.terminate()
+            try:
+                bot.wait(30)
+            except subprocess.TimeoutExpired:
+                bot.kill()
+                bot.wait()
+            gw.terminate()
+            try:
+                gw.wait(10)
+            except subprocess.TimeoutExpired:
+                gw.kill()
+                gw.wait()
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench_idle", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=30.0)
+    parser.add_argument("--at", choices=("session", "night"), default="session")
+    args = parser.parse_args(argv)
+    r = measure(args.minutes, args.warmup, args.at)
+    print(f"at={args.at} window {r['window_s']:.0f}s (pid {os.getpid()})")
+    print(f"bot CPU {r['bot_cpu_pct']:.2f} % of a core   RSS mean {r['bot_rss_mb_mean']:.1f} MB "
+          f"max {r['bot_rss_mb_max']:.1f} MB")
+    print(f"simulator CPU {r['gateway_cpu_pct']:.2f} % of a core")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
