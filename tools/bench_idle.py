@@ -1,4 +1,4 @@
-"""`python -m tools.bench_idle [--minutes M] [--warmup S] [--at session|night]`: the bot's idle cost.
+"""`python -m tools.bench_idle [--minutes M] [--warmup S] [--at session|night]`: idle cost.
 
 Starts the simulator (`tools.fake_gateway`, its own process) and the bot (`python -m runtime`,
 DRY_RUN, its own process) at 1x on a simulated clock that starts inside a regular session
