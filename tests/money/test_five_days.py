@@ -1,7 +1,7 @@
 """Five trading days of the money path on trio's MockClock, with fills during outages.
 
 The whole actor tree runs in PAPER mode against the in-process SimTransport (real SPY bars from
-../shared/data) with the simulator's own broker behind it (tests/money/sim_desk.py). As the
+../shared/data) with the simulator's broker behind it (tools/fake_gateway/sim_orders.py). As the
 operator runs it, the bot starts each morning and stops after the 16:30 ET Gateway restart; its
 state carries over in STATE_DIR. Every day: entries on SPY and QQQ, Gateway restarts while an
 entry or a bracket child is working, fills that land while nobody is connected, a drop, a hang,
