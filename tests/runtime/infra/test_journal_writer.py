@@ -19,7 +19,7 @@ import numpy as np
 import pydantic
 import pytest
 
-from runtime.infra.logs import Journal, JournalWriter, encode_line
+from runtime.infra.journal import Journal, JournalWriter, encode_line
 from tests.harness import read_jsonl, wait_until_sync
 
 REPO = Path(__file__).resolve().parents[3]
@@ -117,7 +117,7 @@ def test_the_journal_rotates_like_the_human_log_and_never_splits_a_line(tmp_path
 # -- the line format: what orjson writes is what json.dumps wrote ---------------------------------
 
 def _old_default(value: Any) -> Any:
-    """The journal's encoder before orjson (runtime/infra/logs.py, issue 17's baseline)."""
+    """The journal's encoder before orjson (issue 17's baseline), as it was."""
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     if isinstance(value, dt.date | dt.time):
