@@ -95,19 +95,19 @@ def measure(minutes: float, warmup: float, at: str) -> dict[str, float]:
                       "gateway_cpu_pct": 100 * (_cpu_seconds(p_gw) - gw0) / wall,
                       "window_s": wall}
         finally:
-            bot.terminate()
-            try:
-                bot.wait(30)
-            except subprocess.TimeoutExpired:
-                bot.kill()
-                bot.wait()
-            gw.terminate()
-            try:
-                gw.wait(10)
-            except subprocess.TimeoutExpired:
-                gw.kill()
-                gw.wait()
+            _stop(bot, 30)
+            _stop(gw, 10)
     return result
+
+
+def _stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM (the bot shuts down in order), SIGKILL after `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
