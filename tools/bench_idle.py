@@ -62,7 +62,8 @@ def _cpu_seconds(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-def measure(minutes: float, warmup: float, at: str) -> dict[str, float]:
+def measure(minutes: float, warmup: float, at: str,
+            profile: Path | None = None) -> dict[str, float]:
     start = _start_instant(at)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -73,8 +74,9 @@ def measure(minutes: float, warmup: float, at: str) -> dict[str, float]:
         env = bot_env(out, port)
         env["DAILY_STOP_TIME"] = ""       # stay up for the whole window
         env["PYTHONPATH"] = str(REPO)
+        prof = ["-m", "cProfile", "-o", str(profile.resolve())] if profile else []
         bot = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "--sim-start",
+            [sys.executable, *prof, "-m", "runtime", "--sim-start",
              (start + dt.timedelta(seconds=1)).isoformat(), "--sim-speed", "1"],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL,
             stderr=(out / "bot_stderr.log").open("ab"))
@@ -116,8 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=30.0)
     parser.add_argument("--at", choices=("session", "night"), default="session")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="run the bot under cProfile (its trio thread) and save the stats "
+                             "here, to see what wakes it (the CPU figure then includes the "
+                             "profiler's overhead)")
     args = parser.parse_args(argv)
-    r = measure(args.minutes, args.warmup, args.at)
+    r = measure(args.minutes, args.warmup, args.at, args.profile)
     print(f"at={args.at} window {r['window_s']:.0f}s (pid {os.getpid()})")
     print(f"bot CPU {r['bot_cpu_pct']:.2f} % of a core   RSS mean {r['bot_rss_mb_mean']:.1f} MB "
           f"max {r['bot_rss_mb_max']:.1f} MB")
