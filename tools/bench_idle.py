@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,20 @@ def _cpu_seconds(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def _thread_seconds(proc: psutil.Process) -> dict[int, float]:
+    """CPU seconds per OS thread (the main thread's id is the pid: trio runs there)."""
+    return {t.id: t.user_time + t.system_time for t in proc.threads()}
+
+
+def _thread_name(pid: int, tid: int) -> str:
+    if tid == pid:
+        return "main (trio)"
+    try:
+        return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+    except OSError:
+        return f"thread {tid}"
+
+
 def measure(minutes: float, warmup: float, at: str,
             profile: Path | None = None) -> dict[str, float]:
     start = _start_instant(at)
@@ -86,13 +99,18 @@ def measure(minutes: float, warmup: float, at: str,
                 raise RuntimeError(f"the bot exited ({bot.returncode}): see its stderr")
             p_bot, p_gw = psutil.Process(bot.pid), psutil.Process(gw.pid)
             cpu0, gw0, t0 = _cpu_seconds(p_bot), _cpu_seconds(p_gw), time.monotonic()
+            threads0 = _thread_seconds(p_bot)
             rss: list[float] = []
             end = t0 + minutes * 60
             while time.monotonic() < end:
                 rss.append(p_bot.memory_info().rss / 1e6)
                 time.sleep(1.0)
             wall = time.monotonic() - t0
-            result = {"bot_cpu_pct": 100 * (_cpu_seconds(p_bot) - cpu0) / wall,
+            threads = {tid: sec - threads0.get(tid, 0.0)
+                       for tid, sec in _thread_seconds(p_bot).items()}
+            result = {f"thread {_thread_name(bot.pid, tid)} [{tid}] cpu_pct": 100 * sec / wall
+                      for tid, sec in sorted(threads.items(), key=lambda kv: -kv[1])[:5]}
+            result |= {"bot_cpu_pct": 100 * (_cpu_seconds(p_bot) - cpu0) / wall,
                       "bot_rss_mb_mean": statistics.fmean(rss), "bot_rss_mb_max": max(rss),
                       "gateway_cpu_pct": 100 * (_cpu_seconds(p_gw) - gw0) / wall,
                       "window_s": wall}
@@ -124,10 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "profiler's overhead)")
     args = parser.parse_args(argv)
     r = measure(args.minutes, args.warmup, args.at, args.profile)
-    print(f"at={args.at} window {r['window_s']:.0f}s (pid {os.getpid()})")
+    print(f"at={args.at} window {r['window_s']:.0f}s")
     print(f"bot CPU {r['bot_cpu_pct']:.2f} % of a core   RSS mean {r['bot_rss_mb_mean']:.1f} MB "
           f"max {r['bot_rss_mb_max']:.1f} MB")
     print(f"simulator CPU {r['gateway_cpu_pct']:.2f} % of a core")
+    for key, value in r.items():
+        if key.startswith("thread "):
+            print(f"  bot {key.removesuffix(' cpu_pct')}: {value:.2f} %")
     return 0
 
 
