@@ -137,3 +137,23 @@ async def test_a_child_that_stops_within_its_grace_is_waited_for_not_abandoned(
         await sup.stop()
         assert sup.stopped and sup.abandoned == []
         assert root.find("root.b").state is NodeState.STOPPED
+
+
+async def test_a_deaf_grandchild_bounds_the_stop_of_its_whole_subtree(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The link subtree's GatewayLink stuck in a shielded asyncio wait must not hang shutdown."""
+    deaf = Deaf()
+    link = SupervisorSpec("link", (ActorSpec("gateway_link", deaf.run, stop_grace=GRACE),),
+                          stop_grace=3.0)
+    spec = SupervisorSpec("root", (link,))
+    root = build_nodes(spec)
+    async with trio.open_nursery() as nursery:
+        sup = Supervisor(spec, root, rng=random.Random(1))
+        await nursery.start(sup.run)
+        started = trio.current_time()
+        with trio.fail_after(GRACE + 2 * 3.0 + 1):
+            await sup.stop()
+        assert trio.current_time() - started <= GRACE + 2 * 3.0
+        assert sup.abandoned == ["root.link.gateway_link", "root.link"]
+        deaf.release.set()
+    assert sup.stopped and root.find("root.link").state is NodeState.STOPPED
