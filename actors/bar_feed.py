@@ -43,6 +43,7 @@ from runtime.gateway.link_client import (
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 from runtime.supervision.supervisor import OperationalFailure
+from runtime.supervision.tree import Gauge
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -62,6 +63,8 @@ class Outbox:
     last_bar: Latest[dt.datetime | None]
     quotes: Latest[Mapping[str, Quote]]
 
+
+QUOTE_LINES_OPEN = Gauge("quote_lines_open", "option quote streams open now (IB market data lines)")
 
 # -- state that outlives the link subtree ---------------------------------------------------------
 
@@ -349,7 +352,7 @@ async def _sync_quotes(ctx: ActorContext, client: LinkClient, inbox: Inbox,
                     scope = trio.CancelScope()
                     running[key] = scope
                     nursery.start_soon(_stream_quote, ctx, client, spec, scope, outbox)
-            ctx.node.extra["quote_lines"] = len(running)
+            ctx.gauge(QUOTE_LINES_OPEN, len(running))
             wanted, _ = await inbox.wanted_quotes.wait_transition()
 
 
