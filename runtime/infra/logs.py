@@ -67,8 +67,41 @@ class HumanFormatter(logging.Formatter):
         return f"{ts} {record.levelname:<8} [{record.name}] {text}"
 
 
+HUMAN_QUEUE_LINES = 10_000
+"""Human log lines waiting for the writer thread; past that (a disk stalled for minutes) new lines
+are dropped and counted, and a WARNING line says how many once the writer catches up."""
+
+
 class _PreformattedQueueHandler(logging.handlers.QueueHandler):
-    """Formats on the caller's thread (cheap), ships only the finished line to the writer."""
+    """Formats on the caller's thread (cheap), ships only the finished line to the writer.
+
+    Bounded like the journal: a stalled disk costs dropped lines (counted and reported in the
+    log), never an actor blocked or the process's memory (logging.Handler.handle holds the
+    handler's lock around `emit`, so the counter needs no other).
+    """
+
+    def __init__(self, q: queue.SimpleQueue[logging.LogRecord],
+                 capacity: int = HUMAN_QUEUE_LINES) -> None:
+        super().__init__(q)
+        self._lines = q
+        self.capacity = capacity
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._lines.qsize() >= self.capacity:
+            self.dropped += 1
+            return
+        try:
+            if self.dropped:
+                note = logging.makeLogRecord({
+                    "msg": "%d log lines were dropped: the log writer fell behind",
+                    "args": (self.dropped,), "levelno": logging.WARNING,
+                    "levelname": "WARNING", "name": "runtime.logs"})
+                self.dropped = 0
+                self.enqueue(self.prepare(note))
+            self.enqueue(self.prepare(record))
+        except Exception:
+            self.handleError(record)
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         line = self.format(record)

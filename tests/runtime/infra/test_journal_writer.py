@@ -205,3 +205,28 @@ def test_close_logging_now_writes_out_both_logs_before_a_hard_process_exit(
     assert done.returncode == 1
     assert [e["n"] for e in read_jsonl(tmp_path / "events.jsonl")] == list(range(2000))
     assert "ending the process" in (tmp_path / "bot.log").read_text(encoding="utf-8")
+
+
+def test_a_stalled_human_log_drops_new_lines_and_says_how_many_once_it_catches_up() -> None:
+    import logging
+    import queue as q
+
+    from runtime.infra.logs import HumanFormatter, _PreformattedQueueHandler
+    lines: q.SimpleQueue[logging.LogRecord] = q.SimpleQueue()
+    handler = _PreformattedQueueHandler(lines, capacity=3)
+    handler.setFormatter(HumanFormatter())
+    logger = logging.getLogger("tests.human.stalled")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for i in range(5):                  # nobody drains: a disk that stalls
+            logger.warning("line %d", i)
+        assert (lines.qsize(), handler.dropped) == (3, 2)
+        kept = [lines.get_nowait().getMessage() for _ in range(3)]
+        assert [k.endswith(f"line {i}") for i, k in enumerate(kept)] == [True] * 3
+        logger.warning("line 5")           # the writer caught up
+        after = [lines.get_nowait().getMessage() for _ in range(2)]
+    finally:
+        logger.removeHandler(handler)
+    assert "[runtime.logs] 2 log lines were dropped" in after[0]
+    assert after[1].endswith("line 5") and handler.dropped == 0
