@@ -54,7 +54,7 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-class _Fatal(Exception):
+class FatalInChild(Exception):
     """Marker: a KeyboardInterrupt/SystemExit inside a child must not be swallowed."""
 
 
@@ -63,7 +63,7 @@ def is_operational(exc: BaseException) -> bool:
     return all(isinstance(e, OperationalFailure | ExpectedRestart) for e in _leaves(exc))
 
 
-def _classify(exc: BaseException) -> tuple[BaseException | None, bool, float | None]:
+def classify(exc: BaseException) -> tuple[BaseException | None, bool, float | None]:
     """(failure or None for a pure cancellation, expected?, delay).
 
     Raises the original exception back for KeyboardInterrupt/SystemExit, which end the
@@ -79,7 +79,7 @@ def _classify(exc: BaseException) -> tuple[BaseException | None, bool, float | N
     assert rest is not None
     leaves = _leaves(rest)
     if any(not isinstance(e, Exception) for e in leaves):
-        raise _Fatal from exc
+        raise FatalInChild from exc
     expected = all(isinstance(e, ExpectedRestart) for e in leaves)
     delays = [e.delay for e in leaves if isinstance(e, ExpectedRestart) and e.delay is not None]
     return rest, expected, (min(delays) if expected and delays else None)

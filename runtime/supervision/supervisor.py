@@ -40,10 +40,10 @@ import trio
 
 from runtime.supervision.failures import (
     ExpectedRestart,
+    FatalInChild,
     OperationalFailure,
     SupervisorGaveUp,
-    _classify,
-    _Fatal,
+    classify,
     describe_error,
     is_operational,
 )
@@ -253,8 +253,8 @@ class Supervisor:
                         await c.spec.run(c.node, ready)
                 except BaseException as exc:
                     try:
-                        error, expected, delay = _classify(exc)
-                    except _Fatal:
+                        error, expected, delay = classify(exc)
+                    except FatalInChild:
                         raise exc from None
                     if error is None:
                         raise
