@@ -50,6 +50,7 @@ from runtime.gateway.symbol_gate import SymbolGate
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 from runtime.supervision.supervisor import OperationalFailure
+from runtime.supervision.tree import Gauge
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -70,6 +71,8 @@ class Outbox:
     quotes: Latest[Mapping[str, Quote]]
     symbols: Latest[FeedSymbols]                      # the symbols without data, and why
 
+
+QUOTE_LINES_OPEN = Gauge("quote_lines_open", "option quote streams open now (IB market data lines)")
 
 # -- state that outlives the link subtree ---------------------------------------------------------
 
@@ -429,7 +432,7 @@ async def _sync_quotes(ctx: ActorContext, client: LinkClient, inbox: Inbox,
                     scope = trio.CancelScope()
                     running[key] = scope
                     nursery.start_soon(_stream_quote, ctx, client, spec, scope, outbox)
-            ctx.node.extra["quote_lines"] = len(running)
+            ctx.gauge(QUOTE_LINES_OPEN, len(running))
             wanted, _ = await inbox.wanted_quotes.wait_transition()
 
 

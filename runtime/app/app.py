@@ -23,6 +23,10 @@ the link subtree, so a Gateway restart never touches it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import trio
 
 from actors import (
@@ -55,16 +59,44 @@ LINK_BACKOFF = Backoff(initial=0.25, maximum=30.0, factor=2.0, jitter=0.2, reset
 LINK_EXHAUSTED_RETRY = 60.0
 
 
-def build_tree(w: Wiring, env: ActorEnv, transport: Transport | None = None, *,
-               link_memory: gateway_link.Memory | None = None,
-               selector_tuning: strategy_selector.Tuning | None = None) -> SupervisorSpec:
+@dataclass(frozen=True)
+class TreeOptions:
+    """Every per-actor tuning and stand-in, in one place; None = the production default.
+
+    Tests, the demo and the soak shorten timings or swap the Gateway for the simulated
+    transport here, and `build_tree` hands each actor its own as an explicit argument (the
+    `services` dict these used to travel in is on its way out, issue 17).
+    """
+
+    transport: Transport | None = None       # the Gateway: ib_async over TCP unless given
+    notifier_config: notifier.NotifierConfig | None = None
+    probe_config: resource_probe.ProbeConfig | None = None
+    probe_sampler: resource_probe.Sampler | None = None   # CPU/RSS/disk readings (psutil)
+    guard_tuning: mode_guard.Tuning | None = None
+    router_tuning: order_router.Tuning | None = None
+    selector_tuning: strategy_selector.Tuning | None = None
+
+    @classmethod
+    def from_services(cls, services: Mapping[str, Any]) -> TreeOptions:
+        """The same options from the old services keys (until every caller passes these)."""
+        return cls(transport=services.get("transport"),
+                   notifier_config=services.get(notifier.CONFIG_SERVICE),
+                   probe_config=services.get(resource_probe.CONFIG_SERVICE),
+                   probe_sampler=services.get(resource_probe.SAMPLER_SERVICE),
+                   guard_tuning=services.get(mode_guard.TUNING_SERVICE),
+                   router_tuning=services.get(order_router.TUNING_SERVICE),
+                   selector_tuning=services.get("strategy_selector.tuning"))
+
+
+def build_tree(w: Wiring, env: ActorEnv, options: TreeOptions | None = None, *,
+               link_memory: gateway_link.Memory | None = None) -> SupervisorSpec:
     """The whole tree, each actor wired to fresh clones of its channels per incarnation.
 
-    `transport` is how GatewayLink reaches a Gateway: real ib_async over TCP unless a test or
-    a simulation hands in another (tools.fake_gateway.sim_transport on a MockClock).
-    `selector_tuning`: the StrategySelector's knobs (tests shorten its plan poll); None is
-    production's defaults. Explicit typed arguments, not a services entry.
+    `options`: every tuning and stand-in (the Gateway transport: real ib_async over TCP unless
+    a test or a simulation hands in another, tools.fake_gateway.sim_transport on a MockClock).
+    `link_memory`: GatewayLink's memory, when the caller must reach it (the exhaustion hook).
     """
+    opts = options or TreeOptions.from_services(env.services)
 
     async def start_notifier(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await notifier.run(ctx, notifier.Inbox(alerts=w.alerts), notifier.Outbox(),
@@ -109,14 +141,14 @@ def build_tree(w: Wiring, env: ActorEnv, transport: Transport | None = None, *,
                                          governor=w.governor),
             strategy_selector.Outbox(signals=p.sender(w.signals), gameplan=w.gameplan,
                                      decision=w.decision),
-            selector_tuning, task_status=ts)
+            opts.selector_tuning, task_status=ts)
 
     # outage timing, sessions, client ids, breakers, and why the subtree restarted (storms)
     link_memory = link_memory or gateway_link.Memory()
     # wish list, cursors, disabled symbols; restarts recorded in the same ledger
     feed_memory = bar_feed.Memory(restarts=link_memory.restarts)
-    link_transport: Transport = transport or IbAsyncTransport(env.settings.ibkr_host,
-                                                              env.settings.ibkr_port)
+    link_transport: Transport = opts.transport or IbAsyncTransport(env.settings.ibkr_host,
+                                                                   env.settings.ibkr_port)
 
     async def start_link(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await gateway_link.run(

@@ -15,12 +15,17 @@ import trio
 from actors import gateway_link
 from config.market_calendar import ET
 from config.settings import Settings
-from runtime.app.app import build_tree
+from runtime.app.app import TreeOptions, build_tree
 from runtime.app.os_signals import watch_signals
 from runtime.app.wiring import Wiring
-from runtime.gateway.link_transport import Transport
 from runtime.infra.clock import Clock
-from runtime.infra.logs import Journal, open_logging, register_secret, set_log_clock
+from runtime.infra.logs import (
+    Journal,
+    close_logging_now,
+    open_logging,
+    register_secret,
+    set_log_clock,
+)
 from runtime.ops.health import serve_health
 from runtime.supervision.actor import ActorEnv
 from runtime.supervision.observe import TreeObserver, dump_periodically
@@ -47,8 +52,10 @@ class BotOptions:
     sim_speed: float = 1.0                   # ...running this many times faster than real time
     console: bool = True                     # also log to stderr
     handle_signals: bool = True              # False in tests that run several bots in one process
+    # (a bot that handles the signals owns the process: a shutdown stuck on an abandoned task
+    # ends the process, see _exit_stuck)
     services: dict[str, Any] = field(default_factory=dict)
-    transport: Transport | None = None       # None: real ib_async to IBKR_HOST:IBKR_PORT
+    tree: TreeOptions | None = None          # per-actor tunings (None: from `services`)
 
 
 @dataclass
@@ -94,6 +101,20 @@ async def run_bot(settings: Settings, options: BotOptions | None = None, *,
                       backup_count=settings.log_backup_count, level=settings.log_level,
                       console=options.console, events_file=settings.events_file) as journal:
         return await _run(settings, options, clock, journal, task_status)
+
+
+def _exit_stuck(journal: Journal, abandoned: list[str], reason: str, clock: Clock,
+                handle: BotHandle) -> None:
+    """The last step of the hard stop: tasks that ignored their cancellation cannot be killed
+    inside trio (it waits for every task), so the process ends without them, logs written out.
+    Exit code EXIT_GAVE_UP: the scheduler treats it as a crash and starts a fresh process."""
+    log.critical("Shutdown (%s): %s would not stop; ending the process without them",
+                 reason, ", ".join(abandoned))
+    journal.emit("shutdown", "runtime", reason=reason, exit_code=EXIT_GAVE_UP, clean=False,
+                 abandoned=abandoned,
+                 uptime_s=round((trio.current_time() - handle.started_at) * clock.speed, 3))
+    close_logging_now()
+    os._exit(EXIT_GAVE_UP)
 
 
 def log_startup(settings: Settings, journal: Journal, clock: Clock, options: BotOptions) -> None:
@@ -144,7 +165,7 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
     env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=wiring.alerts,
                    services=options.services)
     link_memory = gateway_link.Memory()
-    spec = build_tree(wiring, env, options.transport, link_memory=link_memory)
+    spec = build_tree(wiring, env, options.tree, link_memory=link_memory)
     root = build_nodes(spec)
 
     def link_exhausted(supervisor: TreeNode) -> None:
@@ -181,6 +202,8 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
             reason = handle.stop_reason
             log.info("Shutting down (%s): stopping actors in reverse start order", reason)
             await supervisor.stop(reason)
+            if supervisor.abandoned and options.handle_signals:
+                _exit_stuck(journal, supervisor.abandoned, reason, clock, handle)
             nursery.cancel_scope.cancel()
     except* SupervisorGaveUp as group:
         exit_code = EXIT_GAVE_UP

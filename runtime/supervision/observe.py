@@ -17,7 +17,7 @@ from runtime.infra.clock import Clock
 from runtime.infra.logs import Journal, log_block
 from runtime.supervision.channels import DropOldest
 from runtime.supervision.supervisor import ChildExit, SupervisionHooks
-from runtime.supervision.tree import TreeNode, render_tree
+from runtime.supervision.tree import ROOT_JOURNAL_DROPPED, TreeNode, render_tree
 
 log = logging.getLogger("runtime")
 
@@ -36,10 +36,22 @@ class TreeObserver(SupervisionHooks):
         self.on_exhausted = on_exhausted
 
     def dump(self, reason: str) -> dict[str, Any]:
+        self.root.set_gauge(ROOT_JOURNAL_DROPPED, self.journal.stats.dropped)
         tree = self.root.snapshot()
         log_block(log, f"Actor tree ({reason}):", render_tree(self.root))
         self.journal.emit("tree", "runtime", reason=reason, tree=tree)
         return tree
+
+    def stop_overdue(self, node: TreeNode, incarnation: int, grace: float) -> None:
+        title = f"{node.path} would not stop"
+        text = (f"incarnation {incarnation} ignored its cancellation for {grace:g}s and was "
+                "abandoned; the supervisor carried on without it")
+        self.journal.emit("actor_stop_overdue", node.path, incarnation=incarnation,
+                          grace_s=grace)
+        self.journal.emit("alert", node.path, severity="critical", title=title, text=text)
+        self.alerts.send_nowait(Alert(severity="critical", title=title, text=text,
+                                      source=node.path, ts=self.clock.now_utc(),
+                                      key=f"overdue:{node.path}"))
 
     def child_failed(self, exit: ChildExit) -> None:
         if not exit.expected:

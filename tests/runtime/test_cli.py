@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from config.settings import LIVE_TRADING_ACK_PHRASE
 from runtime.app.cli import main
+from tests.harness import wait_until_sync
 
 BAD_SETTINGS = [
     ({"IBKR_PORT": "abc"}, "IBKR_PORT"),
@@ -145,17 +145,16 @@ def _spawn(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[
 
 def _wait_for_line(path: Path, needle: str, proc: subprocess.Popen[str],
                    timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            text = path.read_text(encoding="utf-8")
-            if needle in text:
-                return text
+    def seen() -> bool:
+        if path.exists() and needle in path.read_text(encoding="utf-8"):
+            return True
         if proc.poll() is not None:
             raise AssertionError(f"process exited early ({proc.returncode}): "
                                  f"{proc.stderr.read() if proc.stderr else ''}")
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} not in {path} after {timeout}s")
+        return False
+
+    wait_until_sync(seen, timeout=timeout, poll=0.05)
+    return path.read_text(encoding="utf-8")
 
 
 def test_bad_setting_in_a_real_process_gives_one_line_and_no_traceback(

@@ -22,6 +22,7 @@ import trio.testing
 
 from config.market_calendar import ET, get_calendar
 from config.settings import load_settings
+from runtime.app.app import TreeOptions
 from runtime.app.bot import BotHandle, BotOptions, run_bot
 from runtime.gateway.restart_storm import STORM_PAUSE, STORM_RESTARTS
 from runtime.infra.clock import Clock
@@ -86,7 +87,7 @@ async def open_sim(tmp_path: Path, shared_data: Path, *,
     async with trio.open_nursery() as nursery:
         bot: BotHandle = await nursery.start(run_bot, load_settings(None, env), BotOptions(
             sim_start=START, console=False, handle_signals=False,
-            transport=SimTransport(gw)))
+            tree=TreeOptions(transport=SimTransport(gw))))
         bot.journal.add_tap(events.append)
         try:
             yield Sim(bot, gw, events)

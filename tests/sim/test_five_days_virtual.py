@@ -22,6 +22,7 @@ import trio.testing
 from config.market_calendar import ET, get_calendar
 from config.settings import load_settings
 from messages.link import LinkStatus
+from runtime.app.app import TreeOptions
 from runtime.app.bot import BotHandle, BotOptions, run_bot
 from runtime.infra.clock import Clock
 from tests.conftest import closed_port
@@ -88,7 +89,7 @@ async def test_five_trading_days_of_restarts_and_faults_keep_every_invariant(
     async with trio.open_nursery() as nursery:
         bot: BotHandle = await nursery.start(run_bot, settings, BotOptions(
             sim_start=start, console=False, handle_signals=False,
-            transport=SimTransport(gw)))
+            tree=TreeOptions(transport=SimTransport(gw))))
         bot.journal.add_tap(events.append)
         faults = await _scenario(gw, bot.clock, rng, sessions)
         await bot.clock.sleep_until(sessions[-1].close + dt.timedelta(hours=1))
