@@ -273,7 +273,14 @@ class _Selector:
         fields = {"kind": error.kind}
         if error.field is not None:
             fields["field"] = error.field
-        deadline = et_epoch(et_date_of(now_s), self.cfg.plan_deadline)
+        day = et_date_of(now_s)
+        deadline = et_epoch(day, self.cfg.plan_deadline)
+        if self.calendar.session(day) is None:    # no session today: nothing to trade, no alarm
+            self.problem_severity = "info"
+            self.ctx.alert("info", "No market session today: the gameplan can wait",
+                           f"{text}. Strategy C; a plan for the next session is checked then.",
+                           key="gameplan", **fields)
+            return
         if isinstance(error, GameplanStale) and now_s < deadline:
             self.problem_severity = "info"
             self.ctx.alert("info", "Waiting for today's gameplan",
@@ -288,7 +295,8 @@ class _Selector:
 
     def _escalate_at_deadline(self, at: float) -> None:
         day = et_date_of(at)
-        if self.plan is not None or self.deadline_alerted == day:
+        if self.plan is not None or self.deadline_alerted == day \
+                or self.calendar.session(day) is None:
             return
         self.deadline_alerted = day
         if self.problem_severity == "critical":

@@ -134,6 +134,26 @@ async def _stop_daily(handle: BotHandle) -> None:
     handle.request_stop("daily stop (DAILY_STOP_TIME)")
 
 
+async def _watch_affordability(handle: BotHandle) -> None:
+    """At start and on every new gameplan: can any allowed contract fit the budgets? One
+    warning with the numbers when not (doctrine/affordability.py), said once per answer."""
+    from runtime.app.affordability_note import affordability_warning
+
+    holder = handle.wiring.gameplan.value_holder
+    said: str | None = None
+    plan = holder.value
+    while True:
+        reading = handle.wiring.vix.value
+        text = affordability_warning(handle.settings, plan,
+                                     vix=reading.value if reading is not None else None)
+        if text is not None and text != said:
+            log.warning("%s", text)
+            handle.journal.emit("affordability", "runtime", fits=False, text=text,
+                                session_id=getattr(plan, "session_id", None))
+        said = text
+        plan, _ = await holder.wait_transition()
+
+
 async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: Journal,
                task_status: trio.TaskStatus[BotHandle]) -> int:
     log_startup(settings, journal, clock, options)
@@ -172,6 +192,7 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
             observer.dump("start")
             nursery.start_soon(dump_periodically, observer)
             nursery.start_soon(_stop_daily, handle)
+            nursery.start_soon(_watch_affordability, handle)
             task_status.started(handle)
             await handle.stop_requested.wait()
             reason = handle.stop_reason
