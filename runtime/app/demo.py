@@ -217,7 +217,7 @@ def demo_summary(events: list[dict[str, Any]], trades: list[dict[str, Any]],
               for t in exits]
     lines += [
         f"  P&L today: {pnl:+,.2f} USD realised over {len(fills)} fill(s) "
-        f"(commissions {commissions:,.2f}); "
+        f"(after {commissions:,.2f} in commissions); "
         + (f"{still_open} contract(s) still open" if still_open else "no position open")
         if fills else "  P&L today: no trade, so no P&L (see the entries refused above)",
         f"  actor restarts: {kinds['actor_restart']} (the link subtree; the brain kept its "
