@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-file", type=Path, default=None,
                    help="settings file (default: .env in the working directory)")
     p.add_argument("--check", action="store_true",
-                   help="validate settings and today's gameplan, print them; exit 0 ready, 2 bad setting "
-                        "or unreadable plan, 3 no valid plan, 4 no session today")
+                   help="validate settings and today's gameplan, print them; exit 0 ready, "
+                        "2 bad setting or unreadable plan, 3 no valid plan, 4 no session today")
     p.add_argument("--demo", action="store_true",
                    help="run against the embedded Gateway simulator in DRY_RUN on fast time")
     p.add_argument("--bars", type=Path, help="--demo: replay these 1-minute bars (CSV)")

@@ -1,7 +1,8 @@
 """Read a log directory: the human log and the event journal, rotated files included.
 
-The formats are fixed in docs/LOGGING.md; only `events.jsonl*` is the journal. Python's RotatingFileHandler names the newest
-backup `.1` and the oldest `.N`, so a file set is read `.N` first and the live file last.
+The formats are fixed in docs/LOGGING.md; only `events.jsonl*` is the journal (trades.jsonl
+is another format). Python's RotatingFileHandler names the newest backup `.1` and the oldest
+`.N`, so a file set is read `.N` first and the live file last.
 Reading is forgiving on purpose: the live files may end in a half-written line (the process is
 still running, or was killed mid-write), a journal may carry events this reader does not know,
 and a crash can leave garbage. Such lines are counted and reported, never fatal.
@@ -19,7 +20,6 @@ from pathlib import Path
 
 from config.market_calendar import UTC
 from tools.stability.events import KNOWN_EVENTS
-
 
 EVENT_JOURNAL_NAME = r"events\.jsonl(\.\d+)?"
 """Only the event journal is read: trades.jsonl (and any other .jsonl beside it) has another
