@@ -304,9 +304,8 @@ def _on_notice(session_box: list[LinkSession], outbox: Outbox, ctx: ActorContext
         return
     session = session_box[0]
     kind = notice.kind
-    if kind in ("lost", "restored", "restored_data_lost", "competing_session", "farm_down",
-                "pacing") or notice.code == 1300:
-        ctx.log.warning("Gateway %d: %s", notice.code, notice.text)
+    if kind in ("farm_down", "pacing") or notice.code == 1300:   # the others: their alert
+        ctx.log.warning("Gateway %d: %s", notice.code, notice.text)   # below is the one line
     if notice.code == 1300:
         session.mark_lost(f"Gateway port reset (1300): {notice.text}", 1300)
     elif kind == "lost":

@@ -37,6 +37,7 @@ leaves `option`, `contracts` and `limit_price` None.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -421,14 +422,16 @@ class _Selector:
             transient=d.transient, pivots=d.pivots, max_pivots=d.max_pivots, locked=d.locked,
             vix=d.vix, vix_ts=d.vix_ts, vix_gate=d.vix_gate, plan=d.plan_session_id,
             size_multiplier=d.size_multiplier, cause=cause)
-        self.ctx.log.info("Strategy %s (%s%s) at %s ET: %s", d.strategy, d.rule,
-                          ", locked" if d.locked else "",
-                          d.ts.astimezone(ET).strftime("%Y-%m-%d %H:%M:%S"),
-                          "; ".join(d.reasons))
+        changed = shown is None or shown.strategy != d.strategy
+        self.ctx.log.log(logging.DEBUG if changed else logging.INFO,   # the alert says it
+                         "Strategy %s (%s%s) at %s ET: %s", d.strategy, d.rule,
+                         ", locked" if d.locked else "",
+                         d.ts.astimezone(ET).strftime("%Y-%m-%d %H:%M:%S"),
+                         "; ".join(d.reasons))
         self.ctx.set_note(
             f"{d.strategy} ({d.rule}{', locked' if d.locked else ''}) pivots "
             f"{d.pivots}/{d.max_pivots}, plan {d.plan_session_id or 'none'}")
-        if shown is None or shown.strategy != d.strategy:
+        if changed:
             self.ctx.alert("info", f"Strategy {d.strategy} ({_NAMES[d.strategy]})",
                            "; ".join(d.reasons), key="strategy")
         if d.locked and (shown is None or not shown.locked or shown.day != d.day):

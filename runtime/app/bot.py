@@ -101,11 +101,19 @@ def log_startup(settings: Settings, journal: Journal, clock: Clock, options: Bot
     log.info("Configuration loaded: DRY_RUN=%s, PAPER_TRADING=%s",
              "true" if settings.dry_run else "false", "true" if settings.paper_trading else "false")
     log.info("%s", MODE_LINES[mode.value])
-    log.info("Effective settings: %s",
-             ", ".join(f"{k}={v}" for k, v in settings.redacted().items()))
+    log.info("Settings other than the defaults: %s (all of them: python -m runtime --check)",
+             ", ".join(f"{k}={v}" for k, v in non_default_settings(settings).items())
+             or "none")
     journal.emit("startup", "runtime", mode=mode.value, settings_hash=settings.settings_hash(),
                  pid=os.getpid(), version=VERSION, sim=options.sim_start is not None,
                  speed=options.sim_speed)
+
+
+def non_default_settings(settings: Settings) -> dict[str, str]:
+    """The redacted settings whose value differs from the default: a start line that fits on
+    a screen (the whole list, 600+ characters, is what --check prints)."""
+    defaults = type(settings).model_validate({}).redacted()
+    return {k: v for k, v in settings.redacted().items() if defaults.get(k) != v}
 
 
 def next_daily_stop(settings: Settings, now: dt.datetime) -> dt.datetime | None:

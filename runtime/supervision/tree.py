@@ -121,7 +121,8 @@ def render_snapshot(snapshot: dict[str, Any], depth: int = 0) -> list[str]:
                  f"up={_fmt_uptime(float(snapshot.get('uptime_s') or 0.0))}")
     channels = snapshot.get("channels") or {}
     if channels:
-        parts.append(" ".join(f"{k}={v}" for k, v in sorted(channels.items())))
+        # inbox depths (messages waiting), said so: "bars=0" read as "no bars seen"
+        parts.append("queued " + " ".join(f"{k}={v}" for k, v in sorted(channels.items())))
     if snapshot.get("note"):
         parts.append(f"({snapshot['note']})")
     error = snapshot.get("last_error")

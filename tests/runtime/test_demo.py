@@ -37,6 +37,8 @@ def test_the_demo_trades_through_a_gateway_restart_and_its_logs_earn_a_go(
     assert re.search(r"^  P&L today: [+-][\d,]+\.\d\d USD realised over \d+ fill", summary,
                      re.M), summary
     assert "Affordability" not in out          # the demo account fits: no warning
+    [started] = [x for x in out.splitlines() if "Bot started in DRY-RUN mode" in x]
+    assert "Gateway: up" in started and "link down" not in started    # no contradiction
     logdir = tmp_path / "logs" / "demo"
     assert (logdir / "events.jsonl").stat().st_size > 0
     report = subprocess.run([sys.executable, "-m", "tools.stability_report", str(logdir),
