@@ -452,3 +452,24 @@ def test_the_terminal_prints_the_reason_of_each_failed_criterion(
     out = capsys.readouterr().out
     assert "Verdict: NO-GO" in out
     assert "criterion 1 (No crashes) failed: " in out and "no shutdown record" in out
+
+
+def test_the_chart_spans_the_run_and_carries_the_pnl_of_the_fills(tmp_path: Path) -> None:
+    from tools.stability.chart import _pnl_points, _span, write_chart
+
+    j = _saturday(tmp_path)
+    j.start(sim=True)
+    for after, side, pnl in ((10, "BUY", -1.3), (10, "SELL", 76.7), (10, "BUY", -1.3),
+                             (15, "SELL", -139.3)):
+        j.at(after).event(
+            "fill", "root.order_router", order_ref="r", contract="SPY 2026-11-27 600C",
+            side=side, quantity=2, price=2.5, commission=1.3, mode="DRY_RUN", intent_id="i",
+            exec_id="e", realized_pnl=pnl, commission_estimated=True)
+    j.at(60).stop()
+    report = build_report(j.write())
+    assert [round(v, 2) for _, v, _ in _pnl_points(report)] == [-1.3, 75.4, 74.1, -65.2]
+    span = _span(report)
+    assert span is not None and span[1] - span[0] < dt.timedelta(hours=3)    # not a whole day
+    png = tmp_path / "chart.png"
+    write_chart(report, png)
+    assert png.stat().st_size > 10_000
