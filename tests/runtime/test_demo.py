@@ -48,3 +48,16 @@ def test_the_demo_trades_through_a_gateway_restart_and_its_logs_earn_a_go(
     assert "Verdict: GO" in report.stdout
     assert not (tmp_path / "state").exists()          # the demo never touches real state
     assert "secret-x" not in out                      # and never posts to a real webhook
+
+
+def test_the_summary_never_reads_a_setup_as_a_trade() -> None:
+    from runtime.app.demo import demo_summary
+
+    events = [{"event": "signal", "kind": "entry", "strategy": "A"}] * 4 + \
+        [{"event": "signal", "kind": "rejected", "strategy": "A"}] * 5 + \
+        [{"event": "order_rejected", "reason": "size: risk budget $18.00 < ..."}] * 4
+    text = demo_summary(events, [], Path("logs/demo"))
+    assert "entry setups: 4 signalled, 5 refused before the money path; 4 refused by the " \
+           "money path" in text
+    assert "order:" not in text and "fill:" not in text
+    assert "P&L today: no trade, so no P&L" in text
