@@ -402,8 +402,9 @@ def _on_notice(session_box: list[LinkSession], outbox: Outbox, ctx: ActorContext
             memory.unknown_codes.add(notice.code)
             ctx.log.warning("Gateway code %d not in the error policy (treated as "
                             "informational; logged once): %s", notice.code, notice.text)
-    elif p.error_class in (ErrorClass.CONNECTIVITY, ErrorClass.PACING) or \
-            notice.code in error_policy.FARM_DOWN:
+    elif p.error_class is ErrorClass.PACING or notice.code in error_policy.FARM_DOWN \
+            or notice.code in error_policy.PORT_RESET:
+        # the other connectivity codes (1100/1101/1102) are said once, by their alert below
         ctx.log.warning("Gateway %d: %s", notice.code, notice.text)
     elif p.error_class in (ErrorClass.PERMANENT, ErrorClass.PERMISSION):
         ctx.log.info("Gateway %d for request %d: %s", notice.code, notice.request_id,

@@ -125,11 +125,19 @@ def log_startup(settings: Settings, journal: Journal, clock: Clock, options: Bot
     log.info("Configuration loaded: DRY_RUN=%s, PAPER_TRADING=%s",
              "true" if settings.dry_run else "false", "true" if settings.paper_trading else "false")
     log.info("%s", MODE_LINES[mode.value])
-    log.info("Effective settings: %s",
-             ", ".join(f"{k}={v}" for k, v in settings.redacted().items()))
+    log.info("Settings other than the defaults: %s (all of them: python -m runtime --check)",
+             ", ".join(f"{k}={v}" for k, v in non_default_settings(settings).items())
+             or "none")
     journal.emit("startup", "runtime", mode=mode.value, settings_hash=settings.settings_hash(),
                  pid=os.getpid(), version=VERSION, sim=options.sim_start is not None,
                  speed=options.sim_speed)
+
+
+def non_default_settings(settings: Settings) -> dict[str, str]:
+    """The redacted settings whose value differs from the default: a start line that fits on
+    a screen (the whole list, 600+ characters, is what --check prints)."""
+    defaults = type(settings).model_validate({}).redacted()
+    return {k: v for k, v in settings.redacted().items() if defaults.get(k) != v}
 
 
 def next_daily_stop(settings: Settings, now: dt.datetime) -> dt.datetime | None:
@@ -156,6 +164,26 @@ async def _stop_daily(handle: BotHandle) -> None:
     log.info("Daily stop scheduled at %s ET (DAILY_STOP_TIME)", f"{stop:%Y-%m-%d %H:%M}")
     await handle.clock.sleep_until(stop)
     handle.request_stop("daily stop (DAILY_STOP_TIME)")
+
+
+async def _watch_affordability(handle: BotHandle) -> None:
+    """At start and on every new gameplan: can any allowed contract fit the budgets? One
+    warning with the numbers when not (doctrine/affordability.py), said once per answer."""
+    from runtime.app.affordability_note import affordability_warning
+
+    holder = handle.wiring.gameplan.value_holder
+    said: str | None = None
+    plan = holder.value
+    while True:
+        reading = handle.wiring.vix.value
+        text = affordability_warning(handle.settings, plan,
+                                     vix=reading.value if reading is not None else None)
+        if text is not None and text != said:
+            log.warning("%s", text)
+            handle.journal.emit("affordability", "runtime", fits=False, text=text,
+                                session_id=getattr(plan, "session_id", None))
+        said = text
+        plan, _ = await holder.wait_transition()
 
 
 async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: Journal,
@@ -197,6 +225,7 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
             observer.dump("start")
             nursery.start_soon(dump_periodically, observer)
             nursery.start_soon(_stop_daily, handle)
+            nursery.start_soon(_watch_affordability, handle)
             task_status.started(handle)
             await handle.stop_requested.wait()
             reason = handle.stop_reason
