@@ -22,9 +22,11 @@ EVENT_CLASSES: Mapping[str, str] = {
     # lifecycle
     "startup": "lifecycle", "shutdown": "lifecycle", "tree": "lifecycle",
     "actor_restart": "lifecycle", "actor_failed": "lifecycle", "health_listening": "lifecycle",
+    "actor_stop_overdue": "lifecycle", "journal_dropped": "operations",
     # link
     "link_up": "link", "link_down": "link", "link_connect_failed": "link", "request": "link",
-    "mode_check": "link", "feed_stale": "link",
+    "mode_check": "link", "feed_stale": "link", "link_outage": "link", "link_storm": "link",
+    "symbol_disabled": "link", "symbol_enabled": "link",
     # market
     "bar": "market", "bar_gap": "market", "bar_refused": "market",
     # brain
