@@ -26,6 +26,7 @@ EXIT_NO_VALID_PLAN = 3
 EXIT_NO_SESSION = 4
 
 _UNREADABLE_KINDS = frozenset({"unreadable", "invalid_json"})
+_NORMAL_WITHOUT_SESSION = frozenset({"missing", "stale"})
 
 
 def run_check(settings: Settings, today: dt.date | None = None) -> int:
@@ -45,7 +46,9 @@ def run_check(settings: Settings, today: dt.date | None = None) -> int:
     if session is None:
         if problem is None:
             print(f"Gameplan {settings.gameplan_path}: valid for {today.isoformat()}")
-        else:   # said the same way as on a session day, but it stops nothing today
+        elif kind in _NORMAL_WITHOUT_SESSION:   # no plan for a day off is no problem
+            print(f"(gameplan: {problem})")
+        else:   # a plan written wrong: said as on a session day, though it stops nothing today
             print(f"error: gameplan: {problem}", file=sys.stderr)
         print(f"Nothing to do today: no market session on {today.isoformat()} "
               f"(exit {EXIT_NO_SESSION})")
