@@ -52,6 +52,7 @@ from doctrine.risk import (
     loss_limit,
     opened_today,
     pdt_left,
+    short_unrealized,
     unrealized,
 )
 from messages.base import Message
@@ -73,6 +74,7 @@ from messages.orders import (
     PositionView,
     RouterStatus,
     SessionVerdict,
+    ShortView,
     SizingBudget,
 )
 from runtime.gateway.gateway_schedule import in_restart_window
@@ -176,6 +178,8 @@ class _Guard:
         self.router_reconciled = 0
         self.router_fault: str | None = None
         self.positions: tuple[PositionView, ...] | None = None
+        self.shorts: tuple[ShortView, ...] = ()         # short options at the broker (alarm)
+        self.loss_unconfirmed: str | None = None        # a breach only missing marks make
         self.equity_reported: float | None = None
         self.marks: dict[str, float] = {}
         self.exits_sent: dict[str, str] = {}           # option key -> exit intent id
@@ -263,10 +267,27 @@ class _Guard:
         complete = all(p.option_key in fresh for p in self.positions or ())
         return fresh, complete
 
+    def fresh_asks(self) -> dict[str, float]:
+        """Asks of the SHORT positions from this session's fresh quotes."""
+        now = self.ctx.clock.now_utc()
+        sid = self.inbox.link_state.value.session_id
+        out: dict[str, float] = {}
+        for s in self.shorts:
+            q = self.inbox.quotes.value.get(s.option_key)
+            if q is None or q.ask is None or not q.ask > 0 or \
+                    (q.session_id is not None and q.session_id != sid) or \
+                    (now - q.ts).total_seconds() > self.tuning.quote_max_age_market_s:
+                continue
+            out[s.option_key] = q.ask
+        return out
+
     def pnl_today(self) -> float:
-        marks = {p.option_key: self.marks[p.option_key] for p in self.positions or ()
-                 if p.option_key in self.marks}
-        return self.risk.realized_today + unrealized(self.positions or (), marks)
+        """Realised plus open P&L at CONSERVATIVE marks: a long without a fresh bid counts at
+        zero (a stale mark must not hide a loss), a short at its ask."""
+        fresh, _ = self.fresh_marks()
+        return self.risk.realized_today + \
+            unrealized(self.positions or (), fresh, missing_at_zero=True) + \
+            short_unrealized(self.shorts, self.fresh_asks())
 
     def limit(self) -> float | None:
         plan = self.plan
@@ -318,6 +339,12 @@ class _Guard:
         if link.exhausted:
             halts.append("Gateway link exhausted its restarts (retrying slowly)")
             fault = True
+        if self.shorts:
+            halts.append("short option position at the broker: " +
+                         ", ".join(f"{s.option_key} -{s.contracts}" for s in self.shorts))
+            fault = True
+        if self.loss_unconfirmed:
+            halts.append(self.loss_unconfirmed)
         if self.risk.kill_switch:
             halts.append("kill switch engaged")
         if self.risk.halted_day == today:
@@ -342,11 +369,13 @@ class _Guard:
             TradingState.REDUCING if reducing else TradingState.ACTIVE
         reasons = tuple(halts or reducing)
         old = self.status if self.status is not None else self.outbox.trading.value
+        kill = self.risk.kill_switch
         if self.status is not None and old.state is state and old.reasons == reasons \
-                and old.fault == fault:
+                and old.fault == fault and old.kill_switch == kill:
             return
         since = old.since if old.state is state and old.since else now
-        status = TradingStatus(state=state, reasons=reasons, since=since, fault=fault)
+        status = TradingStatus(state=state, reasons=reasons, since=since, fault=fault,
+                               kill_switch=kill)
         self.status = status
         self.outbox.trading.set(status)
         self.ctx.set_note(f"{state.value}" + (f": {reasons[0]}" if reasons else ""))
@@ -394,10 +423,28 @@ class _Guard:
 
     # -- limits and exits --------------------------------------------------------------------
     def _check_limits(self, today: dt.date) -> None:
-        self.fresh_marks()
+        fresh, complete = self.fresh_marks()
+        missing = sorted(p.option_key for p in self.positions or () if p.option_key not in fresh)
+        if missing or self.ctx.node.extra.get("marks_missing"):
+            self.ctx.node.extra["marks_missing"] = missing     # visible in the tree
+        complete = complete and (not self.shorts or
+                                 len(self.fresh_asks()) == len(self.shorts))
         limit = self.limit()
         pnl = self.pnl_today()
-        if self.risk.halted_day != today and daily_loss_breached(pnl, limit):
+        breached = daily_loss_breached(pnl, limit)
+        # a breach that only the missing marks make halts entries until the quotes are back;
+        # flattening on it would sell at whatever bid returns first (the sell needs one anyway)
+        unconfirmed = None
+        if breached and not complete and self.risk.halted_day != today:
+            unconfirmed = (f"daily loss limit possibly reached ({pnl:,.2f} with positions "
+                           "lacking a fresh quote counted at zero)")
+            breached = False
+        if unconfirmed != self.loss_unconfirmed:
+            self.loss_unconfirmed = unconfirmed
+            if unconfirmed:
+                self.ctx.alert("warning", "Marks missing: entries halted", unconfirmed,
+                               key="loss-unconfirmed")
+        if self.risk.halted_day != today and breached:
             assert limit is not None
             self.risk.halted_day = today
             self.risk.halted_reason = (f"daily loss {pnl:,.2f} reached the limit "
@@ -605,6 +652,7 @@ class _Guard:
                 if bool(ev.positions) != bool(self.positions):
                     self.wake.set()              # flat <-> holding changes the check rate
                 self.positions = ev.positions
+                self.shorts = ev.shorts
                 self.ctx.node.extra["positions"] = len(ev.positions)
                 held = {p.option_key for p in ev.positions}
                 for key in [k for k in self.exits_sent if k not in held]:

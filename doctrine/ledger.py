@@ -223,7 +223,34 @@ class Ledger:
         self.last_exec_time: dt.datetime | None = None
         self.epoch = 0
         self.epoch_key = ""
+        self.bound_mode: str | None = None      # the mode and account this ledger was written
+        self.bound_account: str | None = None   # for: another one refuses it (fail closed)
         self._changes: list[Change] = []
+
+    def binding_problem(self, mode: str, account: str | None = None) -> str | None:
+        """Why this ledger must not be used in `mode` on `account` (None: it may).
+
+        A ledger written in DRY_RUN holds simulated positions; carried into PAPER or LIVE its
+        exits would sell contracts the account does not hold. An unbound ledger (written before
+        the binding existed) is accepted only when it holds nothing: no position, no open intent.
+        """
+        if self.bound_mode is None:
+            if self.positions or self.open_intents():
+                return (f"it holds {len(self.positions)} position(s) and "
+                        f"{len(self.open_intents())} open intent(s) but does not say which "
+                        f"mode wrote it; running {mode}")
+            return None
+        if self.bound_mode != mode:
+            return f"it was written in {self.bound_mode} mode; running {mode}"
+        if account is not None and self.bound_account is not None and \
+                self.bound_account != account:
+            return f"it was written for account {self.bound_account}; the Gateway has {account}"
+        return None
+
+    def bind(self, mode: str, account: str | None = None) -> None:
+        self.bound_mode = mode
+        if account is not None:
+            self.bound_account = account
 
     def enter_session(self, key: str) -> int:
         """A broker session (process + Gateway session) starts a new epoch; same key, same.
@@ -801,6 +828,7 @@ class Ledger:
             "suspects": {k: list(v) for k, v in self.suspects.items()},
             "last_exec_time": _ts(self.last_exec_time),
             "epoch": self.epoch, "epoch_key": self.epoch_key,
+            "bound_mode": self.bound_mode, "bound_account": self.bound_account,
         }
 
     @classmethod
@@ -829,6 +857,9 @@ class Ledger:
                             for k, v in dict(doc.get("suspects", {})).items()}
             led.last_exec_time = _ts_in(doc.get("last_exec_time"))
             led.epoch, led.epoch_key = int(doc["epoch"]), str(doc["epoch_key"])
+            mode, account = doc.get("bound_mode"), doc.get("bound_account")
+            led.bound_mode = str(mode) if mode is not None else None
+            led.bound_account = str(account) if account is not None else None
             return led
         except LedgerError:
             raise

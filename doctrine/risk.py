@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from messages.orders import FillReport, PositionView
+from messages.orders import FillReport, PositionView, ShortView
 
 PDT_LIMIT = 3
 PDT_WINDOW_SESSIONS = 5
@@ -208,14 +208,30 @@ def opened_today(positions: Iterable[PositionView], today: dt.date) -> int:
     return sum(1 for p in positions if p.opened_day == today and p.contracts > 0)
 
 
-def unrealized(positions: Iterable[PositionView], marks: Mapping[str, float]) -> float:
-    """Open P&L at the given marks (bids); a position without a mark counts at entry."""
+def unrealized(positions: Iterable[PositionView], marks: Mapping[str, float], *,
+               missing_at_zero: bool = False) -> float:
+    """Open P&L at the given marks (bids). A position without a mark counts at entry, or —
+    `missing_at_zero`, the conservative reading the loss limit uses — at a bid of zero: a
+    quote that stopped coming must not hide a loss."""
     total = 0.0
     for p in positions:
         mark = marks.get(p.option_key)
         if mark is None:
-            continue
+            if not missing_at_zero:
+                continue
+            mark = 0.0
         total += (mark - p.entry_premium) * p.contracts * p.option.multiplier
+    return total
+
+
+def short_unrealized(shorts: Iterable[ShortView], asks: Mapping[str, float]) -> float:
+    """Open P&L of SHORT positions (never ours, an alarm) at the ask it costs to buy them back;
+    without a fresh ask, conservatively at twice the credit received (a 100 % loss)."""
+    total = 0.0
+    for s in shorts:
+        ask = asks.get(s.option_key)
+        cost = ask if ask is not None else 2.0 * s.credit
+        total += (s.credit - cost) * s.contracts * s.option.multiplier
     return total
 
 

@@ -129,9 +129,20 @@ class PositionView(Message):
     managed: bool = True                  # False: found at reconciliation, not ours
 
 
+class ShortView(Message):
+    """A SHORT option position at the broker. Never the bot's intent: an alarm (entries halt,
+    it is marked at the ask and counts against the daily loss; the operator closes it)."""
+
+    option_key: str
+    option: OptionSpec
+    contracts: int = Field(gt=0)          # how many contracts are short
+    credit: float                         # premium received per share (IB avgCost / multiplier)
+
+
 class PositionsReport(Message):
     ts: UtcDatetime
     positions: tuple[PositionView, ...]
+    shorts: tuple[ShortView, ...] = ()
 
 
 class FillReport(Message):

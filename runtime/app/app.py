@@ -77,7 +77,8 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
         await order_router.run(
             ctx,
             order_router.Inbox(orders=p.receiver(w.orders), broker=p.receiver(w.broker_events),
-                               link_state=w.link_state, quotes=w.quotes, gameplan=w.gameplan),
+                               link_state=w.link_state, quotes=w.quotes, gameplan=w.gameplan,
+                               trading=w.trading),
             order_router.Outbox(order_events=p.sender(w.order_events),
                                 link_requests=p.sender(w.link_requests),
                                 wanted_quotes=w.wanted_quotes),

@@ -18,6 +18,7 @@ from actors import order_router
 from doctrine.ledger import Ledger
 from messages.base import Message
 from messages.brain import EntrySignal
+from messages.control import TradingState, TradingStatus
 from messages.link import OptionChain, OptionChainRequest
 from messages.orders import (
     AccountValues,
@@ -141,7 +142,9 @@ async def open_router(a: Actors, link: FakeLink | None = None,
     link = link or FakeLink(a)
     inbox = order_router.Inbox(orders=w.orders.clone_receiver(),
                                broker=w.broker_events.clone_receiver(),
-                               link_state=w.link_state, quotes=w.quotes, gameplan=w.gameplan)
+                               link_state=w.link_state, quotes=w.quotes, gameplan=w.gameplan,
+                               trading=w.trading)
+    w.trading.set(TradingStatus(state=TradingState.ACTIVE))   # the tests play ModeGuard
     outbox = order_router.Outbox(order_events=w.order_events.clone_sender(),
                                  link_requests=w.link_requests.clone_sender(),
                                  wanted_quotes=w.wanted_quotes)
@@ -289,6 +292,7 @@ def _held_ledger(a: Actors) -> None:
     from messages.orders import BrokerExecution
 
     led = Ledger()
+    led.bind(a.env.settings.mode.value)       # written by this bot in this mode
     now = a.env.clock.now_utc()
     led.open_entry("E0", option=SPY_CALL, strategy="A", contracts=2, limit=2.0,
                    take_profit=None, stop_loss=None, deadline=now, now=now)

@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import trio
 
@@ -63,6 +61,7 @@ from doctrine.options import (
 )
 from doctrine.params import force_close_dte, params_for
 from messages.base import Message
+from messages.control import TradingState, TradingStatus
 from messages.link import LinkState, OptionChain, OptionChainRequest
 from messages.market import OptionSpec, Quote
 from messages.orders import (
@@ -75,6 +74,7 @@ from messages.orders import (
     BrokerOrderError,
     BrokerOrders,
     BrokerOrderStatus,
+    BrokerPosition,
     BrokerPositions,
     CancelEntries,
     CancelOrder,
@@ -85,6 +85,7 @@ from messages.orders import (
     ExecutionsRequest,
     ExitIntent,
     FillReport,
+    IntentState,
     IntentUpdate,
     OpenOrdersRequest,
     OrderLeg,
@@ -95,6 +96,7 @@ from messages.orders import (
     PositionView,
     RouterStatus,
     SessionVerdict,
+    ShortView,
 )
 from runtime.gateway.link_client import (
     Envelope,
@@ -108,6 +110,9 @@ from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 
+from .gate import GateView, SellView, entry_refusal, replace_refusal, sell_refusal
+from .journal import TRADES_FILE, TradeJournal
+
 # -- inbox and outbox -----------------------------------------------------------------------------
 
 
@@ -118,6 +123,7 @@ class Inbox:
     link_state: Latest[LinkState]
     quotes: Latest[Mapping[str, Quote]]
     gameplan: Latest[Gameplan | None]
+    trading: Latest[TradingStatus]                      # ModeGuard's: the gate reads it
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,6 @@ class Outbox:
 STATE_NAME = "ledger"
 TUNING_SERVICE = "order_router.tuning"
 PROCESS_SERVICE = "order_router.process"
-TRADES_FILE = "trades.jsonl"
 FEE_PER_CONTRACT_ROUND_TRIP = 2 * 0.65
 """Sizing counts IB's option commission both ways (the doctrine's fee per contract)."""
 
@@ -157,36 +162,6 @@ class Tuning:
     slippage: float = 0.0                    # dry-run fills (per share)
 
 
-# -- the trade journal ----------------------------------------------------------------------------
-
-
-class TradeJournal:
-    """`logs/trades.jsonl`: one JSON line per decision, order, fill, exit and P&L."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
-
-    def write(self, ts: dt.datetime, kind: str, **fields: Any) -> None:
-        record = {"ts": ts.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"), "kind": kind,
-                  **fields}
-        try:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
-            self._file.write(json.dumps(record, default=str, allow_nan=False) + "\n")
-            self._file.flush()
-        except (OSError, ValueError):
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-            self._file = None
-
-
 # -- the actor ------------------------------------------------------------------------------------
 
 
@@ -205,6 +180,7 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
             nursery.start_soon(router.broker_events)
             nursery.start_soon(router.sessions)
             nursery.start_soon(router.housekeeping)
+            nursery.start_soon(router.watch_trading)
             for intent in router.ledger.open_intents("exit"):
                 router.start_exit(intent.intent_id)
     finally:
@@ -239,6 +215,13 @@ class _Router:
         self._positions_sent_at = -math.inf
         self._exit_failures: dict[str, int] = {}
         self._saved: dict[str, Any] | None = None      # what the state file holds
+        # the latest COMPLETE broker position snapshot (option key -> contracts, signed), and
+        # the session it was taken on: a sell never exceeds it (gate.py)
+        self.broker_held: dict[str, int] | None = None
+        self.broker_held_session = 0
+        self.shorts: dict[str, BrokerPosition] = {}       # short options at the broker (alarm)
+        self.choosing: dict[str, trio.CancelScope] = {}   # entries still being chosen
+        self.resubmitting: set[str] = set()
 
     # -- persistence -------------------------------------------------------------------------
     def restore(self) -> None:
@@ -246,13 +229,22 @@ class _Router:
             doc = self.store.load(STATE_NAME)
             if doc is not None:
                 self.ledger = Ledger.from_dict(doc)
+                problem = self.ledger.binding_problem(self.mode.value)
+                if problem is not None:
+                    raise LedgerError(f"refused for {self.mode.value}: {problem}")
+                self.ledger.bind(self.mode.value)
                 self.ctx.log.info(
                     "order ledger restored: %d open intent(s), %d position(s) %s",
                     len(self.ledger.open_intents()), len(self.ledger.positions),
                     ", ".join(f"{k} x{p.contracts}" for k, p in self.ledger.positions.items()))
+            else:
+                self.ledger.bind(self.mode.value)
         except (StateUnreadable, LedgerError) as exc:
-            self.fault = f"order ledger unreadable: {exc}"
-            self.ctx.alert("critical", "Order ledger unreadable: trading halted",
+            word = "refused" if str(exc).startswith("refused for") else "unreadable"
+            self.fault = f"order ledger {word}: {exc}"
+            self.ctx.log.critical("Trading HALTED: order ledger %s %s: %s",
+                                  self.store.path(STATE_NAME), word, exc)
+            self.ctx.alert("critical", f"Order ledger {word}: trading halted",
                            f"{exc}. The bot cannot know its orders and positions, so it places "
                            "nothing. Restore or remove the file (the broker's positions stay as "
                            "they are) and restart.", key="ledger-state")
@@ -276,8 +268,10 @@ class _Router:
                 self.persist_error = None
         except (OSError, ValueError) as exc:
             if self.persist_error is None:
-                self.ctx.alert("critical", "Order ledger cannot be saved: no new entries",
-                               f"{exc}: a crash now could lose orders; exits continue",
+                self.ctx.alert("critical", "Order ledger cannot be saved: no new orders",
+                               f"{exc}: nothing is sent until it can be saved (an order not "
+                               "written first could be lost in a crash). Native take-profit/"
+                               "stop-loss orders stay working at the broker; exits wait.",
                                key="ledger-save")
             self.persist_error = str(exc)
         for change in self.ledger.take_changes():
@@ -372,18 +366,30 @@ class _Router:
             managed=p.managed) for p in sorted(led.positions.values(), key=lambda p: p.key)
             if p.contracts > 0)
 
+    def shorts_view(self) -> tuple[ShortView, ...]:
+        out = []
+        for key, p in sorted(self.shorts.items()):
+            if p.option is None:
+                continue
+            mult = p.option.multiplier or 100
+            out.append(ShortView(option_key=key, option=p.option, contracts=-round(p.quantity),
+                                 credit=round(p.avg_cost / mult, 4) if p.avg_cost > 0 else 0.0))
+        return tuple(out)
+
     def _send_positions(self, *, force: bool = False) -> None:
         view = self.positions_view()
-        if not force and view == self._last_positions:
+        if not force and view == self._last_positions and not self.shorts:
             return
         self._last_positions = view
         self._positions_sent_at = trio.current_time()
-        self._send(PositionsReport(ts=self.ctx.clock.now_utc(), positions=view))
+        self._send(PositionsReport(ts=self.ctx.clock.now_utc(), positions=view,
+                                   shorts=self.shorts_view()))
         self.ctx.node.extra["positions"] = {p.option_key: p.contracts for p in view}
 
     def _publish_wanted(self) -> None:
         wanted = frozenset({p.option for p in self.ledger.positions.values()} |
-                           set(self.candidates.values()))
+                           set(self.candidates.values()) |
+                           {p.option for p in self.shorts.values() if p.option is not None})
         if wanted != self.outbox.wanted_quotes.value:
             self.outbox.wanted_quotes.set(wanted)
 
@@ -396,6 +402,41 @@ class _Router:
         if self.mode is Mode.DRY_RUN:
             return True
         return self.verdicts.get(self.session) is True and self.reconciled == self.session
+
+    # -- the pre-trade gate (gate.py): built at the last moment, before anything is sent ------
+    def gate_view(self) -> GateView:
+        return GateView(trading=self.inbox.trading.value,
+                        ledger_problem=self.fault or self.persist_error,
+                        session_ready=self.ready(), shorts=tuple(sorted(self.shorts)))
+
+    def broker_count(self, key: str) -> int | None:
+        """Contracts of `key` in the latest complete broker snapshot of THIS session (None:
+        there is none). In DRY_RUN the ledger is the broker."""
+        if self.mode is Mode.DRY_RUN:
+            pos = self.ledger.positions.get(key)
+            return pos.contracts if pos is not None else 0
+        if self.broker_held is None or self.broker_held_session != self.session:
+            return None
+        return self.broker_held.get(key, 0)
+
+    def sell_view(self, key: str, quantity: int, *, intent_id: str) -> SellView:
+        pos = self.ledger.positions.get(key)
+        quote = self.fresh_quote(pos.option) if pos is not None else None
+        others = sum(o.quantity - o.filled for o in self.ledger.orders.values()
+                     if o.action == "SELL" and o.live and o.intent_id != intent_id and
+                     self.ledger.intents[o.intent_id].option_key == key)
+        return SellView(quantity=quantity, ledger_held=pos.contracts if pos is not None else 0,
+                        broker_held=self.broker_count(key),
+                        bid=quote.bid if quote is not None else None,
+                        other_sells_working=others)
+
+    async def watch_trading(self) -> None:
+        """A kill switch or a halt aborts the entries still being chosen."""
+        while True:
+            await self.inbox.trading.wait_transition()
+            if self.choosing and entry_refusal(self.gate_view()) is not None:
+                for scope in self.choosing.values():
+                    scope.cancel()
 
     async def wait_ready(self) -> None:
         while not self.ready():
@@ -435,10 +476,11 @@ class _Router:
             else:
                 self.ctx.log.warning("unexpected message on orders: %r", msg)
 
-    def _refuse(self, intent: EntryIntent, reason: str, option: OptionSpec | None = None) -> None:
+    def _refuse(self, intent: EntryIntent, reason: str, option: OptionSpec | None = None, *,
+                state: IntentState = "rejected") -> None:
         self.ledger.refuse(intent.intent_id, kind="entry", strategy=intent.signal.strategy,
                            symbol=intent.signal.symbol, reason=reason,
-                           now=self.ctx.clock.now_utc(), option=option)
+                           now=self.ctx.clock.now_utc(), option=option, state=state)
         self.commit()
 
     async def enter(self, intent: EntryIntent) -> None:
@@ -450,22 +492,29 @@ class _Router:
         if intent.intent_id in self.ledger.intents:
             self.ctx.log.warning("entry %s delivered twice: ignored", intent.intent_id)
             return
-        if self.fault or self.persist_error:
-            self._refuse(intent, f"order ledger not safe: {self.fault or self.persist_error}")
-            return
-        if not self.ready():
-            self._refuse(intent, "no checked and reconciled Gateway session")
+        if (why := entry_refusal(self.gate_view())) is not None:
+            self._refuse(intent, why)
             return
         if sig.symbol in self.ledger.busy_symbols():
             self._refuse(intent, f"a {sig.symbol} position or entry is already open")
             return
+        scope = trio.CancelScope()
+        self.choosing[intent.intent_id] = scope
         try:
-            plan, spec, quote = await self._choose(intent)
+            with scope:
+                plan, spec, quote = await self._choose(intent)
         except _Refused as exc:
             self._refuse(intent, str(exc), exc.option)
             return
         finally:
             self.candidates.pop(intent.intent_id, None)
+            self.choosing.pop(intent.intent_id, None)
+            self._publish_wanted()
+        if scope.cancelled_caught or (why := entry_refusal(self.gate_view())) is not None:
+            why = entry_refusal(self.gate_view()) or "trading stopped"
+            self._refuse(intent, f"aborted while the option was chosen: {why}",
+                         state="cancelled")
+            return
         now = self.ctx.clock.now_utc()
         if now >= intent.deadline:
             self._refuse(intent, "deadline passed while the option was chosen", spec)
@@ -576,6 +625,8 @@ class _Router:
             return
         if not self.ready():
             return                                  # the next reconciliation resubmits
+        if (why := self._gate(intent, orders)) is not None:
+            return
         refs = [o.ref for o in orders]
         self.ledger.mark_submitting(refs, self.ctx.clock.now_utc())
         self.commit()
@@ -594,6 +645,10 @@ class _Router:
         legs = tuple(OrderLeg(ref=o.ref, action=o.action, quantity=o.quantity,
                               order_type=o.order_type,
                               limit=o.limit, stop=o.stop) for o in orders)
+        if (why := self._gate(intent, orders)) is not None:   # the very last moment
+            self.ledger.on_send_refused(refs, f"not sent: {why}", self.ctx.clock.now_utc())
+            self.commit()
+            return
         try:
             placed: PlacedOrders = await self.client.call(
                 PlaceOrders(option=intent.option, legs=legs, bracket=len(legs) > 1),
@@ -611,6 +666,55 @@ class _Router:
         self.ledger.on_placed(refs, placed.order_ids, placed.client_id,
                               self.ctx.clock.now_utc())
         self.commit()
+
+    def _gate(self, intent: IntentRec, orders: list[OrderRec]) -> str | None:
+        """The pre-trade gate for these orders of this intent (None: they may go out now).
+
+        An entry refused while trading is HALTED, the kill switch is on or the ledger is not
+        safe ends here (cancelled, journaled); one refused while trading is only REDUCING stays
+        unsent for the next reconciliation (its deadline expires it). A sell refused is the
+        exit step's to retry.
+        """
+        now = self.ctx.clock.now_utc()
+        if intent.kind == "entry":
+            why = entry_refusal(self.gate_view())
+            if why is None and intent.deadline is not None and now >= intent.deadline:
+                why = "deadline passed before it was sent"
+            if why is None:
+                return None
+            final = self.inbox.trading.value.state is not TradingState.REDUCING or \
+                self.fault or self.persist_error or \
+                (intent.deadline is not None and now >= intent.deadline)
+            if final and any(o.status == "new" for o in orders):
+                intent.cancel_why = intent.cancel_why or f"not sent: {why}"
+                self.ledger.expire_unsent(intent, now, f"not sent: {why}")
+                self.commit()
+            self.ctx.log.warning("entry %s not sent: %s", intent.intent_id, why)
+            return why
+        quantity = sum(o.quantity for o in orders if o.action == "SELL")
+        why = sell_refusal(self.gate_view(), self.sell_view(
+            intent.option_key or "", quantity, intent_id=intent.intent_id))
+        if why is not None:
+            self.ctx.log.warning("sell of %s (%s) not sent: %s", intent.option_key,
+                                 intent.intent_id, why)
+        return why
+
+    async def _resubmit(self, intent_id: str) -> None:
+        """Re-send an entry a reconciliation proved never arrived, once trading is no longer
+        merely REDUCING (this very reconciliation is one of its reasons), before its deadline."""
+        if intent_id in self.resubmitting:
+            return
+        self.resubmitting.add(intent_id)
+        try:
+            intent = self.ledger.intents[intent_id]
+            if intent.deadline is not None:
+                left = (intent.deadline - self.ctx.clock.now_utc()).total_seconds()
+                with trio.move_on_after(max(0.0, self.ctx.clock.to_trio_seconds(left))):
+                    await self.inbox.trading.wait_value(
+                        lambda s: s.state is not TradingState.REDUCING)
+            await self.submit(intent_id)
+        finally:
+            self.resubmitting.discard(intent_id)
 
     # -- dry run -----------------------------------------------------------------------------
     def _simulate(self, ref: str, side: str, price: float, quantity: int) -> None:
@@ -706,7 +810,13 @@ class _Router:
         in_the_way = [o for o in led.orders.values() if o.action == "SELL" and o.live and
                       o.intent_id != intent.intent_id and
                       led.intents[o.intent_id].option_key == pos.key]
+        sell = self.sell_view(pos.key, pos.contracts, intent_id=intent.intent_id)
         if in_the_way:
+            # protection (the native bracket) goes only when its replacement could be sent
+            why = replace_refusal(self.gate_view(), sell)
+            if why is not None and not any(o.cancel_requested for o in in_the_way):
+                self._exit_blocked(intent, sell, f"protection kept: {why}")
+                return "retry"
             for o in in_the_way:
                 await self.cancel(o)
             await self.changed(self.tuning.cancel_resend)
@@ -724,11 +834,12 @@ class _Router:
                                    self.ctx.clock.to_trio_seconds(
                                        self.tuning.exit_reprice_market_s) + 0.1))
             return "waiting"
-        quote = self.fresh_quote(pos.option)
-        bid = quote.bid if quote is not None else None
-        if bid is None or not bid > 0:
-            self._exit_failed(intent, f"no live bid for {pos.key}")
+        why = sell_refusal(self.gate_view(), sell)
+        if why is not None:
+            self._exit_blocked(intent, sell, why)
             return "retry"
+        bid = sell.bid
+        assert bid is not None
         if self.mode is Mode.DRY_RUN:
             price = self.fills.sell_price(bid)
             if price is None or not price > 0:
@@ -749,6 +860,12 @@ class _Router:
             self._exit_failed(intent, f"{attempt.ref} refused: {led.orders[attempt.ref].error}")
             return "retry"
         return "placed"
+
+    def _exit_blocked(self, intent: IntentRec, sell: SellView, why: str) -> None:
+        """The gate refused this exit's next step: ask the broker again where that helps."""
+        if sell.broker_held is None or sell.broker_held != sell.ledger_held:
+            self.reconcile_soon.set()
+        self._exit_failed(intent, why)
 
     def _exit_failed(self, intent: IntentRec, why: str) -> None:
         n = self._exit_failures.get(intent.intent_id, 0) + 1
@@ -855,6 +972,22 @@ class _Router:
         if not self.verdicts[sid]:
             self.ctx.log.warning("session %d failed the mode check: nothing is sent on it", sid)
             await trio.sleep_forever()
+        account = ",".join(sorted(a.strip() for a in self.inbox.link_state.value.accounts
+                                  if a.strip())) or None
+        problem = self.ledger.binding_problem(self.mode.value, account)
+        if problem is not None:
+            self.fault = f"order ledger refused: {problem}"
+            self.ctx.log.critical("Trading HALTED: order ledger %s refused: %s",
+                                  self.store.path(STATE_NAME), problem)
+            self.ctx.alert("critical", "Order ledger refused: trading halted",
+                           f"{problem}. Its positions are not this account's, so nothing is "
+                           "sent. Move the file away (the broker's positions stay as they "
+                           "are) and restart.", key="ledger-state")
+            self._status(sid, reconciled=False, detail="ledger bound to another account")
+            await trio.sleep_forever()
+        if account is not None and self.ledger.bound_account != account:
+            self.ledger.bind(self.mode.value, account)
+            self.commit()
         backoff = self.tuning.retry_min
         while not await self.reconcile(sid):
             await trio.sleep(backoff)
@@ -893,6 +1026,7 @@ class _Router:
                 or self.inbox.link_state.value.session_id != sid:
             return False
         now = self.ctx.clock.now_utc()
+        self._take_positions(sid, held)
         report = self.ledger.reconcile(Snapshot(
             epoch=self.ledger.epoch, open_orders=list(opened.orders),
             completed_orders=list(done.orders), executions=list(execs.fills),
@@ -911,8 +1045,35 @@ class _Router:
         self.commit()
         self._check_deadlines()
         for intent_id in report.resubmit:
-            await self.submit(intent_id)
+            if self.nursery is not None:
+                self.nursery.start_soon(self._resubmit, intent_id)
         return True
+
+    def _take_positions(self, sid: int, held: BrokerPositions) -> None:
+        """The broker's option positions from a complete snapshot: what a sell may not exceed,
+        and any SHORT position (never ours: entries halt and the operator must act)."""
+        counts: dict[str, int] = {}
+        shorts: dict[str, BrokerPosition] = {}
+        for p in held.positions:
+            if p.sec_type != "OPT" or p.option is None:
+                continue
+            qty = round(p.quantity)
+            counts[p.option.key] = counts.get(p.option.key, 0) + qty
+            if qty < 0:
+                shorts[p.option.key] = p
+        self.broker_held, self.broker_held_session = counts, sid
+        for key in sorted(set(shorts) - set(self.shorts)):
+            p = shorts[key]
+            self.ctx.emit("short_position", contract=key, quantity=round(p.quantity))
+            self.ctx.alert("critical", f"SHORT option position at the broker: {key}",
+                           f"{round(p.quantity)} contract(s). The bot never sells short: new "
+                           "entries are halted, the position is marked at the ask and counts "
+                           "against the daily loss. Close it in TWS; trading resumes when "
+                           "the broker shows it closed.", key=f"short:{key}")
+        for key in sorted(set(self.shorts) - set(shorts)):
+            self.ctx.alert("info", f"Short position {key} closed at the broker",
+                           key=f"short:{key}")
+        self.shorts = shorts
 
     async def _account_loop(self, sid: int) -> None:
         while True:
