@@ -193,3 +193,44 @@ async def test_an_unsaveable_ledger_keeps_the_bracket_and_the_exit_resumes_after
                                             where=lambda e: e["order_ref"].startswith("X-disk"))
             assert sell["quantity"] == qty
         _never_short(h)
+
+
+# -- 2. quotes come back after 1101 --------------------------------------------------------------
+
+
+async def test_option_quotes_come_back_after_1101_and_the_exit_sells(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(90):
+            _ref, key, qty = await _filled_entry(h)
+            await wait_until(lambda: key in h.bot.wiring.quotes.value)
+            await h.gateway.send_error(1101)   # data lost: the simulator drops every stream
+            lost_at = h.bot.clock.now_utc()
+            await wait_until(lambda: h.bot.wiring.quotes.value[key].ts > lost_at +
+                             dt.timedelta(seconds=30), timeout=30)
+            await _send(h, ExitIntent(intent_id="X-1101", ts=h.bot.clock.now_utc(),
+                                      option_key=key, reason="time_stop"))
+            sell = await h.journal.wait_for("order_submitted",
+                                            where=lambda e: e["order_ref"].startswith("X-1101"))
+            assert sell["quantity"] == qty
+        _never_short(h)
+
+
+async def test_an_exit_without_a_bid_keeps_the_bracket(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(90):
+            ref, key, qty = await _filled_entry(h)
+            await wait_until(lambda: key in h.bot.wiring.quotes.value)
+            h.gateway.market_farm_ok = False   # quotes stop (silently: no 2103 sent)
+            await trio.sleep(4.0)              # 4 simulated minutes: the bid goes stale
+            await _send(h, ExitIntent(intent_id="X-nobid", ts=h.bot.clock.now_utc(),
+                                      option_key=key, reason="time_stop"))
+            await trio.sleep(3.0)
+            assert broker_order(h, f"{ref}/sl").working
+            assert _sells_of(h, "X-nobid") == []
+            h.gateway.market_farm_ok = True    # the watchdog resubscribes; the exit goes
+            sell = await h.journal.wait_for("order_submitted",
+                                            where=lambda e: e["order_ref"].startswith("X-nobid"))
+            assert sell["quantity"] == qty
+        _never_short(h)
