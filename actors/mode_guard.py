@@ -147,6 +147,7 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     guard = _Guard(ctx, inbox, outbox, ctx.services.get(TUNING_SERVICE) or Tuning())
     guard.restore()
+    guard.say_capital()
     guard.evaluate()
     task_status.started()
     async with trio.open_nursery() as nursery:
@@ -189,6 +190,16 @@ class _Guard:
         self.kill_seen: bool | None = None              # the file's presence at the last poll
 
     # -- persistence -------------------------------------------------------------------------
+    def say_capital(self) -> None:
+        account = self.account_equity()
+        capital = self.equity()
+        self.ctx.log.info("capital: BOT_CAPITAL_USD %.2f, account equity %s: sizing and risk "
+                          "limits use %s", self.settings.bot_capital_usd,
+                          f"{account:,.2f}" if account is not None else "not yet known",
+                          f"{capital:,.2f}" if capital is not None else "nothing until it is")
+        self.ctx.emit("capital", bot_capital_usd=self.settings.bot_capital_usd,
+                      equity_usd=account, capital_usd=capital)
+
     def restore(self) -> None:
         self.ctx.log.info("ModeGuard in %s mode: %s", self.mode.words, {
             Mode.DRY_RUN: "read-only session required, fills simulated, no order to IB",
@@ -243,10 +254,18 @@ class _Guard:
     def plan(self) -> Gameplan | None:
         return self.inbox.gameplan.value
 
-    def equity(self) -> float | None:
+    def account_equity(self) -> float | None:
+        """The account's equity: NetLiquidation, or in DRY_RUN the simulated one."""
         if self.mode is Mode.DRY_RUN:
             return self.settings.starting_equity_usd + self.risk.dry_run_realized_total
         return self.equity_reported
+
+    def equity(self) -> float | None:
+        """The capital sizing and every risk limit use: min(BOT_CAPITAL_USD, equity)."""
+        account = self.account_equity()
+        if account is None:
+            return None
+        return min(self.settings.bot_capital_usd, account)
 
     def fresh_marks(self) -> tuple[dict[str, float], bool]:
         """Bids of the open positions from this session's quotes; complete = all have one."""
@@ -661,7 +680,10 @@ class _Guard:
                 self._on_intent(ev)
             elif isinstance(ev, AccountReport):
                 if ev.net_liquidation is not None and ev.net_liquidation > 0:
+                    first = self.equity_reported is None
                     self.equity_reported = ev.net_liquidation
+                    if first:
+                        self.say_capital()
                 elif ev.error:
                     self.ctx.log.warning("account values unavailable: %s", ev.error)
             elif isinstance(ev, RouterStatus):

@@ -35,8 +35,9 @@ from .conftest import (
     wait_until,
 )
 
-PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op"}
-DRY = {"STARTING_EQUITY_USD": "100000"}
+PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op",
+         "BOT_CAPITAL_USD": "100000"}
+DRY = {"STARTING_EQUITY_USD": "100000", "BOT_CAPITAL_USD": "100000"}
 
 pytestmark = pytest.mark.slow
 

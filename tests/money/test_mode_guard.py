@@ -36,7 +36,8 @@ from messages.orders import (
 from .conftest import SPY_CALL, Actors, context, drain, open_actor_env
 
 M = TypeVar("M", bound=Message)
-PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op"}
+PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op",
+         "BOT_CAPITAL_USD": "1000000000"}   # the account's equity decides in these tests
 LIVE = {"DRY_RUN": "false", "PAPER_TRADING": "false", "OPERATOR_ID": "op",
         "LIVE_TRADING_ACK": "I-UNDERSTAND-THIS-TRADES-REAL-MONEY"}
 
@@ -457,7 +458,8 @@ async def test_an_unreadable_risk_state_halts_and_is_left_for_the_operator(
 
 async def test_risk_numbers_survive_a_restart(tmp_path: Path,
                                               autojump_clock: trio.testing.MockClock) -> None:
-    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "1000"}) as a:
+    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "1000",
+                                             "BOT_CAPITAL_USD": "100000"}) as a:
         async with open_guard(a) as g:
             a.link_up(1, readonly=True)
             await g.router_ready(equity=None)
@@ -558,3 +560,29 @@ async def test_daily_summary_after_the_close(tmp_path: Path,
         assert any(al.title.startswith("Daily summary") for al in a.all_alerts())
         await trio.sleep(5 * 60)
         assert len(a.journal("daily_summary")) == 1
+
+
+# -- capital --------------------------------------------------------------------------------------
+
+
+async def test_sizing_and_limits_use_the_smaller_of_bot_capital_and_equity(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    env = {**PAPER, "BOT_CAPITAL_USD": "600", "PDT_ENABLED": "false"}
+    async with open_actor_env(tmp_path, env=env) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready(equity=1_000_000.0)          # a paper account's million
+        await g.wait_state(TradingState.ACTIVE)
+        await g.signals.send(g.signal())
+        await trio.sleep(1)
+        intent, = await g.of(EntryIntent)
+        assert intent.budget.equity == 600.0               # never the account's whole equity
+        said = a.journal("capital")
+        assert said[-1]["capital_usd"] == 600.0 and said[-1]["equity_usd"] == 1_000_000.0
+    async with open_actor_env(tmp_path / "small", env=env) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready(equity=400.0)                 # the account holds less
+        await g.wait_state(TradingState.ACTIVE)
+        await g.signals.send(g.signal())
+        await trio.sleep(1)
+        intent, = await g.of(EntryIntent)
+        assert intent.budget.equity == 400.0

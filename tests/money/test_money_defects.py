@@ -36,8 +36,9 @@ from .conftest import (
     wait_until,
 )
 
-PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op"}
-DRY = {"STARTING_EQUITY_USD": "100000"}
+PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op",
+         "BOT_CAPITAL_USD": "100000"}
+DRY = {"STARTING_EQUITY_USD": "100000", "BOT_CAPITAL_USD": "100000"}
 QUICK = {order_router.TUNING_SERVICE: order_router.Tuning(
     reconcile_every=2.0, recheck_after=0.5, retry_min=0.2, retry_max=1.0)}
 
