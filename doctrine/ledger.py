@@ -204,6 +204,7 @@ class ReconcileReport:
     warnings: list[str] = field(default_factory=list)       # the operator must hear these
     critical: list[str] = field(default_factory=list)
     suspects: int = 0                                       # position differences to confirm
+    lost: list[str] = field(default_factory=list)           # orders declared lost
 
 
 class LedgerError(ValueError):
@@ -600,9 +601,14 @@ class Ledger:
         self._settle(intent, now)
 
     # -- reconciliation ------------------------------------------------------------------------
-    def reconcile(self, snap: Snapshot, now: dt.datetime, *,
-                  multiplier: int = 100) -> ReconcileReport:
-        """Bring the ledger in line with a COMPLETE set of broker answers."""
+    def reconcile(self, snap: Snapshot, now: dt.datetime, *, multiplier: int = 100,
+                  lost_after: dt.timedelta | None = None) -> ReconcileReport:
+        """Bring the ledger in line with a COMPLETE set of broker answers.
+
+        `lost_after`: an order of THIS session that the broker still does not know this long
+        after it was sent (no open or completed order, no execution by its orderRef) is
+        declared lost: a reply that never came must not block an exit for the session.
+        """
         report = ReconcileReport()
         for ex in sorted(snap.executions, key=lambda e: e.time):
             fill = self.on_execution(ex, multiplier=multiplier)
@@ -635,7 +641,19 @@ class Ledger:
                 continue
             if (o.epoch or 0) >= snap.epoch:
                 # sent on this very session: it may still be on its way, or it arrived after
-                # the broker answered; never declared gone on the session that sent it
+                # the broker answered; declared lost only once the grace period is over
+                age = now - o.updated
+                if lost_after is None or age < lost_after or \
+                        any(ex.order_ref == o.ref for ex in snap.executions):
+                    continue
+                self._order_done(o, "cancelled", f"lost: the broker does not know it "
+                                                 f"{age.total_seconds():.0f} s after it was "
+                                                 "sent", now)
+                report.critical.append(
+                    f"{o.ref} ({o.action} {o.quantity}, order id {o.order_id}) is not at the "
+                    f"broker {age.total_seconds():.0f} s after it was sent: declared lost" +
+                    ("; the exit is retried with a new order" if o.role == "exit" else ""))
+                report.lost.append(o.ref)
                 continue
             if o.status == "submitting":
                 # sent on a session that is gone and not at the broker: it never arrived

@@ -158,8 +158,11 @@ class Tuning:
     retry_min: float = 1.0
     retry_max: float = 60.0
     exit_alert_after: int = 5                # failed exit attempts before a critical alert
+    cancel_alert_after: int = 5              # unconfirmed cancel requests before one
     urgent_concession: float = 0.05          # an urgent exit sells this far under the bid
     slippage: float = 0.0                    # dry-run fills (per share)
+    lost_after_market_s: float = 90.0        # an order of this session the broker does not
+                                             # know this long after sending it: lost
 
 
 # -- the actor ------------------------------------------------------------------------------------
@@ -209,6 +212,7 @@ class _Router:
         self.candidates: dict[str, OptionSpec] = {}
         self.exit_tasks: set[str] = set()
         self.cancel_sent: dict[str, float] = {}
+        self.cancel_tries: dict[str, int] = {}
         self.reconcile_soon = trio.Event()
         self._pulse = trio.Event()
         self._last_positions: tuple[PositionView, ...] | None = None
@@ -830,6 +834,8 @@ class _Router:
         if own:
             o = own[0]
             age = (self.ctx.clock.now_utc() - o.updated).total_seconds()
+            if age >= self.tuning.lost_after_market_s:
+                self.reconcile_soon.set()      # the broker has not said a word: look it up
             if age >= self.tuning.exit_reprice_market_s or o.cancel_requested is not None:
                 await self.cancel(o)
             await self.changed(min(self.tuning.cancel_resend,
@@ -891,6 +897,12 @@ class _Router:
         if self.mode is Mode.DRY_RUN or o.order_id is None or not self.ready():
             return                # no id yet: the reconciliation finds it first
         self.cancel_sent[o.ref] = now
+        tries = self.cancel_tries[o.ref] = self.cancel_tries.get(o.ref, 0) + 1
+        if tries == self.tuning.cancel_alert_after:
+            self.ctx.alert("critical", f"Cancel of {o.ref} not confirmed",
+                           f"{tries} cancel requests for order id {o.order_id} (client id "
+                           f"{o.client_id}, {o.action} {o.quantity}) got no confirmation. "
+                           "Still asking; check it in TWS.", key=f"cancel:{o.ref}")
         try:
             await self.client.call(CancelOrder(order_id=o.order_id, order_ref=o.ref),
                                    timeout=self.tuning.request_timeout)
@@ -1032,7 +1044,8 @@ class _Router:
         report = self.ledger.reconcile(Snapshot(
             epoch=self.ledger.epoch, open_orders=list(opened.orders),
             completed_orders=list(done.orders), executions=list(execs.fills),
-            positions=list(held.positions)), now)
+            positions=list(held.positions)), now,
+            lost_after=dt.timedelta(seconds=self.tuning.lost_after_market_s))
         for note in report.notes:
             self.ctx.log.info("reconcile: %s", note)
         for text in report.warnings:

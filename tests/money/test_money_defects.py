@@ -20,13 +20,14 @@ import trio
 from actors import order_router
 from messages.control import OperatorCommand, TradingState
 from messages.orders import EntryIntent, ExitIntent, SizingBudget
-from tools.fake_gateway.faults import manual_close, manual_short
+from tools.fake_gateway.faults import manual_close, manual_short, swallow_orders
 
 from .conftest import (
     broker_order,
     broker_position,
     entry_filled,
     entry_signal,
+    fill_at_the_broker,
     inject,
     ledger_positions,
     open_money_bot,
@@ -235,3 +236,34 @@ async def test_an_exit_without_a_bid_keeps_the_bracket(
                                             where=lambda e: e["order_ref"].startswith("X-nobid"))
             assert sell["quantity"] == qty
         _never_short(h)
+
+
+# -- 5. one lost reply does not block an exit ----------------------------------------------------
+
+
+async def test_a_lost_exit_order_is_looked_up_declared_lost_and_the_exit_retried(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(90):
+            _ref, key, qty = await _filled_entry(h)
+            swallower = swallow_orders(h.gateway, 1)      # the next order never arrives
+            await _send(h, ExitIntent(intent_id="X-lost", ts=h.bot.clock.now_utc(),
+                                      option_key=key, reason="time_stop"))
+            await wait_until(lambda: swallower.swallowed != [])
+            first = swallower.swallowed[0]
+            assert first.startswith("X-lost/")
+            alert = await h.journal.wait_for(
+                "alert", where=lambda e: first in str(e.get("text", "")) and
+                "declared lost" in str(e.get("text", "")))
+            assert alert["severity"] == "critical"
+            retry = await h.journal.wait_for(
+                "order_submitted", where=lambda e: e["order_ref"].startswith("X-lost/") and
+                e["order_ref"] != first)
+            assert retry["quantity"] == qty
+            await wait_until(lambda: any(o.order_ref == retry["order_ref"]
+                                         for o in h.gateway.broker.orders.values()))
+            if broker_order(h, retry["order_ref"]).working:
+                await fill_at_the_broker(h, retry["order_ref"], retry["limit"])
+            await wait_until(lambda: ledger_positions(h) == {})
+        _never_short(h)
+        assert terminal_states(h.journal.events)["X-lost"] == ["filled"]

@@ -17,6 +17,7 @@ from tools.fake_gateway.broker import Broker, BrokerEvent, OrderTicket
 
 if TYPE_CHECKING:
     from tools.fake_gateway.contracts import ContractSpec
+    from tools.fake_gateway.server import FakeGateway
 
 TWS_CLIENT_ID = 0
 
@@ -60,3 +61,32 @@ def manual_short(broker: Broker, order_ref: str, quantity: float,
     held = max(0.0, pos.quantity if pos is not None else 0.0)
     order_id = broker.next_order_id(TWS_CLIENT_ID)
     return broker.place(TWS_CLIENT_ID, spec, _ticket(order_id, "SELL", held + quantity), now)
+
+
+class OrderSwallower:
+    """Loses the next `n` placeOrder requests after the orders log saw them: no order, no
+    status, no error — a reply lost on the way, an outcome the client cannot know."""
+
+    def __init__(self, gw: FakeGateway) -> None:
+        self.gw = gw
+        self.left = 0
+        self.swallowed: list[str] = []
+        self._place = gw.place_order
+
+    def place_order(self, client_id: int, spec: ContractSpec, ticket: OrderTicket) -> None:
+        if self.left > 0:
+            self.left -= 1
+            self.swallowed.append(ticket.order_ref)
+            return
+        self._place(client_id, spec, ticket)
+
+
+def swallow_orders(gw: FakeGateway, n: int) -> OrderSwallower:
+    """From now on the next `n` orders placed are lost (installed once per gateway)."""
+    current = gw.__dict__.get("place_order")
+    swallower = getattr(current, "__self__", None)
+    if not isinstance(swallower, OrderSwallower):
+        swallower = OrderSwallower(gw)
+        gw.place_order = swallower.place_order     # type: ignore[method-assign]
+    swallower.left = n
+    return swallower
