@@ -26,6 +26,7 @@ class GateView:
     ledger_problem: str | None            # unreadable / cannot be saved / bound elsewhere
     session_ready: bool                   # session up, mode-checked and reconciled
     shorts: tuple[str, ...] = ()          # option keys the broker holds short
+    foreign: tuple[str, ...] = ()         # live orders under another client id (after 326)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,8 @@ def entry_refusal(v: GateView) -> str | None:
         return "kill switch engaged"
     if v.shorts:
         return f"short option position at the broker: {', '.join(v.shorts)}"
+    if v.foreign:
+        return f"orders live under another client id: {', '.join(v.foreign)}"
     if v.trading.state is not TradingState.ACTIVE:
         why = "; ".join(v.trading.reasons) or "no reason given"
         return f"trading {v.trading.state.value}: {why}"

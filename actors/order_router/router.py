@@ -213,6 +213,7 @@ class _Router:
         self.exit_tasks: set[str] = set()
         self.cancel_sent: dict[str, float] = {}
         self.cancel_tries: dict[str, int] = {}
+        self.foreign_alerted: set[str] = set()
         self.reconcile_soon = trio.Event()
         self._pulse = trio.Event()
         self._last_positions: tuple[PositionView, ...] | None = None
@@ -411,7 +412,18 @@ class _Router:
     def gate_view(self) -> GateView:
         return GateView(trading=self.inbox.trading.value,
                         ledger_problem=self.fault or self.persist_error,
-                        session_ready=self.ready(), shorts=tuple(sorted(self.shorts)))
+                        session_ready=self.ready(), shorts=tuple(sorted(self.shorts)),
+                        foreign=self.foreign_orders())
+
+    def foreign_orders(self) -> tuple[str, ...]:
+        """Live orders placed under another client id than this session's (after a 326):
+        this session cannot cancel them, so it makes no new entry beside them."""
+        cid = self.inbox.link_state.value.client_id
+        if self.mode is Mode.DRY_RUN or cid is None:
+            return ()
+        return tuple(sorted(f"{o.ref} (client id {o.client_id})"
+                            for o in self.ledger.orders.values()
+                            if o.live and o.client_id is not None and o.client_id != cid))
 
     def broker_count(self, key: str) -> int | None:
         """Contracts of `key` in the latest complete broker snapshot of THIS session (None:
@@ -897,6 +909,18 @@ class _Router:
         if self.mode is Mode.DRY_RUN or o.order_id is None or not self.ready():
             return                # no id yet: the reconciliation finds it first
         self.cancel_sent[o.ref] = now
+        cid = self.inbox.link_state.value.client_id
+        if o.client_id is not None and cid is not None and o.client_id != cid:
+            # order ids are per client id: this one would cancel another order, or nothing
+            if o.ref not in self.foreign_alerted:
+                self.foreign_alerted.add(o.ref)
+                self.ctx.alert("critical", f"Order {o.ref} cannot be cancelled from here",
+                               f"it was placed under client id {o.client_id}; this session is "
+                               f"client id {cid} (326 after a crash?). It stays working at the "
+                               "broker and no new entry is made until the bot has its client "
+                               "id back; cancel it in TWS if it must go now.",
+                               key=f"foreign:{o.ref}")
+            return
         tries = self.cancel_tries[o.ref] = self.cancel_tries.get(o.ref, 0) + 1
         if tries == self.tuning.cancel_alert_after:
             self.ctx.alert("critical", f"Cancel of {o.ref} not confirmed",

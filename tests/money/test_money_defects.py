@@ -20,7 +20,12 @@ import trio
 from actors import order_router
 from messages.control import OperatorCommand, TradingState
 from messages.orders import EntryIntent, ExitIntent, SizingBudget
-from tools.fake_gateway.faults import manual_close, manual_short, swallow_orders
+from tools.fake_gateway.faults import (
+    hold_client_id,
+    manual_close,
+    manual_short,
+    swallow_orders,
+)
 
 from .conftest import (
     broker_order,
@@ -267,3 +272,31 @@ async def test_a_lost_exit_order_is_looked_up_declared_lost_and_the_exit_retried
             await wait_until(lambda: ledger_positions(h) == {})
         _never_short(h)
         assert terminal_states(h.journal.events)["X-lost"] == ["filled"]
+
+
+# -- 3. client id taken (326) after a crash ------------------------------------------------------
+
+
+async def test_on_another_client_id_the_old_bracket_stays_and_its_cancel_alerts(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(90):
+            ref, key, qty = await _filled_entry(h)
+            first = h.bot.wiring.link_state.value.client_id
+            hold_client_id(h.gateway, first)    # a zombie keeps client id 1: 326 on connect
+            await h.gateway.drop()
+            await wait_until(lambda: h.bot.wiring.link_state.value.up and
+                             h.bot.wiring.link_state.value.client_id != first)
+            await _send(h, ExitIntent(intent_id="X-326", ts=h.bot.clock.now_utc(),
+                                      option_key=key, reason="kill_switch", urgent=True))
+            alert = await h.journal.wait_for(
+                "alert", where=lambda e: "cannot be cancelled" in str(e.get("title", "")))
+            assert alert["severity"] == "critical" and f"{ref}/" in alert["title"]
+            await trio.sleep(2.0)
+            assert broker_order(h, f"{ref}/sl").working       # still protected
+            assert broker_position(h, key) == qty
+            mark = h.journal.mark()
+            await inject(h, entry_signal(h, "QQQ"))
+            refused = await h.journal.wait_for("intent_done", after=mark)
+            assert "another client id" in refused["reason"]
+        _never_short(h)

@@ -22,7 +22,8 @@ MAX_LINE = 4096
 MAX_RESTART_SECONDS = 3600.0
 HELP = ("commands: status | drop | restart SECONDS | hang | unhang | error CODE | "
         "clientid-in-use on|off | pacing on|off | fill ORDER_REF [PRICE] | "
-        "manual-close ORDER_REF | manual-short ORDER_REF N | swallow-orders N")
+        "manual-close ORDER_REF | manual-short ORDER_REF N | swallow-orders N | "
+        "hold-clientid ID|off")
 
 
 class CommandError(ValueError):
@@ -42,6 +43,8 @@ def _money_fault(gw: FakeGateway, command: str, args: list[str]) -> None:
     try:
         if command == "swallow-orders":
             faults.swallow_orders(gw, int(args[0]))
+        elif command == "hold-clientid":
+            faults.hold_client_id(gw, None if args[0] == "off" else int(args[0]))
         elif command == "manual-close":
             gw.dispatch(faults.manual_close(gw.broker, args[0], gw.clock.now_utc()))
         else:
@@ -97,7 +100,7 @@ async def run_command(gw: FakeGateway, line: str) -> str:
             await gw.fill_order(args[0], price)
         except LookupError as exc:
             raise CommandError(f"fill: {exc}") from None
-    elif command in ("manual-close", "manual-short", "swallow-orders"):
+    elif command in ("manual-close", "manual-short", "swallow-orders", "hold-clientid"):
         _money_fault(gw, command, args)
     else:
         raise CommandError(f"unknown command {command!r} ({HELP})")

@@ -18,6 +18,7 @@ from tools.fake_gateway.broker import Broker, BrokerEvent, OrderTicket
 if TYPE_CHECKING:
     from tools.fake_gateway.contracts import ContractSpec
     from tools.fake_gateway.server import FakeGateway
+    from tools.fake_gateway.session import ClientSession
 
 TWS_CLIENT_ID = 0
 
@@ -90,3 +91,17 @@ def swallow_orders(gw: FakeGateway, n: int) -> OrderSwallower:
         gw.place_order = swallower.place_order     # type: ignore[method-assign]
     swallower.left = n
     return swallower
+
+
+def hold_client_id(gw: FakeGateway, client_id: int | None) -> None:
+    """A zombie session keeps `client_id` (a crashed process the Gateway has not noticed):
+    connects with it get 326 until released (None)."""
+    original = getattr(gw, "_money_original_client_id_taken", None)
+    if original is None:
+        original = gw.client_id_taken
+        gw._money_original_client_id_taken = original       # type: ignore[attr-defined]
+
+    def taken(asked: int, asking: ClientSession) -> bool:
+        return asked == client_id or original(asked, asking)
+
+    gw.client_id_taken = taken          # type: ignore[method-assign,assignment]
