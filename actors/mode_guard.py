@@ -77,6 +77,7 @@ from messages.orders import (
     ShortView,
     SizingBudget,
 )
+from messages.status import LimitUse, RiskStatus
 from runtime.gateway.gateway_schedule import in_restart_window
 from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
@@ -101,6 +102,7 @@ class Outbox:
     orders: trio.MemorySendChannel[Message]
     trading: Latest[TradingStatus]
     governor: Latest[bool]
+    risk: Latest[RiskStatus | None] | None = None      # the status read-model (one writer)
 
 
 STATE_NAME = "risk"
@@ -334,6 +336,42 @@ class _Guard:
         self._poll_kill_file()
         self._check_limits(today)
         self._publish(now, today)
+        self.publish_risk(now)
+
+    def publish_risk(self, now: dt.datetime) -> None:
+        """The risk read-model, replaced whole when it changed."""
+        if self.outbox.risk is None:
+            return
+        status = self.status or self.outbox.trading.value
+        capital = self.equity()
+        limit = self.limit()
+        pnl = self.pnl_today()
+        plan = self.plan
+        decision = self.inbox.decision.value
+        max_pivots = plan.hard_limits.max_intraday_pivots if plan is not None else \
+            (decision.max_pivots if decision is not None else None)
+        used = sum(p.entry_premium * p.contracts * p.option.multiplier
+                   for p in self.positions or ())
+        limits = [
+            LimitUse(name="daily_loss", used=round(max(0.0, -pnl), 2),
+                     limit=round(limit, 2) if limit is not None else None, unit="usd",
+                     detail=f"P&L today {pnl:+,.2f} at conservative marks"),
+            LimitUse(name="pivots", used=decision.pivots if decision is not None else 0,
+                     limit=max_pivots, unit="count"),
+            LimitUse(name="capital", used=round(used, 2), limit=capital, unit="usd",
+                     detail="premium paid for the open positions"),
+        ]
+        if self.settings.pdt_enabled:
+            left = self.pdt_left()
+            limits.append(LimitUse(name="pdt", used=max(0, 3 - left), limit=3, unit="count",
+                                   detail=f"{left} day trade(s) left in 5 sessions"))
+        risk = RiskStatus(ts=now, trading_state=status.state.value, reasons=status.reasons,
+                          kill_switch=self.risk.kill_switch, governor=self.outbox.governor.value,
+                          equity_usd=self.account_equity(), capital_usd=capital,
+                          limits=tuple(limits))
+        old = self.outbox.risk.value
+        if old is None or old.model_copy(update={"ts": now}) != risk:
+            self.outbox.risk.set(risk)
 
     def _publish(self, now: dt.datetime, today: dt.date) -> None:
         halts: list[str] = []

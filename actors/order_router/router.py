@@ -98,6 +98,7 @@ from messages.orders import (
     SessionVerdict,
     ShortView,
 )
+from messages.status import BookStatus
 from runtime.gateway.link_client import (
     Envelope,
     LinkClient,
@@ -110,6 +111,7 @@ from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 
+from .book import build_book
 from .gate import GateView, SellView, entry_refusal, replace_refusal, sell_refusal
 from .journal import TRADES_FILE, TradeJournal
 
@@ -131,6 +133,7 @@ class Outbox:
     order_events: trio.MemorySendChannel[Message]       # to ModeGuard
     link_requests: trio.MemorySendChannel[Envelope]
     wanted_quotes: Latest[frozenset[OptionSpec]]
+    book: Latest[BookStatus | None] | None = None       # the status read-model (one writer)
 
 
 STATE_NAME = "ledger"
@@ -286,6 +289,7 @@ class _Router:
                 self._report_fill(fill, estimated=False)
         self._publish_wanted()
         self._send_positions()
+        self.publish_book()
         self._pulse.set()
         self._pulse = trio.Event()
 
@@ -370,6 +374,21 @@ class _Router:
             strategy=p.strategy, protected=led.protected(p), exiting=led.exiting(p),
             managed=p.managed) for p in sorted(led.positions.values(), key=lambda p: p.key)
             if p.contracts > 0)
+
+    def publish_book(self) -> None:
+        """The book read-model, replaced whole when it changed (marks included)."""
+        if self.outbox.book is None:
+            return
+        link = self.inbox.link_state.value
+        book = build_book(self.ledger, shorts=self.shorts_view(),
+                          quotes=self.inbox.quotes.value, now=self.ctx.clock.now_utc(),
+                          session=link.session_id, max_age_s=self.tuning.quote_max_age_market_s,
+                          mode=self.mode.value,
+                          reconciled=self.mode is Mode.DRY_RUN or
+                          (self.reconciled == self.session and not self.ledger.suspects))
+        old = self.outbox.book.value
+        if old is None or old.model_copy(update={"ts": book.ts}) != book:
+            self.outbox.book.set(book)
 
     def shorts_view(self) -> tuple[ShortView, ...]:
         out = []
@@ -1154,6 +1173,7 @@ class _Router:
                 self._send_positions(force=True)
                 if self.session:       # a restarted ModeGuard learns where the router stands
                     self._status(self.session, reconciled=self.reconciled == self.session)
+            self.publish_book()
             if (new := self._note()) != note:
                 note = new
                 self.ctx.set_note(note)

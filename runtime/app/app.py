@@ -70,7 +70,8 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
             mode_guard.Inbox(signals=p.receiver(w.signals), order_events=p.receiver(w.order_events),
                              commands=p.receiver(w.commands), link_state=w.link_state,
                              quotes=w.quotes, gameplan=w.gameplan, decision=w.decision),
-            mode_guard.Outbox(orders=p.sender(w.orders), trading=w.trading, governor=w.governor),
+            mode_guard.Outbox(orders=p.sender(w.orders), trading=w.trading, governor=w.governor,
+                              risk=w.risk),
             task_status=ts)
 
     async def start_router(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
@@ -81,7 +82,7 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
                                trading=w.trading),
             order_router.Outbox(order_events=p.sender(w.order_events),
                                 link_requests=p.sender(w.link_requests),
-                                wanted_quotes=w.wanted_quotes),
+                                wanted_quotes=w.wanted_quotes, book=w.book),
             task_status=ts)
 
     # state that outlives the incarnations of the actors using it
