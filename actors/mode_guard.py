@@ -52,6 +52,7 @@ from doctrine.risk import (
     loss_limit,
     opened_today,
     pdt_left,
+    plan_refusal,
     short_unrealized,
     unrealized,
 )
@@ -678,7 +679,7 @@ class _Guard:
             pivots=decision.pivots if decision is not None else 0,
             max_pivots=plan.hard_limits.max_intraday_pivots if plan is not None else
             (decision.max_pivots if decision is not None else None))
-        refusal = entry_refusal(gate)
+        refusal = entry_refusal(gate) or plan_refusal(sig, plan, decision)
         if refusal is not None:
             self.risk.rejections_today += 1
             self.save()

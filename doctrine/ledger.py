@@ -446,13 +446,23 @@ class Ledger:
             o.perm_id = ev.perm_id
         if ev.order_id > 0 and o.order_id is None:
             o.order_id, o.client_id = ev.order_id, ev.client_id
-        self._apply_broker_status(o, ev.status, now)
+        self._apply_broker_status(o, ev.status, now, broker_filled=ev.filled)
         return o
 
-    def _apply_broker_status(self, o: OrderRec, status: str, now: dt.datetime) -> None:
+    def awaiting_executions(self, o: OrderRec, broker_filled: float) -> bool:
+        """The broker counts more filled than the executions we have: they are on their way
+        (a `Cancelled` may overtake a partial fill's execution). Never end the order on it."""
+        return round(broker_filled) > o.filled
+
+    def _apply_broker_status(self, o: OrderRec, status: str, now: dt.datetime, *,
+                             broker_filled: float = 0.0) -> None:
         if o.terminal:
             return
         o.updated = now
+        if status in _BROKER_CANCELLED | {"Inactive"} and \
+                self.awaiting_executions(o, broker_filled):
+            o.status = "working"                 # ended at the broker; executions pending
+            return
         if status in _BROKER_WORKING:
             if status != "PendingSubmit":        # PendingSubmit is ib_async's own, not an ack
                 o.status = "working"
@@ -626,7 +636,7 @@ class Ledger:
                 o.order_id, o.perm_id, o.client_id = seen.order_id, seen.perm_id or o.perm_id, \
                     seen.client_id
                 self._apply_broker_status(o, seen.status if seen.status != "PendingSubmit"
-                                          else "Submitted", now)
+                                          else "Submitted", now, broker_filled=seen.filled)
                 continue
             done = by_ref_done.get(o.ref)
             if done is not None:
@@ -634,10 +644,11 @@ class Ledger:
                 status = done.status if done.status in _BROKER_CANCELLED | {"Filled",
                                                                            "Inactive"} \
                     else "Cancelled"
-                self._apply_broker_status(o, status, now)
-                if not o.terminal:               # "Filled" before its executions arrived
-                    report.warnings.append(f"{o.ref} filled at the broker but its executions "
-                                           "are missing")
+                self._apply_broker_status(o, status, now, broker_filled=done.filled)
+                if not o.terminal:               # filled before its executions arrived
+                    report.warnings.append(f"{o.ref} {done.filled:g} filled at the broker "
+                                           f"but {o.filled} in its executions: waiting for "
+                                           "them")
                 continue
             if (o.epoch or 0) >= snap.epoch:
                 # sent on this very session: it may still be on its way, or it arrived after

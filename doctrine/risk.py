@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from config.gameplan import Gameplan
+from messages.brain import EntrySignal, StrategyDecision
 from messages.orders import FillReport, PositionView, ShortView
 
 PDT_LIMIT = 3
@@ -342,3 +344,25 @@ def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"not a boolean: {value!r}")
     return value
+
+
+def plan_refusal(sig: EntrySignal, plan: Gameplan | None,
+                 decision: StrategyDecision | None) -> str | None:
+    """Defence in depth: an entry signal today's gameplan and decision do not allow.
+
+    The StrategySelector should never send one; if it does (a bug, a stale signal across a
+    plan change), the approval is refused and journaled. Without a gameplan there is nothing
+    to check against (the selector then stays in Strategy C and sends no signal).
+    """
+    if plan is None:
+        return None
+    if plan.strategy == "C":
+        return "today's gameplan allows no entries (Strategy C)"
+    if sig.symbol not in plan.symbols:
+        return f"{sig.symbol} is not in today's gameplan ({', '.join(plan.symbols)})"
+    if sig.symbol in plan.earnings_blackout:
+        return f"{sig.symbol} is in the gameplan's earnings blackout"
+    if decision is not None and decision.strategy != sig.strategy:
+        return (f"signal for Strategy {sig.strategy} but the strategy in force is "
+                f"{decision.strategy}")
+    return None

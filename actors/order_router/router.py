@@ -973,6 +973,9 @@ class _Router:
             if isinstance(ev, BrokerOrderStatus):
                 before = self._status_of(ev.order_ref)
                 o = self.ledger.on_status(ev, now)
+                if o is not None and o.status == "working" and \
+                        self.ledger.awaiting_executions(o, ev.filled):
+                    self.reconcile_soon.set()    # ended at the broker before its executions
                 if o is not None and o.status != before:
                     self.ctx.emit("order_status", order_ref=o.ref, status=o.status,
                                   broker_status=ev.status, filled=o.filled)

@@ -586,3 +586,39 @@ async def test_sizing_and_limits_use_the_smaller_of_bot_capital_and_equity(
         await trio.sleep(1)
         intent, = await g.of(EntryIntent)
         assert intent.budget.equity == 400.0
+
+
+EXAMPLE_A_TEXT = (Path(__file__).resolve().parents[2] / "gameplans" /
+                  "example_strategy_a.json").read_text(encoding="utf-8")
+
+
+# -- defence in depth: the plan and the decision --------------------------------------------------
+
+
+async def test_a_signal_todays_plan_or_decision_does_not_allow_is_refused_and_journaled(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    import json
+
+    from config.gameplan import parse_gameplan
+    from messages.brain import StrategyDecision
+
+    doc = json.loads(EXAMPLE_A_TEXT)
+    env = {"STARTING_EQUITY_USD": "100000", "BOT_CAPITAL_USD": "100000",
+           "PDT_ENABLED": "false"}
+    async with open_actor_env(tmp_path, env=env) as a, open_guard(a) as g:
+        today = a.env.clock.today_et()
+        doc["date"] = today.isoformat()
+        a.wiring.gameplan.set(parse_gameplan(json.dumps(doc)))          # QQQ, Strategy A
+        a.wiring.decision.set(StrategyDecision(ts=a.env.clock.now_utc(), day=today,
+                                               strategy="B", rule="test", reasons=("test",)))
+        a.link_up(1, readonly=True)
+        await g.router_ready(equity=None)
+        await g.wait_state(TradingState.ACTIVE)
+        await g.signals.send(g.signal("SPY"))                    # not in today's plan
+        await g.signals.send(g.signal("QQQ"))                    # A, while B is in force
+        await trio.sleep(1)
+        assert await g.of(EntryIntent) == []
+        reasons = [r.reason for r in await g.of(EntryRefused)]
+        assert "SPY is not in today's gameplan" in reasons[0]
+        assert "strategy in force is B" in reasons[1]
+        assert len(a.journal("order_rejected")) == 2
