@@ -28,13 +28,12 @@ unreadable file halts trading (never a reset), and the file is left untouched fo
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import trio
 
@@ -71,6 +70,8 @@ from messages.orders import (
     ExitWhy,
     FillReport,
     IntentUpdate,
+    OrderCommand,
+    OrderEvent,
     PositionsReport,
     PositionView,
     RouterStatus,
@@ -83,6 +84,7 @@ from runtime.gateway.gateway_schedule import in_restart_window
 from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
+from runtime.supervision.ordered import OrderedSender
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -90,7 +92,7 @@ from runtime.supervision.channels import Latest
 @dataclass(frozen=True)
 class Inbox:
     signals: trio.MemoryReceiveChannel[Message]
-    order_events: trio.MemoryReceiveChannel[Message]
+    order_events: trio.MemoryReceiveChannel[OrderEvent]
     commands: trio.MemoryReceiveChannel[OperatorCommand]
     link_state: Latest[LinkState]
     quotes: Latest[Mapping[str, Quote]]
@@ -100,7 +102,7 @@ class Inbox:
 
 @dataclass(frozen=True)
 class Outbox:
-    orders: trio.MemorySendChannel[Message]
+    orders: trio.MemorySendChannel[OrderCommand]
     trading: Latest[TradingStatus]
     governor: Latest[bool]
     risk: Latest[RiskStatus | None] | None = None      # the status read-model (one writer)
@@ -146,14 +148,15 @@ def mode_problem(settings: Settings, state: LinkState) -> str | None:
 # -- the actor ------------------------------------------------------------------------------------
 
 
-async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
+async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *, tuning: Tuning | None = None,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    guard = _Guard(ctx, inbox, outbox, ctx.services.get(TUNING_SERVICE) or Tuning())
+    guard = _Guard(ctx, inbox, outbox, tuning or Tuning())
     guard.restore()
     guard.say_capital()
-    guard.evaluate()
-    task_status.started()
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(guard.orders_out.pump)
+        guard.evaluate()
+        task_status.started()
         guard.nursery = nursery
         nursery.start_soon(guard.signals)
         nursery.start_soon(guard.order_events)
@@ -170,6 +173,7 @@ class _Guard:
         self.settings = ctx.settings
         self.mode = ctx.settings.mode
         self.store = StateStore(ctx.settings.state_dir)
+        self.orders_out = OrderedSender(outbox.orders)
         self.kill_path: Path = ctx.settings.state_dir / KILL_FILE
         self.calendar = get_calendar()
         self.risk = RiskState()
@@ -240,17 +244,9 @@ class _Guard:
             self.save_error = str(exc)
 
     # -- sending -----------------------------------------------------------------------------
-    def send(self, msg: Message) -> None:
-        try:
-            self.outbox.orders.send_nowait(msg)
-        except trio.WouldBlock:
-            async def later() -> None:
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await self.outbox.orders.send(msg)
-            if self.nursery is not None:
-                self.nursery.start_soon(later)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+    def send(self, msg: OrderCommand) -> None:
+        """Never dropped, never reordered (runtime/supervision/ordered.py)."""
+        self.orders_out.send_nowait(msg)
 
     # -- numbers -----------------------------------------------------------------------------
     @property
@@ -727,6 +723,8 @@ class _Guard:
                     self.ctx.log.warning("account values unavailable: %s", ev.error)
             elif isinstance(ev, RouterStatus):
                 self._on_router(ev)
+            else:
+                assert_never(ev)
             self.evaluate()
 
     def _on_fill(self, fill: FillReport) -> None:

@@ -359,3 +359,16 @@ class AccountValues(Message):
     net_liquidation: float | None
     currency: str = "USD"
     values: dict[str, str] = Field(default_factory=dict)
+
+
+# -- one union per channel (a `match` over it is checked exhaustive by mypy) ---------------------
+
+OrderCommand = EntryIntent | ExitIntent | CancelEntries | SessionVerdict | EntryRefused | \
+    DaySummary
+"""ModeGuard ──orders──▶ OrderRouter."""
+
+OrderEvent = FillReport | PositionsReport | IntentUpdate | AccountReport | RouterStatus
+"""OrderRouter ──order_events──▶ ModeGuard."""
+
+BrokerEvent = BrokerOrderStatus | BrokerExecution | BrokerCommission | BrokerOrderError
+"""GatewayLink ──broker_events──▶ OrderRouter (pushed order events)."""

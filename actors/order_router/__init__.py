@@ -10,7 +10,6 @@ docs/MONEY_PATH.md lists every way an order leaves the process and the test that
 from .journal import TRADES_FILE, TradeJournal
 from .router import (
     FEE_PER_CONTRACT_ROUND_TRIP,
-    PROCESS_SERVICE,
     STATE_NAME,
     TUNING_SERVICE,
     Inbox,
@@ -19,5 +18,5 @@ from .router import (
     run,
 )
 
-__all__ = ["FEE_PER_CONTRACT_ROUND_TRIP", "PROCESS_SERVICE", "STATE_NAME", "TRADES_FILE",
+__all__ = ["FEE_PER_CONTRACT_ROUND_TRIP", "STATE_NAME", "TRADES_FILE",
            "TUNING_SERVICE", "Inbox", "Outbox", "TradeJournal", "Tuning", "run"]

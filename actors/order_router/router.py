@@ -26,13 +26,12 @@ sessions, its own restarts and the process.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 import trio
 
@@ -88,6 +87,8 @@ from messages.orders import (
     IntentState,
     IntentUpdate,
     OpenOrdersRequest,
+    OrderCommand,
+    OrderEvent,
     OrderLeg,
     PlacedOrders,
     PlaceOrders,
@@ -110,6 +111,7 @@ from runtime.gateway.link_client import (
 from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
+from runtime.supervision.ordered import OrderedSender
 
 from .book import build_book
 from .gate import GateView, SellView, entry_refusal, replace_refusal, sell_refusal
@@ -120,7 +122,7 @@ from .journal import TRADES_FILE, TradeJournal
 
 @dataclass(frozen=True)
 class Inbox:
-    orders: trio.MemoryReceiveChannel[Message]          # from ModeGuard
+    orders: trio.MemoryReceiveChannel[OrderCommand]     # from ModeGuard
     broker: trio.MemoryReceiveChannel[Message]          # pushed by GatewayLink
     link_state: Latest[LinkState]
     quotes: Latest[Mapping[str, Quote]]
@@ -130,7 +132,7 @@ class Inbox:
 
 @dataclass(frozen=True)
 class Outbox:
-    order_events: trio.MemorySendChannel[Message]       # to ModeGuard
+    order_events: trio.MemorySendChannel[OrderEvent]    # to ModeGuard
     link_requests: trio.MemorySendChannel[Envelope]
     wanted_quotes: Latest[frozenset[OptionSpec]]
     book: Latest[BookStatus | None] | None = None       # the status read-model (one writer)
@@ -138,7 +140,6 @@ class Outbox:
 
 STATE_NAME = "ledger"
 TUNING_SERVICE = "order_router.tuning"
-PROCESS_SERVICE = "order_router.process"
 FEE_PER_CONTRACT_ROUND_TRIP = 2 * 0.65
 """Sizing counts IB's option commission both ways (the doctrine's fee per contract)."""
 
@@ -172,15 +173,18 @@ class Tuning:
 
 
 async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
+              tuning: Tuning | None = None, process_id: str | None = None,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    router = _Router(ctx, inbox, outbox, ctx.services.get(TUNING_SERVICE) or Tuning())
+    """`process_id`: the same for every incarnation in one process (the ledger's epoch key)."""
+    router = _Router(ctx, inbox, outbox, tuning or Tuning(),
+                     process_id or uuid.uuid4().hex[:8])
     try:
         router.restore()
-        task_status.started()
-        if router.fault is not None:
-            await router.idle_in_fault()
-            return
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(router.events_out.pump)
+            task_status.started()
+            if router.fault is not None:
+                await router.idle_in_fault()
             router.nursery = nursery
             nursery.start_soon(router.intake)
             nursery.start_soon(router.broker_events)
@@ -194,7 +198,8 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
 
 
 class _Router:
-    def __init__(self, ctx: ActorContext, inbox: Inbox, outbox: Outbox, tuning: Tuning) -> None:
+    def __init__(self, ctx: ActorContext, inbox: Inbox, outbox: Outbox, tuning: Tuning,
+                 process_id: str) -> None:
         self.ctx = ctx
         self.inbox = inbox
         self.outbox = outbox
@@ -203,8 +208,9 @@ class _Router:
         self.store = StateStore(ctx.settings.state_dir)
         self.trades = TradeJournal(ctx.settings.log_dir / TRADES_FILE)
         self.client = LinkClient(outbox.link_requests, inbox.link_state)
+        self.events_out = OrderedSender(outbox.order_events)
         self.fills = FillModel(slippage=tuning.slippage)
-        self.process = ctx.services.setdefault(PROCESS_SERVICE, uuid.uuid4().hex[:8])
+        self.process = process_id
         self.ledger = Ledger()
         self.fault: str | None = None
         self.persist_error: str | None = None
@@ -300,20 +306,9 @@ class _Router:
             await pulse.wait()
 
     # -- outputs -----------------------------------------------------------------------------
-    def _send(self, msg: Message) -> None:
-        try:
-            self.outbox.order_events.send_nowait(msg)
-        except trio.WouldBlock:
-            if self.nursery is None:        # in fault: only statuses are sent, next one soon
-                self.ctx.log.warning("order_events full: %s not sent", type(msg).__name__)
-                return
-
-            async def later() -> None:
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await self.outbox.order_events.send(msg)
-            self.nursery.start_soon(later)     # never dropped: it waits for room
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+    def _send(self, msg: OrderEvent) -> None:
+        """Never dropped, never reordered (runtime/supervision/ordered.py)."""
+        self.events_out.send_nowait(msg)
 
     def _trade(self, kind: str, **fields: Any) -> None:
         try:
@@ -509,7 +504,7 @@ class _Router:
                             pnl=round(msg.pnl, 2), pdt_left=msg.pdt_left,
                             rejections=msg.rejections)
             else:
-                self.ctx.log.warning("unexpected message on orders: %r", msg)
+                assert_never(msg)
 
     def _refuse(self, intent: EntryIntent, reason: str, option: OptionSpec | None = None, *,
                 state: IntentState = "rejected") -> None:
@@ -994,6 +989,8 @@ class _Router:
                 elif what == "rejected" and o is not None:
                     self.ctx.alert("warning", f"Order {o.ref} rejected", f"{ev.code}: {ev.text}",
                                    key=f"rejected:{o.ref}")
+            else:       # the channel is not typed BrokerEvent yet (GatewayLink's outbox)
+                self.ctx.log.warning("unexpected message on broker_events: %r", ev)
             self.commit()
 
     def _status_of(self, ref: str) -> str | None:

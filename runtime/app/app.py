@@ -21,6 +21,8 @@ the link subtree, so a Gateway restart never touches it.
 
 from __future__ import annotations
 
+import uuid
+
 import trio
 
 from actors import (
@@ -72,7 +74,9 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
                              quotes=w.quotes, gameplan=w.gameplan, decision=w.decision),
             mode_guard.Outbox(orders=p.sender(w.orders), trading=w.trading, governor=w.governor,
                               risk=w.risk),
-            task_status=ts)
+            tuning=env.services.get(mode_guard.TUNING_SERVICE), task_status=ts)
+
+    router_process = uuid.uuid4().hex[:8]    # one per process: the ledger's session epochs
 
     async def start_router(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await order_router.run(
@@ -83,6 +87,7 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
             order_router.Outbox(order_events=p.sender(w.order_events),
                                 link_requests=p.sender(w.link_requests),
                                 wanted_quotes=w.wanted_quotes, book=w.book),
+            tuning=env.services.get(order_router.TUNING_SERVICE), process_id=router_process,
             task_status=ts)
 
     # state that outlives the incarnations of the actors using it

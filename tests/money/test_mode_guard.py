@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -94,8 +95,9 @@ async def open_guard(a: Actors, incarnation: int = 1) -> AsyncIterator[Guarded]:
     g = Guarded(a=a, orders=w.orders.clone_receiver(), events=w.order_events.clone_sender(),
                 signals=w.signals.clone_sender(), commands=w.commands.clone_sender(), seen=[])
     async with trio.open_nursery() as nursery:
-        await nursery.start(mode_guard.run, context(a, "mode_guard", incarnation), inbox,
-                            outbox)
+        await nursery.start(functools.partial(
+            mode_guard.run, tuning=a.env.services.get(mode_guard.TUNING_SERVICE)),
+            context(a, "mode_guard", incarnation), inbox, outbox)
         yield g
         nursery.cancel_scope.cancel()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -152,8 +153,10 @@ async def open_router(a: Actors, link: FakeLink | None = None,
                events=w.order_events.clone_receiver())
     async with trio.open_nursery() as nursery:
         nursery.start_soon(link.serve, w.link_requests.clone_receiver())
-        await nursery.start(order_router.run, context(a, "order_router", incarnation), inbox,
-                            outbox)
+        await nursery.start(functools.partial(
+            order_router.run, tuning=a.env.services.get(order_router.TUNING_SERVICE),
+            process_id=f"test{id(a.env)}"), context(a, "order_router", incarnation), inbox,
+            outbox)
         yield r
         nursery.cancel_scope.cancel()
 
