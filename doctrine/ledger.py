@@ -569,8 +569,17 @@ class Ledger:
         return gross
 
     def _close_position(self, pos: PositionRec, now: dt.datetime, why: str) -> None:
-        """The position is flat: its exit (if any) is done, its bracket children are moot."""
+        """The position is flat: its exit (if any) is done, its bracket children are moot —
+        and any sell of it still live at the broker must go (filled on a flat position, it
+        would open a short)."""
         self.positions.pop(pos.key, None)
+        refs = list(pos.child_refs)
+        if pos.exit_intent and pos.exit_intent in self.intents:
+            refs += self.intents[pos.exit_intent].refs
+        for ref in refs:
+            o = self.orders.get(ref)
+            if o is not None and o.action == "SELL" and o.live and o.cancel_requested is None:
+                o.cancel_requested = now
         if pos.exit_intent and pos.exit_intent in self.intents:
             ex = self.intents[pos.exit_intent]
             if not ex.terminal:
