@@ -28,6 +28,7 @@ from messages.orders import (
     ExitIntent,
     FillReport,
     IntentUpdate,
+    OrderEvent,
     PositionsReport,
     PositionView,
     RouterStatus,
@@ -47,7 +48,7 @@ LIVE = {"DRY_RUN": "false", "PAPER_TRADING": "false", "OPERATOR_ID": "op",
 class Guarded:
     a: Actors
     orders: trio.MemoryReceiveChannel[Message]
-    events: trio.MemorySendChannel[Message]
+    events: trio.MemorySendChannel[OrderEvent]
     signals: trio.MemorySendChannel[Message]
     commands: trio.MemorySendChannel[OperatorCommand]
     seen: list[Message]

@@ -28,11 +28,12 @@ from tools.fake_gateway.faults import (
 )
 
 from .conftest import (
+    PAPER_ENV,
     broker_order,
     broker_position,
-    entry_filled,
     entry_signal,
     fill_at_the_broker,
+    filled_entry,
     inject,
     ledger_positions,
     open_money_bot,
@@ -42,8 +43,7 @@ from .conftest import (
     wait_until,
 )
 
-PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op",
-         "BOT_CAPITAL_USD": "100000"}
+PAPER = PAPER_ENV
 DRY = {"STARTING_EQUITY_USD": "100000", "BOT_CAPITAL_USD": "100000"}
 QUICK = {order_router.TUNING_SERVICE: order_router.Tuning(
     reconcile_every=2.0, recheck_after=0.5, retry_min=0.2, retry_max=1.0)}
@@ -68,16 +68,6 @@ async def _send(h: Any, msg: Any) -> None:
         await send.send(msg)
 
 
-async def _filled_entry(h: Any) -> tuple[str, str, int]:
-    await wait_trading(h)
-    await inject(h, entry_signal(h))
-    intent = await h.journal.wait_for("order_intent")
-    ref, key, qty = intent["intent_id"], intent["contract"], intent["quantity"]
-    await entry_filled(h, ref)
-    await wait_until(lambda: ledger_positions(h).get(key) == qty)
-    return ref, key, qty
-
-
 # -- 1. never sell what the account does not hold ------------------------------------------------
 
 
@@ -85,7 +75,7 @@ async def test_an_exit_never_sells_a_position_closed_by_hand_in_tws(
         tmp_path: Path, shared_data: Path) -> None:
     async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
         with trio.fail_after(90):
-            ref, key, _qty = await _filled_entry(h)
+            ref, key, _qty = await filled_entry(h)
             # the operator closes it in TWS: bracket cancelled, sold; the ledger still holds it
             h.gateway.dispatch(manual_close(h.gateway.broker, ref, h.gateway.clock.now_utc()))
             assert broker_position(h, key) == 0
@@ -128,7 +118,7 @@ async def test_a_short_option_at_the_broker_halts_entries_and_alerts(
         tmp_path: Path, shared_data: Path) -> None:
     async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
         with trio.fail_after(90):
-            ref, key, _qty = await _filled_entry(h)
+            ref, key, _qty = await filled_entry(h)
             h.gateway.dispatch(manual_short(h.gateway.broker, ref, 2,
                                             h.gateway.clock.now_utc()))
             assert broker_position(h, key) == -2
@@ -181,7 +171,7 @@ async def test_an_unsaveable_ledger_keeps_the_bracket_and_the_exit_resumes_after
         tmp_path: Path, shared_data: Path) -> None:
     async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
         with trio.fail_after(90):
-            ref, key, qty = await _filled_entry(h)
+            ref, key, qty = await filled_entry(h)
             ledger = h.settings.state_dir / "ledger.json"
             ledger.unlink()
             ledger.mkdir()                    # the disk refuses every save from now on
@@ -209,7 +199,7 @@ async def test_option_quotes_come_back_after_1101_and_the_exit_sells(
         tmp_path: Path, shared_data: Path) -> None:
     async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
         with trio.fail_after(90):
-            _ref, key, qty = await _filled_entry(h)
+            _ref, key, qty = await filled_entry(h)
             await wait_until(lambda: key in h.bot.wiring.quotes.value)
             await h.gateway.send_error(1101)   # data lost: the simulator drops every stream
             lost_at = h.bot.clock.now_utc()
@@ -227,7 +217,7 @@ async def test_an_exit_without_a_bid_keeps_the_bracket(
         tmp_path: Path, shared_data: Path) -> None:
     async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
         with trio.fail_after(90):
-            ref, key, qty = await _filled_entry(h)
+            ref, key, qty = await filled_entry(h)
             await wait_until(lambda: key in h.bot.wiring.quotes.value)
             h.gateway.market_farm_ok = False   # quotes stop (silently: no 2103 sent)
             await trio.sleep(4.0)              # 4 simulated minutes: the bid goes stale
@@ -250,7 +240,7 @@ async def test_a_lost_exit_order_is_looked_up_declared_lost_and_the_exit_retried
         tmp_path: Path, shared_data: Path) -> None:
     async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
         with trio.fail_after(90):
-            _ref, key, qty = await _filled_entry(h)
+            _ref, key, qty = await filled_entry(h)
             swallower = swallow_orders(h.gateway, 1)      # the next order never arrives
             await _send(h, ExitIntent(intent_id="X-lost", ts=h.bot.clock.now_utc(),
                                       option_key=key, reason="time_stop"))
@@ -281,7 +271,7 @@ async def test_on_another_client_id_the_old_bracket_stays_and_its_cancel_alerts(
         tmp_path: Path, shared_data: Path) -> None:
     async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
         with trio.fail_after(90):
-            ref, key, qty = await _filled_entry(h)
+            ref, key, qty = await filled_entry(h)
             first = h.bot.wiring.link_state.value.client_id
             hold_client_id(h.gateway, first)    # a zombie keeps client id 1: 326 on connect
             await h.gateway.drop()

@@ -36,6 +36,7 @@ from messages.orders import (
     FillReport,
     IntentUpdate,
     OpenOrdersRequest,
+    OrderCommand,
     PlacedOrders,
     PlaceOrders,
     PositionsReport,
@@ -109,7 +110,7 @@ class FakeLink:
 class Routed:
     a: Actors
     link: FakeLink
-    orders: trio.MemorySendChannel[Message]
+    orders: trio.MemorySendChannel[OrderCommand]
     events: trio.MemoryReceiveChannel[Message]
     seen: list[Message] = field(default_factory=list)
 

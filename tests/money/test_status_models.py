@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from .conftest import entry_filled, entry_signal, inject, open_money_bot, wait_trading, wait_until
+from .conftest import filled_entry, open_money_bot, wait_until
 
 PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op",
          "BOT_CAPITAL_USD": "50000"}
@@ -24,11 +24,7 @@ async def test_the_book_and_risk_show_a_protected_position_and_a_stale_mark(
         tmp_path: Path, shared_data: Path) -> None:
     async with open_money_bot(tmp_path, shared_data, env=PAPER) as h:
         with trio.fail_after(90):
-            await wait_trading(h)
-            await inject(h, entry_signal(h))
-            intent = await h.journal.wait_for("order_intent")
-            ref, key, qty = intent["intent_id"], intent["contract"], intent["quantity"]
-            await entry_filled(h, ref)
+            ref, key, qty = await filled_entry(h)
 
             def book_has_it() -> bool:
                 book = h.bot.wiring.book.value
