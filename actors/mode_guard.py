@@ -188,6 +188,7 @@ class _Guard:
         self.positions: tuple[PositionView, ...] | None = None
         self.shorts: tuple[ShortView, ...] = ()         # short options at the broker (alarm)
         self.loss_unconfirmed: str | None = None        # a breach only missing marks make
+        self._risk_at: dt.datetime | None = None        # when the risk read-model was built
         self.equity_reported: float | None = None
         self.marks: dict[str, float] = {}
         self.exits_sent: dict[str, str] = {}           # option key -> exit intent id
@@ -336,10 +337,17 @@ class _Guard:
         self.publish_risk(now)
 
     def publish_risk(self, now: dt.datetime) -> None:
-        """The risk read-model, replaced whole when it changed."""
+        """The risk read-model, replaced whole when it changed (at most once a market second
+        while the trading state stays the same: quotes move the P&L many times a second)."""
         if self.outbox.risk is None:
             return
         status = self.status or self.outbox.trading.value
+        old = self.outbox.risk.value
+        if old is not None and old.trading_state == status.state.value and \
+                old.reasons == status.reasons and old.kill_switch == self.risk.kill_switch and \
+                self._risk_at is not None and (now - self._risk_at).total_seconds() < 1.0:
+            return
+        self._risk_at = now
         capital = self.equity()
         limit = self.limit()
         pnl = self.pnl_today()
@@ -366,7 +374,6 @@ class _Guard:
                           kill_switch=self.risk.kill_switch, governor=self.outbox.governor.value,
                           equity_usd=self.account_equity(), capital_usd=capital,
                           limits=tuple(limits))
-        old = self.outbox.risk.value
         if old is None or old.model_copy(update={"ts": now}) != risk:
             self.outbox.risk.set(risk)
 
