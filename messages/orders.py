@@ -232,6 +232,11 @@ class CancelOrder(Message):
     order_ref: str = ""
 
 
+class GlobalCancel(Message):
+    """IB's reqGlobalCancel: every open order of the account, whatever client id placed it.
+    The kill switch's last resort in PAPER when a 326 left the bracket under another id."""
+
+
 class OpenOrdersRequest(Message):
     """Every working order of the account (all client ids)."""
 

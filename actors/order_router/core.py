@@ -33,6 +33,7 @@ from messages.orders import (
     BrokerPosition,
     CancelOrder,
     FillReport,
+    GlobalCancel,
     IntentUpdate,
     OrderCommand,
     OrderEvent,
@@ -141,6 +142,7 @@ class RouterCore:
         self.cancel_sent: dict[str, float] = {}
         self.cancel_tries: dict[str, int] = {}
         self.foreign_alerted: set[str] = set()
+        self.global_cancel_at: float | None = None
         self.reconcile_soon = trio.Event()
         self._pulse = trio.Event()
         self._last_positions: tuple[PositionView, ...] | None = None
@@ -512,6 +514,23 @@ class RouterCore:
             self.resubmitting.discard(intent_id)
 
 
+    async def global_cancel(self, why: str) -> None:
+        """reqGlobalCancel (every open order of the account, all client ids), at most once per
+        `cancel_resend`; the reconciliation then finds what it cancelled."""
+        now = trio.current_time()
+        if self.global_cancel_at is not None and \
+                now - self.global_cancel_at < self.tuning.cancel_resend:
+            return
+        self.global_cancel_at = now
+        self.ctx.alert("critical", "Global cancel sent: every open order of the account",
+                       f"{why}. Then the positions are sold.", key="global-cancel")
+        try:
+            await self.client.call(GlobalCancel(), timeout=self.tuning.request_timeout)
+            self.ctx.emit("order_cancel", order_ref="*", order_id=0, scope="global")
+        except LinkError as exc:
+            self.ctx.log.warning("global cancel not sent: %s", exc)
+        self.reconcile_soon.set()
+
     async def cancel(self, o: OrderRec) -> None:
         """Ask the broker to cancel (again, if the last ask got no answer)."""
         now = trio.current_time()
@@ -527,7 +546,7 @@ class RouterCore:
         cid = self.inbox.link_state.value.client_id
         if o.client_id is not None and cid is not None and o.client_id != cid:
             # order ids are per client id: this one would cancel another order, or nothing
-            if o.ref not in self.foreign_alerted:
+            if o.ref not in self.foreign_alerted and self.global_cancel_at is None:
                 self.foreign_alerted.add(o.ref)
                 self.ctx.alert("critical", f"Order {o.ref} cannot be cancelled from here",
                                f"it was placed under client id {o.client_id}; this session is "

@@ -88,6 +88,15 @@ class Exits(RouterCore):
             if why is not None and not any(o.cancel_requested for o in in_the_way):
                 self._exit_blocked(intent, sell, f"protection kept: {why}")
                 return "retry"
+            cid = self.inbox.link_state.value.client_id
+            foreign = [o for o in in_the_way if o.client_id is not None and cid is not None
+                       and o.client_id != cid]
+            if foreign and intent.urgent and self.mode is Mode.PAPER:
+                # a flatten (kill switch, loss limit) after a 326: only a global cancel reaches
+                # orders of another client id; the replacement sell is ready (checked above)
+                await self.global_cancel(f"flattening {pos.key} ({intent.exit_reason}): "
+                                         f"{', '.join(o.ref for o in foreign)} were placed "
+                                         f"under client id {foreign[0].client_id}")
             for o in in_the_way:
                 await self.cancel(o)
             await self.changed(self.tuning.cancel_resend)

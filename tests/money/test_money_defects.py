@@ -278,7 +278,7 @@ async def test_on_another_client_id_the_old_bracket_stays_and_its_cancel_alerts(
             await wait_until(lambda: h.bot.wiring.link_state.value.up and
                              h.bot.wiring.link_state.value.client_id != first)
             await _send(h, ExitIntent(intent_id="X-326", ts=h.bot.clock.now_utc(),
-                                      option_key=key, reason="kill_switch", urgent=True))
+                                      option_key=key, reason="time_stop"))
             alert = await h.journal.wait_for(
                 "alert", where=lambda e: "cannot be cancelled" in str(e.get("title", "")))
             assert alert["severity"] == "critical" and f"{ref}/" in alert["title"]
@@ -289,4 +289,31 @@ async def test_on_another_client_id_the_old_bracket_stays_and_its_cancel_alerts(
             await inject(h, entry_signal(h, "QQQ"))
             refused = await h.journal.wait_for("intent_done", after=mark)
             assert "another client id" in refused["reason"]
+        _never_short(h)
+
+
+async def test_a_flatten_after_a_326_cancels_globally_in_paper_and_sells(
+        tmp_path: Path, shared_data: Path) -> None:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(90):
+            ref, key, qty = await filled_entry(h)
+            first = h.bot.wiring.link_state.value.client_id
+            hold_client_id(h.gateway, first)
+            await h.gateway.drop()
+            await wait_until(lambda: h.bot.wiring.link_state.value.up and
+                             h.bot.wiring.link_state.value.client_id != first)
+            await _send(h, ExitIntent(intent_id="X-kill", ts=h.bot.clock.now_utc(),
+                                      option_key=key, reason="kill_switch", urgent=True))
+            alert = await h.journal.wait_for(
+                "alert", where=lambda e: "Global cancel" in str(e.get("title", "")))
+            assert alert["severity"] == "critical"
+            await wait_until(lambda: not broker_order(h, f"{ref}/sl").working)
+            sell = await h.journal.wait_for(
+                "order_submitted", where=lambda e: e["order_ref"].startswith("X-kill"))
+            assert sell["quantity"] == qty
+            await wait_until(lambda: any(o.order_ref == sell["order_ref"]
+                                         for o in h.gateway.broker.orders.values()))
+            if broker_order(h, sell["order_ref"]).working:
+                await fill_at_the_broker(h, sell["order_ref"], sell["limit"])
+            await wait_until(lambda: ledger_positions(h) == {})
         _never_short(h)

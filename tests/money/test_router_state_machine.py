@@ -56,6 +56,7 @@ from messages.orders import (
     EntryIntent,
     ExecutionsRequest,
     ExitIntent,
+    GlobalCancel,
     IntentUpdate,
     OpenOrdersRequest,
     PlacedOrders,
@@ -177,6 +178,12 @@ class Desk:
             return self.place(req)
         if isinstance(req, CancelOrder):
             self.cancel(req.order_id)
+            return None
+        if isinstance(req, GlobalCancel):          # every client id's orders
+            for o in self.orders.values():
+                if o.working:
+                    o.status = "Cancelled"
+                    self._status(o)
             return None
         raise AssertionError(f"unexpected request {req!r}")
 
