@@ -38,7 +38,7 @@ from typing import Any, assert_never
 import trio
 
 from config.gameplan import Gameplan
-from config.market_calendar import get_calendar
+from config.market_calendar import ET, get_calendar
 from config.settings import Mode, Settings
 from doctrine.exits import ExitRules, OpenPosition, check_exit
 from doctrine.risk import (
@@ -80,7 +80,7 @@ from messages.orders import (
     SizingBudget,
 )
 from messages.status import LimitUse, RiskStatus
-from runtime.gateway.gateway_schedule import in_restart_window
+from runtime.gateway.gateway_schedule import in_restart_window, next_restart_window
 from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
@@ -117,11 +117,11 @@ TUNING_SERVICE = "mode_guard.tuning"
 class Tuning:
     entry_ttl_market_s: float = 180.0        # an entry not filled by then is cancelled
     max_signal_age_market_s: float = 120.0   # an older signal is history, not a setup
-    tick: float = 1.0                        # trio seconds between checks (and on every quote)
-    idle_tick: float = 5.0                   # the same while flat (an entry checks first)
+    tick: float = 1.0                        # trio seconds between looks at the kill file
     min_interval: float = 0.05               # trio seconds: quotes cannot make it spin
     bracket_grace_market_s: float = 120.0    # TP/SL left to the native bracket this long
     summary_after_close_market_s: float = 60.0
+    max_wait_market_s: float = 900.0         # the watch's safety net (not a polling tick)
     quote_max_age_market_s: float = 300.0    # an older bid is no mark for P&L
 
 
@@ -195,6 +195,7 @@ class _Guard:
         self.deferred: dict[str, float] = {}           # option key -> first seen (market s)
         self.status: TradingStatus | None = None
         self.wake = trio.Event()                        # check now (positions changed, ...)
+        self.wakeups = 0                                # the watch's checks (tests count them)
         self.kill_seen: bool | None = None              # the file's presence at the last poll
 
     # -- persistence -------------------------------------------------------------------------
@@ -773,11 +774,11 @@ class _Guard:
 
     # -- the clock ---------------------------------------------------------------------------
     async def watch(self) -> None:
-        """Check on every quote and link change, and at least every `tick` seconds.
+        """Check on every event (quotes, link, gameplan, the kill-switch file) and at the next
+        instant the clock alone changes something (`next_deadline`): no polling tick.
 
-        While flat nothing is time-critical (an entry decision polls the kill switch and the
-        limits itself first), so the idle tick is longer: virtual-clock simulations of many
-        days pay for every wake-up.
+        Virtual-clock simulations of many days pay for every wake-up, and a check that runs
+        when nothing can have changed only hides which event should have caused it.
         """
         async def on_change(value: Latest[Any]) -> None:
             while True:
@@ -787,14 +788,61 @@ class _Guard:
         async with trio.open_nursery() as nursery:
             for value in (self.inbox.quotes, self.inbox.link_state, self.inbox.gameplan):
                 nursery.start_soon(on_change, value)
+            nursery.start_soon(self._watch_kill_file)
             while True:
-                busy = bool(self.positions) or bool(self.exits_sent)
-                with trio.move_on_after(self.tuning.tick if busy else self.tuning.idle_tick):
+                now = self.ctx.clock.now_utc()
+                wait = (self.next_deadline(now) - now).total_seconds()
+                with trio.move_on_after(max(self.tuning.min_interval,
+                                            self.ctx.clock.to_trio_seconds(wait))):
                     await self.wake.wait()
                 self.wake = trio.Event()
+                self.wakeups += 1
+                self.ctx.node.extra["watch_checks"] = self.wakeups
                 self.evaluate()
                 self._daily_summary()
                 await trio.sleep(self.tuning.min_interval)
+
+    async def _watch_kill_file(self) -> None:
+        """The kill-switch file is the one thing only a look can tell (no inotify): a stat
+        every `tick`, and a wake-up only when its presence changed."""
+        while True:
+            await trio.sleep(self.tuning.tick)
+            try:
+                present = self.kill_path.exists()
+            except OSError:
+                present = True
+            if present != self.risk.kill_switch:
+                self.wake.set()
+
+    def next_deadline(self, now: dt.datetime) -> dt.datetime:
+        """The next instant at which the clock alone changes a decision: the ET day rolls,
+        the Gateway restart window opens or closes, a session opens or nears its close, the
+        daily summary is due, a position's time stop or bracket grace runs out. Capped by
+        `max_wait_market_s` (a safety net, not a tick)."""
+        cands = [now + dt.timedelta(seconds=self.tuning.max_wait_market_s)]
+        et = now.astimezone(ET)
+        cands.append(dt.datetime.combine(et.date() + dt.timedelta(days=1), dt.time(0),
+                                         tzinfo=ET))
+        cands += list(next_restart_window(now, self.settings.gateway_restart_time,
+                                          self.settings.gateway_restart_window_min))
+        session = self.calendar.session(et.date())
+        plan = self.plan
+        if session is not None:
+            cands.append(session.open)
+            cands.append(session.close + dt.timedelta(
+                seconds=self.tuning.summary_after_close_market_s))
+        for p in self.positions or ():
+            rules = ExitRules.for_strategy(p.strategy, plan) \
+                if p.managed and p.strategy in ("A", "B") else ExitRules.unmanaged(plan)
+            if session is not None:
+                cands.append(session.close - dt.timedelta(seconds=rules.flatten_before_close_s))
+            if rules.time_stop_s is not None:
+                cands.append(p.entry_ts + dt.timedelta(seconds=rules.time_stop_s))
+        for first in self.deferred.values():
+            cands.append(dt.datetime.fromtimestamp(first, dt.UTC) + dt.timedelta(
+                seconds=self.tuning.bracket_grace_market_s))
+        future = [c for c in cands if c > now]
+        return min(future) if future else now + dt.timedelta(seconds=1)
 
     def _daily_summary(self) -> None:
         now = self.ctx.clock.now_utc()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import trio
@@ -52,6 +52,7 @@ class Guarded:
     signals: trio.MemorySendChannel[Message]
     commands: trio.MemorySendChannel[OperatorCommand]
     seen: list[Message]
+    node: Any = None                  # the actor's tree node (its `extra` is what it shows)
 
     @property
     def state(self) -> TradingState:
@@ -95,10 +96,12 @@ async def open_guard(a: Actors, incarnation: int = 1) -> AsyncIterator[Guarded]:
                                governor=w.governor)
     g = Guarded(a=a, orders=w.orders.clone_receiver(), events=w.order_events.clone_sender(),
                 signals=w.signals.clone_sender(), commands=w.commands.clone_sender(), seen=[])
+    ctx = context(a, "mode_guard", incarnation)
+    g.node = ctx.node
     async with trio.open_nursery() as nursery:
         await nursery.start(functools.partial(
-            mode_guard.run, tuning=a.env.services.get(mode_guard.TUNING_SERVICE)),
-            context(a, "mode_guard", incarnation), inbox, outbox)
+            mode_guard.run, tuning=a.env.services.get(mode_guard.TUNING_SERVICE)), ctx, inbox,
+            outbox)
         yield g
         nursery.cancel_scope.cancel()
 
@@ -625,3 +628,38 @@ async def test_a_signal_todays_plan_or_decision_does_not_allow_is_refused_and_jo
         assert "SPY is not in today's gameplan" in reasons[0]
         assert "strategy in force is B" in reasons[1]
         assert len(a.journal("order_rejected")) == 2
+
+
+# -- the watch: events and deadlines, no polling tick ---------------------------------------------
+
+
+async def test_flat_and_quiet_the_guard_does_not_poll(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+        await trio.sleep(5)
+        before = g.node.extra.get("watch_checks", 0)
+        await trio.sleep(3600)                           # an hour with nothing happening
+        checks = g.node.extra.get("watch_checks", 0) - before
+        assert 1 <= checks <= 8          # the safety net's deadlines only, not 720 ticks
+
+
+async def test_a_time_stop_fires_at_its_deadline_without_any_event(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        now = a.env.clock.now_utc()
+        await g.router_ready(positions=(position(entry=now),))
+        await g.wait_state(TradingState.ACTIVE)
+        start = trio.current_time()
+        with trio.fail_after(7200):
+            while not [m for m in await g.sent() if isinstance(m, ExitIntent)]:
+                await trio.sleep(1)
+        exit_, = [m for m in await g.sent() if isinstance(m, ExitIntent)]
+        assert exit_.reason == "time_stop"
+        from doctrine.exits import ExitRules
+        limit = ExitRules.for_strategy("A", None).time_stop_s
+        assert limit is not None
+        assert limit <= trio.current_time() - start <= limit + 2
