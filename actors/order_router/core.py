@@ -157,7 +157,6 @@ class RouterCore:
         self.choosing: dict[str, trio.CancelScope] = {}   # entries still being chosen
         self.resubmitting: set[str] = set()
 
-
     def restore(self) -> None:
         try:
             doc = self.store.load(STATE_NAME)
@@ -174,23 +173,22 @@ class RouterCore:
             else:
                 self.ledger.bind(self.mode.value)
         except (StateUnreadable, LedgerError) as exc:
-            word = "refused" if str(exc).startswith("refused for") else "unreadable"
+            refused = str(exc).startswith("refused for")
+            word = "refused" if refused else "unreadable"
             self.fault = f"order ledger {word}: {exc}"
-            self.ctx.log.critical("Trading HALTED: order ledger %s %s: %s",
-                                  self.store.path(STATE_NAME), word, exc)
-            self.ctx.alert("critical", f"Order ledger {word}: trading halted",
-                           f"{exc}. The bot cannot know its orders and positions, so it places "
-                           "nothing. Restore or remove the file (the broker's positions stay as "
+            why = "its positions are not this account's" if refused else \
+                "the bot cannot know its orders and positions"
+            self.ctx.alert("critical", f"Trading HALTED: order ledger {word}",
+                           f"{self.store.path(STATE_NAME)}: {exc}; {why}, so nothing is placed. "
+                           "Move the file away or restore it (the broker's positions stay as "
                            "they are) and restart.", key="ledger-state")
         self._publish_wanted()
-
 
     async def idle_in_fault(self) -> None:
         """Say so until the operator acts; never trade on a ledger it cannot read."""
         while True:
             self._status(self.inbox.link_state.value.session_id, reconciled=False)
             await trio.sleep(self.tuning.positions_every)
-
 
     def commit(self) -> None:
         """After every ledger change: persist, tell the journal and ModeGuard, wake waiters."""
@@ -221,18 +219,15 @@ class RouterCore:
         self._pulse.set()
         self._pulse = trio.Event()
 
-
     async def changed(self, timeout: float) -> None:
         """Wait for the next ledger change (or `timeout` trio seconds)."""
         pulse = self._pulse
         with trio.move_on_after(timeout):
             await pulse.wait()
 
-
     def _send(self, msg: OrderEvent) -> None:
         """Never dropped, never reordered (runtime/supervision/ordered.py)."""
         self.events_out.send_nowait(msg)
-
 
     def _trade(self, kind: str, **fields: Any) -> None:
         try:
@@ -240,12 +235,10 @@ class RouterCore:
         except (OSError, ValueError) as exc:
             self.ctx.log.error("trade journal %s not written: %s", self.trades.path, exc)
 
-
     def _status(self, session_id: int, *, reconciled: bool, detail: str = "") -> None:
         self._send(RouterStatus(ts=self.ctx.clock.now_utc(), session_id=session_id,
                                 reconciled=reconciled, fault=self.fault or self.persist_error,
                                 detail=detail))
-
 
     def _announce(self, c: Change) -> None:
         now = self.ctx.clock.now_utc()
@@ -261,7 +254,6 @@ class RouterCore:
             self.ctx.log.info("entry %s %s: %s", c.intent_id, c.state, c.reason)
         if c.state == "rejected":
             self.ctx.emit("order_rejected", intent_id=c.intent_id, reason=c.reason)
-
 
     def _report_fill(self, fill: FillRec, *, estimated: bool) -> None:
         if fill.commission is None:
@@ -288,7 +280,6 @@ class RouterCore:
                     opening=fill.opening, realized_pnl=round(fill.realized_pnl, 2),
                     commission_estimated=estimated)
 
-
     def positions_view(self) -> tuple[PositionView, ...]:
         led = self.ledger
         return tuple(PositionView(
@@ -297,7 +288,6 @@ class RouterCore:
             strategy=p.strategy, protected=led.protected(p), exiting=led.exiting(p),
             managed=p.managed) for p in sorted(led.positions.values(), key=lambda p: p.key)
             if p.contracts > 0)
-
 
     def publish_book(self) -> None:
         """The book read-model, replaced whole when it changed (marks included)."""
@@ -314,7 +304,6 @@ class RouterCore:
         if old is None or old.model_copy(update={"ts": book.ts}) != book:
             self.outbox.book.set(book)
 
-
     def shorts_view(self) -> tuple[ShortView, ...]:
         out = []
         for key, p in sorted(self.shorts.items()):
@@ -324,7 +313,6 @@ class RouterCore:
             out.append(ShortView(option_key=key, option=p.option, contracts=-round(p.quantity),
                                  credit=round(p.avg_cost / mult, 4) if p.avg_cost > 0 else 0.0))
         return tuple(out)
-
 
     def _send_positions(self, *, force: bool = False) -> None:
         view = self.positions_view()
@@ -336,14 +324,12 @@ class RouterCore:
                                    shorts=self.shorts_view()))
         self.ctx.node.extra["positions"] = {p.option_key: p.contracts for p in view}
 
-
     def _publish_wanted(self) -> None:
         wanted = frozenset({p.option for p in self.ledger.positions.values()} |
                            set(self.candidates.values()) |
                            {p.option for p in self.shorts.values() if p.option is not None})
         if wanted != self.outbox.wanted_quotes.value:
             self.outbox.wanted_quotes.set(wanted)
-
 
     def ready(self) -> bool:
         """May orders (or dry-run fills) happen now: session up, checked and reconciled."""
@@ -354,13 +340,11 @@ class RouterCore:
             return True
         return self.verdicts.get(self.session) is True and self.reconciled == self.session
 
-
     def gate_view(self) -> GateView:
         return GateView(trading=self.inbox.trading.value,
                         ledger_problem=self.fault or self.persist_error,
                         session_ready=self.ready(), shorts=tuple(sorted(self.shorts)),
                         foreign=self.foreign_orders())
-
 
     def foreign_orders(self) -> tuple[str, ...]:
         """Live orders placed under another client id than this session's (after a 326):
@@ -372,7 +356,6 @@ class RouterCore:
                             for o in self.ledger.orders.values()
                             if o.live and o.client_id is not None and o.client_id != cid))
 
-
     def broker_count(self, key: str) -> int | None:
         """Contracts of `key` in the latest complete broker snapshot of THIS session (None:
         there is none). In DRY_RUN the ledger is the broker."""
@@ -382,7 +365,6 @@ class RouterCore:
         if self.broker_held is None or self.broker_held_session != self.session:
             return None
         return self.broker_held.get(key, 0)
-
 
     def sell_view(self, key: str, quantity: int, *, intent_id: str) -> SellView:
         pos = self.ledger.positions.get(key)
@@ -395,11 +377,9 @@ class RouterCore:
                         bid=quote.bid if quote is not None else None,
                         other_sells_working=others)
 
-
     async def wait_ready(self) -> None:
         while not self.ready():
             await self.changed(1.0)
-
 
     def fresh_quote(self, spec: OptionSpec) -> Quote | None:
         """A quote of this session, recent enough to trade at (None otherwise)."""
@@ -410,7 +390,6 @@ class RouterCore:
             return None
         age = (self.ctx.clock.now_utc() - q.ts).total_seconds()
         return q if age <= self.tuning.quote_max_age_market_s else None
-
 
     async def submit(self, intent_id: str) -> None:
         """Send an intent's new orders (write-ahead: marked and saved first)."""
@@ -462,7 +441,6 @@ class RouterCore:
                               self.ctx.clock.now_utc())
         self.commit()
 
-
     def _gate(self, intent: IntentRec, orders: list[OrderRec]) -> str | None:
         """The pre-trade gate for these orders of this intent (None: they may go out now).
 
@@ -495,7 +473,6 @@ class RouterCore:
                                  intent.intent_id, why)
         return why
 
-
     async def _resubmit(self, intent_id: str) -> None:
         """Re-send an entry a reconciliation proved never arrived, once trading is no longer
         merely REDUCING (this very reconciliation is one of its reasons), before its deadline."""
@@ -512,7 +489,6 @@ class RouterCore:
             await self.submit(intent_id)
         finally:
             self.resubmitting.discard(intent_id)
-
 
     async def global_cancel(self, why: str) -> None:
         """reqGlobalCancel (every open order of the account, all client ids), at most once per
@@ -567,7 +543,6 @@ class RouterCore:
             self.ctx.emit("order_cancel", order_ref=o.ref, order_id=o.order_id)
         except LinkError as exc:
             self.ctx.log.warning("cancel of %s not sent: %s", o.ref, exc)
-
 
     # -- provided by the other parts (mixins later in the MRO override these) -------------
     def start_exit(self, intent_id: str) -> None:

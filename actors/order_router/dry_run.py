@@ -35,7 +35,6 @@ class DryRunDesk(RouterCore):
             multiplier=intent.option.multiplier)
         self.commit()
 
-
     def _simulate_buy(self, intent_id: str, quote: Quote) -> None:
         option = self.ledger.intents[intent_id].option
         assert option is not None
@@ -48,7 +47,6 @@ class DryRunDesk(RouterCore):
             self.commit()
             return
         self._simulate(o.ref, "BUY", round(price, 4), o.quantity)
-
 
     def _late_commissions(self) -> None:
         now = self.ctx.clock.now_utc()

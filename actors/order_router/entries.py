@@ -45,14 +45,12 @@ class Entries(RouterCore):
                 for scope in self.choosing.values():
                     scope.cancel()
 
-
     def _refuse(self, intent: EntryIntent, reason: str, option: OptionSpec | None = None, *,
                 state: IntentState = "rejected") -> None:
         self.ledger.refuse(intent.intent_id, kind="entry", strategy=intent.signal.strategy,
                            symbol=intent.signal.symbol, reason=reason,
                            now=self.ctx.clock.now_utc(), option=option, state=state)
         self.commit()
-
 
     async def enter(self, intent: EntryIntent) -> None:
         """Choose, size and submit one approved entry (or refuse it, journaled)."""
@@ -123,7 +121,6 @@ class Entries(RouterCore):
         else:
             await self.submit(intent.intent_id)
 
-
     async def _choose(self, intent: EntryIntent) -> tuple[EntryPlan, OptionSpec, Quote]:
         sig = intent.signal
         plan_doc = self.inbox.gameplan.value
@@ -171,7 +168,6 @@ class Entries(RouterCore):
         # the doctrine decided on a copy of the spec; keep the chain's details on ours
         return _with_option(result, spec), spec, quote
 
-
     async def _await_quote(self, spec: OptionSpec, *,
                            need_open_interest: bool = False) -> Quote | None:
         """A fresh two-sided quote; with `need_open_interest`, one that also carries it (IB
@@ -189,7 +185,6 @@ class Entries(RouterCore):
                 await self.inbox.quotes.wait_transition()
         return last
 
-
     def cancel_entries(self, reason: str) -> None:
         now = self.ctx.clock.now_utc()
         for intent in self.ledger.open_intents("entry"):
@@ -202,7 +197,6 @@ class Entries(RouterCore):
             elif parent.live:
                 self.ledger.request_cancel(parent.ref, now)
         self.commit()
-
 
     def _check_deadlines(self) -> None:
         now = self.ctx.clock.now_utc()

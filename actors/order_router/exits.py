@@ -42,13 +42,11 @@ class Exits(RouterCore):
         self.commit()
         self.start_exit(rec.intent_id)
 
-
     def start_exit(self, intent_id: str) -> None:
         if intent_id in self.exit_tasks or self.nursery is None:
             return
         self.exit_tasks.add(intent_id)
         self.nursery.start_soon(self._work_exit, intent_id)
-
 
     async def _work_exit(self, intent_id: str) -> None:
         try:
@@ -66,7 +64,6 @@ class Exits(RouterCore):
                     backoff = self.tuning.retry_min
         finally:
             self.exit_tasks.discard(intent_id)
-
 
     async def _exit_step(self, intent: IntentRec) -> str:
         """One step of working an exit: cancel what is in the way, or place the next sell."""
@@ -143,13 +140,11 @@ class Exits(RouterCore):
             return "retry"
         return "placed"
 
-
     def _exit_blocked(self, intent: IntentRec, sell: SellView, why: str) -> None:
         """The gate refused this exit's next step: ask the broker again where that helps."""
         if sell.broker_held is None or sell.broker_held != sell.ledger_held:
             self.reconcile_soon.set()
         self._exit_failed(intent, why)
-
 
     def _exit_failed(self, intent: IntentRec, why: str) -> None:
         n = self._exit_failures.get(intent.intent_id, 0) + 1

@@ -106,7 +106,6 @@ class _Router(Entries, Exits, Sessions, DryRunDesk):
             else:
                 assert_never(msg)
 
-
     async def housekeeping(self) -> None:
         """Deadlines, cancels to resend, late commissions, the periodic positions report."""
         pruned = trio.current_time()
@@ -137,7 +136,6 @@ class _Router(Entries, Exits, Sessions, DryRunDesk):
             if (new := self._note()) != note:
                 note = new
                 self.ctx.set_note(note)
-
 
     def _note(self) -> str:
         led = self.ledger

@@ -68,11 +68,9 @@ class Sessions(RouterCore):
                 self.ctx.log.warning("unexpected message on broker_events: %r", ev)
             self.commit()
 
-
     def _status_of(self, ref: str) -> str | None:
         o = self.ledger.orders.get(ref)
         return o.status if o is not None else None
-
 
     async def sessions(self) -> None:
         """Serve each new Gateway session: verdict, reconcile, then keep it reconciled."""
@@ -87,7 +85,6 @@ class Sessions(RouterCore):
                     lambda s, sid=sid: s.session_id != sid or not s.up)  # type: ignore[misc]
                 nursery.cancel_scope.cancel()
             self.commit()
-
 
     async def _serve_session(self, sid: int) -> None:
         self.ledger.enter_session(f"{self.process}:{sid}")
@@ -111,12 +108,11 @@ class Sessions(RouterCore):
         problem = self.ledger.binding_problem(self.mode.value, account)
         if problem is not None:
             self.fault = f"order ledger refused: {problem}"
-            self.ctx.log.critical("Trading HALTED: order ledger %s refused: %s",
-                                  self.store.path(STATE_NAME), problem)
-            self.ctx.alert("critical", "Order ledger refused: trading halted",
-                           f"{problem}. Its positions are not this account's, so nothing is "
-                           "sent. Move the file away (the broker's positions stay as they "
-                           "are) and restart.", key="ledger-state")
+            self.ctx.alert("critical", "Trading HALTED: order ledger refused",
+                           f"{self.store.path(STATE_NAME)}: {problem}; its positions are not "
+                           "this account's, so nothing is sent. Move the file away (the "
+                           "broker's positions stay as they are) and restart.",
+                           key="ledger-state")
             self._status(sid, reconciled=False, detail="ledger bound to another account")
             await trio.sleep_forever()
         if account is not None and self.ledger.bound_account != account:
@@ -141,7 +137,6 @@ class Sessions(RouterCore):
                     await self.reconcile_soon.wait()
                 self.reconcile_soon = trio.Event()
                 await self.reconcile(sid)
-
 
     async def reconcile(self, sid: int) -> bool:
         """All four broker answers or nothing: an unknown answer changes nothing."""
@@ -185,7 +180,6 @@ class Sessions(RouterCore):
                 self.nursery.start_soon(self._resubmit, intent_id)
         return True
 
-
     def _take_positions(self, sid: int, held: BrokerPositions) -> None:
         """The broker's option positions from a complete snapshot: what a sell may not exceed,
         and any SHORT position (never ours: entries halt and the operator must act)."""
@@ -211,7 +205,6 @@ class Sessions(RouterCore):
             self.ctx.alert("info", f"Short position {key} closed at the broker",
                            key=f"short:{key}")
         self.shorts = shorts
-
 
     async def _account_loop(self, sid: int) -> None:
         while True:
