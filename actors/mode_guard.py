@@ -817,7 +817,8 @@ class _Guard:
     def next_deadline(self, now: dt.datetime) -> dt.datetime:
         """The next instant at which the clock alone changes a decision: the ET day rolls,
         the Gateway restart window opens or closes, a session opens or nears its close, the
-        daily summary is due, a position's time stop or bracket grace runs out. Capped by
+        daily summary is due, a position's mark goes stale, its time stop or bracket grace
+        runs out. Capped by
         `max_wait_market_s` (a safety net, not a tick)."""
         cands = [now + dt.timedelta(seconds=self.tuning.max_wait_market_s)]
         et = now.astimezone(ET)
@@ -831,6 +832,12 @@ class _Guard:
             cands.append(session.open)
             cands.append(session.close + dt.timedelta(
                 seconds=self.tuning.summary_after_close_market_s))
+        board = self.inbox.quotes.value
+        for key in [p.option_key for p in self.positions or ()] + \
+                [s.option_key for s in self.shorts]:
+            q = board.get(key)                # a mark goes stale: the loss counts it at zero
+            if q is not None:
+                cands.append(q.ts + dt.timedelta(seconds=self.tuning.quote_max_age_market_s + 1))
         for p in self.positions or ():
             rules = ExitRules.for_strategy(p.strategy, plan) \
                 if p.managed and p.strategy in ("A", "B") else ExitRules.unmanaged(plan)

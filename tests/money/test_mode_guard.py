@@ -663,3 +663,26 @@ async def test_a_time_stop_fires_at_its_deadline_without_any_event(
         limit = ExitRules.for_strategy("A", None).time_stop_s
         assert limit is not None
         assert limit <= trio.current_time() - start <= limit + 2
+
+
+# -- conservative marks ---------------------------------------------------------------------------
+
+
+async def test_a_stale_mark_counts_at_zero_halting_entries_without_a_blind_flatten(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    pos = position(contracts=1, premium=2.00)            # 200 USD of premium; limit 60
+    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "600",
+                                             "PDT_ENABLED": "false"}) as a, \
+            open_guard(a) as g:
+        a.link_up(1, readonly=True)
+        a.quote(SPY_CALL, 1.95, 2.00)
+        await g.router_ready(positions=(pos,), equity=None)
+        await g.wait_state(TradingState.ACTIVE)
+        await trio.sleep(400)                             # the quote stops: stale after 300 s
+        await g.wait_state(TradingState.HALTED, timeout=60)
+        status = a.wiring.trading.value
+        assert "possibly reached" in status.reasons[0] and not status.fault
+        assert await g.of(ExitIntent) == []               # no sell on a price it cannot see
+        a.quote(SPY_CALL, 1.90, 1.95)                     # the quote is back: -10 USD
+        await g.wait_state(TradingState.ACTIVE, timeout=60)
+        assert await g.of(ExitIntent) == []
