@@ -28,6 +28,7 @@ from messages.orders import (
     BrokerOrders,
     BrokerPosition,
     BrokerPositions,
+    CancelEntries,
     CancelOrder,
     CompletedOrdersRequest,
     EntryIntent,
@@ -450,3 +451,20 @@ async def test_a_failed_exit_is_retried_with_backoff_until_the_position_is_flat(
             done = await r.wait_for(IntentUpdate, lambda u: u.intent_id == "X1" and u.terminal)
             assert done.state == "filled"
             assert ledger_file(a)["positions"] == []
+
+
+async def test_a_cancel_never_confirmed_raises_a_critical_alert_naming_the_order(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER,
+                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+            open_router(a) as r:
+        await ready(r)
+        a.quote(SPY_CALL, 1.98, 2.00)
+        await r.orders.send(r.entry())
+        await r.wait_for(IntentUpdate, lambda u: u.state == "working")
+        await r.orders.send(CancelEntries(ts=a.env.clock.now_utc(), reason="kill switch"))
+        await trio.sleep(120)                 # the broker never confirms (nor denies)
+        cancels = [c.order_ref for c in r.link.of(CancelOrder)]
+        assert cancels.count("E1") >= 5
+        alert, = [al for al in a.all_alerts() if "Cancel of E1 not confirmed" in al.title]
+        assert alert.severity == "critical" and "order id" in alert.text
