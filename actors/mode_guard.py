@@ -7,7 +7,8 @@ It owns the answer to "may the bot trade now?":
   (besides the acknowledgement the settings demand) no paper account at all. A mismatch or an
   unknown account type halts trading (a fault), cancels working entries where the session
   allows it, raises a critical alert, and holds until a session that matches. OrderRouter
-  writes nothing on a session without ModeGuard's `SessionVerdict` for it.
+  checks each session itself (doctrine/modes.py) and takes ModeGuard's `SessionVerdict` as
+  a veto: no handshake to wait on.
 * Trading state: ACTIVE; REDUCING (exits only) while the link is down or degraded, inside the
   scheduled Gateway restart window, or while the session is not yet checked and reconciled;
   HALTED on a risk breach, a mode mismatch, the kill switch, or a state it cannot read.
@@ -39,8 +40,9 @@ import trio
 
 from config.gameplan import Gameplan
 from config.market_calendar import ET, get_calendar
-from config.settings import Mode, Settings
+from config.settings import Mode
 from doctrine.exits import ExitRules, OpenPosition, check_exit
+from doctrine.modes import mode_problem
 from doctrine.risk import (
     EntryGate,
     RiskState,
@@ -123,26 +125,6 @@ class Tuning:
     summary_after_close_market_s: float = 60.0
     max_wait_market_s: float = 900.0         # the watch's safety net (not a polling tick)
     quote_max_age_market_s: float = 300.0    # an older bid is no mark for P&L
-
-
-def mode_problem(settings: Settings, state: LinkState) -> str | None:
-    """Why this Gateway session does not fit the configured mode (None: it fits)."""
-    mode = settings.mode
-    if mode is Mode.DRY_RUN:
-        return None if state.readonly else \
-            "DRY-RUN needs a read-only session; this one can place orders"
-    accounts = [a.strip() for a in state.accounts if a.strip()]
-    if not accounts:
-        return "the Gateway reports no managed account: account type unknown"
-    if state.readonly:
-        return f"{mode.words} needs a read-write session; this one is read-only"
-    paper = [a for a in accounts if a.upper().startswith("DU")]
-    if mode is Mode.PAPER and len(paper) != len(accounts):
-        live = [a for a in accounts if a not in paper]
-        return f"PAPER TRADING needs paper (DU…) accounts only; {', '.join(live)} looks LIVE"
-    if mode is Mode.LIVE and paper:
-        return f"LIVE TRADING refuses paper accounts; {', '.join(paper)} is a paper account"
-    return None
 
 
 # -- the actor ------------------------------------------------------------------------------------
@@ -765,12 +747,6 @@ class _Guard:
             self.router_reconciled = 0
         if ev.fault != self.router_fault:
             self.router_fault = ev.fault
-        link = self.inbox.link_state.value
-        if not ev.reconciled and ev.session_id == link.session_id and \
-                link.session_id in self.verdicts:
-            problem = self.verdicts[link.session_id]
-            self.send(SessionVerdict(session_id=link.session_id, ok=problem is None,
-                                     reason=problem or "matches"))
 
     # -- the clock ---------------------------------------------------------------------------
     async def watch(self) -> None:

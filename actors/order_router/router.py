@@ -85,8 +85,9 @@ class _Router(Entries, Exits, Sessions, DryRunDesk):
 
     async def intake(self) -> None:
         async for msg in self.inbox.orders:
-            if isinstance(msg, SessionVerdict):
-                self.verdicts[msg.session_id] = msg.ok
+            if isinstance(msg, SessionVerdict):        # ModeGuard's check: a veto only
+                self.verdicts[msg.session_id] = \
+                    self.verdicts.get(msg.session_id, True) and msg.ok
                 self.commit()
             elif isinstance(msg, EntryIntent):
                 assert self.nursery is not None

@@ -12,6 +12,7 @@ from config.settings import Mode
 from doctrine.ledger import (
     Snapshot,
 )
+from doctrine.modes import mode_problem
 from messages.orders import (
     AccountReport,
     AccountValues,
@@ -96,12 +97,16 @@ class Sessions(RouterCore):
             self.commit()
             await self._account_loop(sid)
             return
-        while self.verdicts.get(sid) is None:
-            await self.changed(5.0)
-            if self.verdicts.get(sid) is None:
-                self._status(sid, reconciled=False, detail="waiting for the mode check")
-        if not self.verdicts[sid]:
-            self.ctx.log.warning("session %d failed the mode check: nothing is sent on it", sid)
+        # the router checks the session itself (doctrine/modes.py); ModeGuard's verdict, when
+        # it comes, can only veto (two independent checks must agree, no handshake to wait on)
+        problem = mode_problem(self.ctx.settings, self.inbox.link_state.value)
+        if problem is None and self.verdicts.get(sid) is not False:
+            self.verdicts[sid] = True
+        else:
+            self.verdicts[sid] = False
+            self.ctx.log.warning("session %d does not fit %s mode (%s): nothing is sent on it",
+                                 sid, self.mode.words, problem or "ModeGuard's veto")
+            self._status(sid, reconciled=False, detail="mode mismatch")
             await trio.sleep_forever()
         account = ",".join(sorted(a.strip() for a in self.inbox.link_state.value.accounts
                                   if a.strip())) or None

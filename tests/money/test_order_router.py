@@ -468,3 +468,27 @@ async def test_a_cancel_never_confirmed_raises_a_critical_alert_naming_the_order
         assert cancels.count("E1") >= 5
         alert, = [al for al in a.all_alerts() if "Cancel of E1 not confirmed" in al.title]
         assert alert.severity == "critical" and "order id" in alert.text
+
+
+async def test_the_router_checks_each_session_itself_and_a_verdict_can_only_veto(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER,
+                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+            open_router(a) as r:
+        a.link_up(1)                                     # a paper account: no verdict needed
+        await r.wait_for(RouterStatus, lambda s: s.session_id == 1 and s.reconciled)
+        a.link_up(2, ("U1234567",))                      # a live account in PAPER mode...
+        await r.orders.send(SessionVerdict(session_id=2, ok=True, reason="matches"))
+        a.quote(SPY_CALL, 1.98, 2.00, session=2)
+        await trio.sleep(5)                              # ...whatever ModeGuard said
+        assert not [s for s in await r.got(RouterStatus) if s.session_id == 2 and s.reconciled]
+        await r.orders.send(r.entry())
+        update = await r.wait_for(IntentUpdate, lambda u: u.state == "rejected")
+        assert "reconciled Gateway session" in update.reason
+        a.link_up(3)                                     # a paper session, vetoed by ModeGuard
+        await r.orders.send(SessionVerdict(session_id=3, ok=False, reason="veto"))
+        await trio.sleep(5)
+        await r.orders.send(r.entry("E2"))
+        update = await r.wait_for(IntentUpdate, lambda u: u.intent_id == "E2" and u.terminal)
+        assert update.state == "rejected"
+        assert r.link.of(PlaceOrders) == []
