@@ -267,16 +267,22 @@ async def test_a_lost_exit_order_is_looked_up_declared_lost_and_the_exit_retried
 # -- 3. client id taken (326) after a crash ------------------------------------------------------
 
 
+async def _reconnected_under_another_client_id(h: Any) -> None:
+    """A zombie session keeps the bot's client id: after a drop the bot gets 326 and comes
+    back under the next id, its bracket still working under the old one."""
+    first = h.bot.wiring.link_state.value.client_id
+    hold_client_id(h.gateway, first)
+    await h.gateway.drop()
+    await wait_until(lambda: h.bot.wiring.link_state.value.up and
+                     h.bot.wiring.link_state.value.client_id != first)
+
+
 async def test_on_another_client_id_the_old_bracket_stays_and_its_cancel_alerts(
         tmp_path: Path, shared_data: Path) -> None:
     async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
         with trio.fail_after(90):
             ref, key, qty = await filled_entry(h)
-            first = h.bot.wiring.link_state.value.client_id
-            hold_client_id(h.gateway, first)    # a zombie keeps client id 1: 326 on connect
-            await h.gateway.drop()
-            await wait_until(lambda: h.bot.wiring.link_state.value.up and
-                             h.bot.wiring.link_state.value.client_id != first)
+            await _reconnected_under_another_client_id(h)
             await _send(h, ExitIntent(intent_id="X-326", ts=h.bot.clock.now_utc(),
                                       option_key=key, reason="time_stop"))
             alert = await h.journal.wait_for(
@@ -297,11 +303,7 @@ async def test_a_flatten_after_a_326_cancels_globally_in_paper_and_sells(
     async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
         with trio.fail_after(90):
             ref, key, qty = await filled_entry(h)
-            first = h.bot.wiring.link_state.value.client_id
-            hold_client_id(h.gateway, first)
-            await h.gateway.drop()
-            await wait_until(lambda: h.bot.wiring.link_state.value.up and
-                             h.bot.wiring.link_state.value.client_id != first)
+            await _reconnected_under_another_client_id(h)
             await _send(h, ExitIntent(intent_id="X-kill", ts=h.bot.clock.now_utc(),
                                       option_key=key, reason="kill_switch", urgent=True))
             alert = await h.journal.wait_for(
