@@ -138,8 +138,10 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory, *
     async with trio.open_nursery() as nursery:
         for stream in streams:
             nursery.start_soon(_keep_subscribed, ctx, client, stream, outbox, memory)
-        nursery.start_soon(_watch_notices, ctx, inbox, streams)
-        nursery.start_soon(_sync_quotes, ctx, client, inbox, outbox)
+        quote_lines: dict[str, _QuoteLine] = {}
+        nursery.start_soon(_watch_notices, ctx, inbox, streams, quote_lines)
+        nursery.start_soon(_sync_quotes, ctx, client, inbox, outbox, quote_lines)
+        nursery.start_soon(_watch_quotes, ctx, quote_lines)
 
 
 async def _keep_subscribed(ctx: ActorContext, client: LinkClient, stream: _Stream,
@@ -391,7 +393,8 @@ def _next_bar_start(cursor: dt.datetime) -> dt.datetime | None:
 # -- notices: resubscribe when IB says data was lost ----------------------------------------------
 
 
-async def _watch_notices(ctx: ActorContext, inbox: Inbox, streams: list[_Stream]) -> None:
+async def _watch_notices(ctx: ActorContext, inbox: Inbox, streams: list[_Stream],
+                         quote_lines: Mapping[str, _QuoteLine]) -> None:
     farm_down = False
     async for notice in inbox.notices:
         if notice.kind == "restored_data_lost":
@@ -399,6 +402,8 @@ async def _watch_notices(ctx: ActorContext, inbox: Inbox, streams: list[_Stream]
                             notice.text)
             for s in streams:
                 s.resubscribe()
+            for line in quote_lines.values():      # option quotes die with the bars
+                line.resubscribe()
         elif notice.kind == "farm_down":
             farm_down = True
         elif notice.kind == "farm_up" and farm_down:
@@ -406,20 +411,60 @@ async def _watch_notices(ctx: ActorContext, inbox: Inbox, streams: list[_Stream]
             ctx.log.info("market data farm back (%d): resubscribing every stream", notice.code)
             for s in streams:
                 s.resubscribe()
+            for line in quote_lines.values():
+                line.resubscribe()
 
 
 # -- option quotes on demand ----------------------------------------------------------------------
 
 
+@dataclass(eq=False)
+class _QuoteLine:
+    """One option quote subscription: resubscribed after 1101, after a farm came back, and
+    when it has been quiet too long in market hours (a quote that silently stopped would
+    leave the money path with a stale bid: no exit, no mark)."""
+
+    key: str
+    scope: trio.CancelScope                 # the whole line (unwanted: cancelled for good)
+    inner: trio.CancelScope | None = None   # one subscription (resubscribe: cancelled)
+    last: float = 0.0                       # trio time of the last quote (or subscription)
+    resubscribes: int = 0
+
+    def resubscribe(self) -> None:
+        if self.inner is not None:
+            self.inner.cancel("resubscribe")
+
+
+QUOTE_STALE_AFTER_MARKET_S = 120.0          # no quote this long in market hours: resubscribe
+QUOTE_STALE_AFTER_MIN_S = 10.0              # ...and never sooner than this in real seconds
+
+
+async def _watch_quotes(ctx: ActorContext, quote_lines: Mapping[str, _QuoteLine]) -> None:
+    """The quote staleness watchdog (market hours only: quiet nights are normal)."""
+    cal = get_calendar()
+    limit = max(QUOTE_STALE_AFTER_MIN_S, ctx.clock.to_trio_seconds(QUOTE_STALE_AFTER_MARKET_S))
+    while True:
+        await trio.sleep(limit / 4)
+        if cal.session_at(ctx.clock.now_utc()) is None:
+            continue
+        now = trio.current_time()
+        for line in list(quote_lines.values()):
+            if line.inner is not None and now - line.last > limit:
+                ctx.log.warning("quote %s silent for %.0f s: resubscribing", line.key,
+                                now - line.last)
+                line.last = now
+                line.resubscribe()
+
+
 async def _sync_quotes(ctx: ActorContext, client: LinkClient, inbox: Inbox,
-                       outbox: Outbox) -> None:
-    running: dict[str, trio.CancelScope] = {}
+                       outbox: Outbox, quote_lines: dict[str, _QuoteLine]) -> None:
+    running = quote_lines
     async with trio.open_nursery() as nursery:
         wanted: frozenset[OptionSpec] = inbox.wanted_quotes.value
         while True:
             keys = {spec.key: spec for spec in sorted(wanted, key=lambda s: s.key)}
             for key in [k for k in running if k not in keys]:
-                running.pop(key).cancel()
+                running.pop(key).scope.cancel()
                 board = dict(outbox.quotes.value)
                 board.pop(key, None)
                 outbox.quotes.set(board)
@@ -429,28 +474,35 @@ async def _sync_quotes(ctx: ActorContext, client: LinkClient, inbox: Inbox,
                         ctx.log.warning("quote for %s not subscribed: %d lines in use", key,
                                         MAX_QUOTE_LINES)
                         continue
-                    scope = trio.CancelScope()
-                    running[key] = scope
-                    nursery.start_soon(_stream_quote, ctx, client, spec, scope, outbox)
+                    line = _QuoteLine(key, trio.CancelScope(), last=trio.current_time())
+                    running[key] = line
+                    nursery.start_soon(_stream_quote, ctx, client, spec, line, outbox)
             ctx.gauge(QUOTE_LINES_OPEN, len(running))
             wanted, _ = await inbox.wanted_quotes.wait_transition()
 
 
 async def _stream_quote(ctx: ActorContext, client: LinkClient, spec: OptionSpec,
-                        scope: trio.CancelScope, outbox: Outbox) -> None:
+                        line: _QuoteLine, outbox: Outbox) -> None:
     request = SubscribeQuote(key=spec.key, symbol=spec.underlying, sec_type="OPT",
                              expiry=spec.expiry.strftime("%Y%m%d"), strike=spec.strike,
                              right=spec.right)
-    with scope:
+    with line.scope:
         while True:
-            try:
-                async with client.open_stream(request) as (_, quotes):
-                    async for quote in quotes:
-                        board = dict(outbox.quotes.value)
-                        board[spec.key] = quote   # type: ignore[assignment]
-                        outbox.quotes.set(board)
-            except LinkUnavailable:
-                await trio.sleep_forever()
-            except (RequestFailed, RequestTimeout) as exc:
-                ctx.log.warning("quote %s: %s", spec.key, exc)
-                await trio.sleep(RETRY_DELAY * 5)
+            with trio.CancelScope() as inner:
+                line.inner = inner
+                line.last = trio.current_time()
+                try:
+                    async with client.open_stream(request) as (_, quotes):
+                        async for quote in quotes:
+                            line.last = trio.current_time()
+                            board = dict(outbox.quotes.value)
+                            board[spec.key] = quote   # type: ignore[assignment]
+                            outbox.quotes.set(board)
+                except LinkUnavailable:
+                    await trio.sleep_forever()
+                except (RequestFailed, RequestTimeout) as exc:
+                    ctx.log.warning("quote %s: %s", spec.key, exc)
+                    await trio.sleep(RETRY_DELAY * 5)
+            if inner.cancelled_caught:
+                line.resubscribes += 1
+                ctx.log.info("quote %s: resubscribing", spec.key)

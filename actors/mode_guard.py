@@ -7,7 +7,8 @@ It owns the answer to "may the bot trade now?":
   (besides the acknowledgement the settings demand) no paper account at all. A mismatch or an
   unknown account type halts trading (a fault), cancels working entries where the session
   allows it, raises a critical alert, and holds until a session that matches. OrderRouter
-  writes nothing on a session without ModeGuard's `SessionVerdict` for it.
+  checks each session itself (doctrine/modes.py) and takes ModeGuard's `SessionVerdict` as
+  a veto: no handshake to wait on.
 * Trading state: ACTIVE; REDUCING (exits only) while the link is down or degraded, inside the
   scheduled Gateway restart window, or while the session is not yet checked and reconciled;
   HALTED on a risk breach, a mode mismatch, the kill switch, or a state it cannot read.
@@ -28,20 +29,20 @@ unreadable file halts trading (never a reset), and the file is left untouched fo
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import trio
 
 from config.gameplan import Gameplan
-from config.market_calendar import get_calendar
-from config.settings import Mode, Settings
+from config.market_calendar import ET, get_calendar
+from config.settings import Mode
 from doctrine.exits import ExitRules, OpenPosition, check_exit
+from doctrine.modes import mode_problem
 from doctrine.risk import (
     EntryGate,
     RiskState,
@@ -52,6 +53,8 @@ from doctrine.risk import (
     loss_limit,
     opened_today,
     pdt_left,
+    plan_refusal,
+    short_unrealized,
     unrealized,
 )
 from messages.base import Message
@@ -69,16 +72,21 @@ from messages.orders import (
     ExitWhy,
     FillReport,
     IntentUpdate,
+    OrderCommand,
+    OrderEvent,
     PositionsReport,
     PositionView,
     RouterStatus,
     SessionVerdict,
+    ShortView,
     SizingBudget,
 )
-from runtime.gateway.gateway_schedule import in_restart_window
+from messages.status import LimitUse, RiskStatus
+from runtime.gateway.gateway_schedule import in_restart_window, next_restart_window
 from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
+from runtime.supervision.ordered import OrderedSender
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -86,7 +94,7 @@ from runtime.supervision.channels import Latest
 @dataclass(frozen=True)
 class Inbox:
     signals: trio.MemoryReceiveChannel[Message]
-    order_events: trio.MemoryReceiveChannel[Message]
+    order_events: trio.MemoryReceiveChannel[OrderEvent]
     commands: trio.MemoryReceiveChannel[OperatorCommand]
     link_state: Latest[LinkState]
     quotes: Latest[Mapping[str, Quote]]
@@ -96,9 +104,10 @@ class Inbox:
 
 @dataclass(frozen=True)
 class Outbox:
-    orders: trio.MemorySendChannel[Message]
+    orders: trio.MemorySendChannel[OrderCommand]
     trading: Latest[TradingStatus]
     governor: Latest[bool]
+    risk: Latest[RiskStatus | None] | None = None      # the status read-model (one writer)
 
 
 STATE_NAME = "risk"
@@ -110,44 +119,26 @@ TUNING_SERVICE = "mode_guard.tuning"
 class Tuning:
     entry_ttl_market_s: float = 180.0        # an entry not filled by then is cancelled
     max_signal_age_market_s: float = 120.0   # an older signal is history, not a setup
-    tick: float = 1.0                        # trio seconds between checks (and on every quote)
-    idle_tick: float = 5.0                   # the same while flat (an entry checks first)
+    tick: float = 1.0                        # trio seconds between looks at the kill file
     min_interval: float = 0.05               # trio seconds: quotes cannot make it spin
     bracket_grace_market_s: float = 120.0    # TP/SL left to the native bracket this long
     summary_after_close_market_s: float = 60.0
+    max_wait_market_s: float = 900.0         # the watch's safety net (not a polling tick)
     quote_max_age_market_s: float = 300.0    # an older bid is no mark for P&L
-
-
-def mode_problem(settings: Settings, state: LinkState) -> str | None:
-    """Why this Gateway session does not fit the configured mode (None: it fits)."""
-    mode = settings.mode
-    if mode is Mode.DRY_RUN:
-        return None if state.readonly else \
-            "DRY-RUN needs a read-only session; this one can place orders"
-    accounts = [a.strip() for a in state.accounts if a.strip()]
-    if not accounts:
-        return "the Gateway reports no managed account: account type unknown"
-    if state.readonly:
-        return f"{mode.words} needs a read-write session; this one is read-only"
-    paper = [a for a in accounts if a.upper().startswith("DU")]
-    if mode is Mode.PAPER and len(paper) != len(accounts):
-        live = [a for a in accounts if a not in paper]
-        return f"PAPER TRADING needs paper (DU…) accounts only; {', '.join(live)} looks LIVE"
-    if mode is Mode.LIVE and paper:
-        return f"LIVE TRADING refuses paper accounts; {', '.join(paper)} is a paper account"
-    return None
 
 
 # -- the actor ------------------------------------------------------------------------------------
 
 
-async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
+async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *, tuning: Tuning | None = None,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    guard = _Guard(ctx, inbox, outbox, ctx.services.get(TUNING_SERVICE) or Tuning())
+    guard = _Guard(ctx, inbox, outbox, tuning or Tuning())
     guard.restore()
-    guard.evaluate()
-    task_status.started()
+    guard.say_capital()
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(guard.orders_out.pump)
+        guard.evaluate()
+        task_status.started()
         guard.nursery = nursery
         nursery.start_soon(guard.signals)
         nursery.start_soon(guard.order_events)
@@ -164,6 +155,7 @@ class _Guard:
         self.settings = ctx.settings
         self.mode = ctx.settings.mode
         self.store = StateStore(ctx.settings.state_dir)
+        self.orders_out = OrderedSender(outbox.orders)
         self.kill_path: Path = ctx.settings.state_dir / KILL_FILE
         self.calendar = get_calendar()
         self.risk = RiskState()
@@ -176,15 +168,29 @@ class _Guard:
         self.router_reconciled = 0
         self.router_fault: str | None = None
         self.positions: tuple[PositionView, ...] | None = None
+        self.shorts: tuple[ShortView, ...] = ()         # short options at the broker (alarm)
+        self.loss_unconfirmed: str | None = None        # a breach only missing marks make
+        self._risk_at: dt.datetime | None = None        # when the risk read-model was built
         self.equity_reported: float | None = None
         self.marks: dict[str, float] = {}
         self.exits_sent: dict[str, str] = {}           # option key -> exit intent id
         self.deferred: dict[str, float] = {}           # option key -> first seen (market s)
         self.status: TradingStatus | None = None
         self.wake = trio.Event()                        # check now (positions changed, ...)
+        self.wakeups = 0                                # the watch's checks (tests count them)
         self.kill_seen: bool | None = None              # the file's presence at the last poll
 
     # -- persistence -------------------------------------------------------------------------
+    def say_capital(self) -> None:
+        account = self.account_equity()
+        capital = self.equity()
+        self.ctx.log.info("capital: BOT_CAPITAL_USD %.2f, account equity %s: sizing and risk "
+                          "limits use %s", self.settings.bot_capital_usd,
+                          f"{account:,.2f}" if account is not None else "not yet known",
+                          f"{capital:,.2f}" if capital is not None else "nothing until it is")
+        self.ctx.emit("capital", bot_capital_usd=self.settings.bot_capital_usd,
+                      equity_usd=account, capital_usd=capital)
+
     def restore(self) -> None:
         self.ctx.log.info("ModeGuard in %s mode: %s", self.mode.words, {
             Mode.DRY_RUN: "read-only session required, fills simulated, no order to IB",
@@ -222,27 +228,27 @@ class _Guard:
             self.save_error = str(exc)
 
     # -- sending -----------------------------------------------------------------------------
-    def send(self, msg: Message) -> None:
-        try:
-            self.outbox.orders.send_nowait(msg)
-        except trio.WouldBlock:
-            async def later() -> None:
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await self.outbox.orders.send(msg)
-            if self.nursery is not None:
-                self.nursery.start_soon(later)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+    def send(self, msg: OrderCommand) -> None:
+        """Never dropped, never reordered (runtime/supervision/ordered.py)."""
+        self.orders_out.send_nowait(msg)
 
     # -- numbers -----------------------------------------------------------------------------
     @property
     def plan(self) -> Gameplan | None:
         return self.inbox.gameplan.value
 
-    def equity(self) -> float | None:
+    def account_equity(self) -> float | None:
+        """The account's equity: NetLiquidation, or in DRY_RUN the simulated one."""
         if self.mode is Mode.DRY_RUN:
             return self.settings.starting_equity_usd + self.risk.dry_run_realized_total
         return self.equity_reported
+
+    def equity(self) -> float | None:
+        """The capital sizing and every risk limit use: min(BOT_CAPITAL_USD, equity)."""
+        account = self.account_equity()
+        if account is None:
+            return None
+        return min(self.settings.bot_capital_usd, account)
 
     def fresh_marks(self) -> tuple[dict[str, float], bool]:
         """Bids of the open positions from this session's quotes; complete = all have one."""
@@ -263,10 +269,27 @@ class _Guard:
         complete = all(p.option_key in fresh for p in self.positions or ())
         return fresh, complete
 
+    def fresh_asks(self) -> dict[str, float]:
+        """Asks of the SHORT positions from this session's fresh quotes."""
+        now = self.ctx.clock.now_utc()
+        sid = self.inbox.link_state.value.session_id
+        out: dict[str, float] = {}
+        for s in self.shorts:
+            q = self.inbox.quotes.value.get(s.option_key)
+            if q is None or q.ask is None or not q.ask > 0 or \
+                    (q.session_id is not None and q.session_id != sid) or \
+                    (now - q.ts).total_seconds() > self.tuning.quote_max_age_market_s:
+                continue
+            out[s.option_key] = q.ask
+        return out
+
     def pnl_today(self) -> float:
-        marks = {p.option_key: self.marks[p.option_key] for p in self.positions or ()
-                 if p.option_key in self.marks}
-        return self.risk.realized_today + unrealized(self.positions or (), marks)
+        """Realised plus open P&L at CONSERVATIVE marks: a long without a fresh bid counts at
+        zero (a stale mark must not hide a loss), a short at its ask."""
+        fresh, _ = self.fresh_marks()
+        return self.risk.realized_today + \
+            unrealized(self.positions or (), fresh, missing_at_zero=True) + \
+            short_unrealized(self.shorts, self.fresh_asks())
 
     def limit(self) -> float | None:
         plan = self.plan
@@ -294,6 +317,48 @@ class _Guard:
         self._poll_kill_file()
         self._check_limits(today)
         self._publish(now, today)
+        self.publish_risk(now)
+
+    def publish_risk(self, now: dt.datetime) -> None:
+        """The risk read-model, replaced whole when it changed (at most once a market second
+        while the trading state stays the same: quotes move the P&L many times a second)."""
+        if self.outbox.risk is None:
+            return
+        status = self.status or self.outbox.trading.value
+        old = self.outbox.risk.value
+        if old is not None and old.trading_state == status.state.value and \
+                old.reasons == status.reasons and old.kill_switch == self.risk.kill_switch and \
+                self._risk_at is not None and (now - self._risk_at).total_seconds() < 1.0:
+            return
+        self._risk_at = now
+        capital = self.equity()
+        limit = self.limit()
+        pnl = self.pnl_today()
+        plan = self.plan
+        decision = self.inbox.decision.value
+        max_pivots = plan.hard_limits.max_intraday_pivots if plan is not None else \
+            (decision.max_pivots if decision is not None else None)
+        used = sum(p.entry_premium * p.contracts * p.option.multiplier
+                   for p in self.positions or ())
+        limits = [
+            LimitUse(name="daily_loss", used=round(max(0.0, -pnl), 2),
+                     limit=round(limit, 2) if limit is not None else None, unit="usd",
+                     detail=f"P&L today {pnl:+,.2f} at conservative marks"),
+            LimitUse(name="pivots", used=decision.pivots if decision is not None else 0,
+                     limit=max_pivots, unit="count"),
+            LimitUse(name="capital", used=round(used, 2), limit=capital, unit="usd",
+                     detail="premium paid for the open positions"),
+        ]
+        if self.settings.pdt_enabled:
+            left = self.pdt_left()
+            limits.append(LimitUse(name="pdt", used=max(0, 3 - left), limit=3, unit="count",
+                                   detail=f"{left} day trade(s) left in 5 sessions"))
+        risk = RiskStatus(ts=now, trading_state=status.state.value, reasons=status.reasons,
+                          kill_switch=self.risk.kill_switch, governor=self.outbox.governor.value,
+                          equity_usd=self.account_equity(), capital_usd=capital,
+                          limits=tuple(limits))
+        if old is None or old.model_copy(update={"ts": now}) != risk:
+            self.outbox.risk.set(risk)
 
     def _publish(self, now: dt.datetime, today: dt.date) -> None:
         halts: list[str] = []
@@ -318,6 +383,12 @@ class _Guard:
         if link.exhausted:
             halts.append("Gateway link exhausted its restarts (retrying slowly)")
             fault = True
+        if self.shorts:
+            halts.append("short option position at the broker: " +
+                         ", ".join(f"{s.option_key} -{s.contracts}" for s in self.shorts))
+            fault = True
+        if self.loss_unconfirmed:
+            halts.append(self.loss_unconfirmed)
         if self.risk.kill_switch:
             halts.append("kill switch engaged")
         if self.risk.halted_day == today:
@@ -342,11 +413,13 @@ class _Guard:
             TradingState.REDUCING if reducing else TradingState.ACTIVE
         reasons = tuple(halts or reducing)
         old = self.status if self.status is not None else self.outbox.trading.value
+        kill = self.risk.kill_switch
         if self.status is not None and old.state is state and old.reasons == reasons \
-                and old.fault == fault:
+                and old.fault == fault and old.kill_switch == kill:
             return
         since = old.since if old.state is state and old.since else now
-        status = TradingStatus(state=state, reasons=reasons, since=since, fault=fault)
+        status = TradingStatus(state=state, reasons=reasons, since=since, fault=fault,
+                               kill_switch=kill)
         self.status = status
         self.outbox.trading.set(status)
         self.ctx.set_note(f"{state.value}" + (f": {reasons[0]}" if reasons else ""))
@@ -395,10 +468,28 @@ class _Guard:
 
     # -- limits and exits --------------------------------------------------------------------
     def _check_limits(self, today: dt.date) -> None:
-        self.fresh_marks()
+        fresh, complete = self.fresh_marks()
+        missing = sorted(p.option_key for p in self.positions or () if p.option_key not in fresh)
+        if missing or self.ctx.node.extra.get("marks_missing"):
+            self.ctx.node.extra["marks_missing"] = missing     # visible in the tree
+        complete = complete and (not self.shorts or
+                                 len(self.fresh_asks()) == len(self.shorts))
         limit = self.limit()
         pnl = self.pnl_today()
-        if self.risk.halted_day != today and daily_loss_breached(pnl, limit):
+        breached = daily_loss_breached(pnl, limit)
+        # a breach that only the missing marks make halts entries until the quotes are back;
+        # flattening on it would sell at whatever bid returns first (the sell needs one anyway)
+        unconfirmed = None
+        if breached and not complete and self.risk.halted_day != today:
+            unconfirmed = (f"daily loss limit possibly reached ({pnl:,.2f} with positions "
+                           "lacking a fresh quote counted at zero)")
+            breached = False
+        if unconfirmed != self.loss_unconfirmed:
+            self.loss_unconfirmed = unconfirmed
+            if unconfirmed:
+                self.ctx.alert("warning", "Marks missing: entries halted", unconfirmed,
+                               key="loss-unconfirmed")
+        if self.risk.halted_day != today and breached:
             assert limit is not None
             self.risk.halted_day = today
             self.risk.halted_reason = (f"daily loss {pnl:,.2f} reached the limit "
@@ -575,7 +666,7 @@ class _Guard:
             pivots=decision.pivots if decision is not None else 0,
             max_pivots=plan.hard_limits.max_intraday_pivots if plan is not None else
             (decision.max_pivots if decision is not None else None))
-        refusal = entry_refusal(gate)
+        refusal = entry_refusal(gate) or plan_refusal(sig, plan, decision)
         if refusal is not None:
             self.risk.rejections_today += 1
             self.save()
@@ -606,6 +697,7 @@ class _Guard:
                 if bool(ev.positions) != bool(self.positions):
                     self.wake.set()              # flat <-> holding changes the check rate
                 self.positions = ev.positions
+                self.shorts = ev.shorts
                 self.ctx.node.extra["positions"] = len(ev.positions)
                 held = {p.option_key for p in ev.positions}
                 for key in [k for k in self.exits_sent if k not in held]:
@@ -614,11 +706,16 @@ class _Guard:
                 self._on_intent(ev)
             elif isinstance(ev, AccountReport):
                 if ev.net_liquidation is not None and ev.net_liquidation > 0:
+                    first = self.equity_reported is None
                     self.equity_reported = ev.net_liquidation
+                    if first:
+                        self.say_capital()
                 elif ev.error:
                     self.ctx.log.warning("account values unavailable: %s", ev.error)
             elif isinstance(ev, RouterStatus):
                 self._on_router(ev)
+            else:
+                assert_never(ev)
             self.evaluate()
 
     def _on_fill(self, fill: FillReport) -> None:
@@ -651,20 +748,14 @@ class _Guard:
             self.router_reconciled = 0
         if ev.fault != self.router_fault:
             self.router_fault = ev.fault
-        link = self.inbox.link_state.value
-        if not ev.reconciled and ev.session_id == link.session_id and \
-                link.session_id in self.verdicts:
-            problem = self.verdicts[link.session_id]
-            self.send(SessionVerdict(session_id=link.session_id, ok=problem is None,
-                                     reason=problem or "matches"))
 
     # -- the clock ---------------------------------------------------------------------------
     async def watch(self) -> None:
-        """Check on every quote and link change, and at least every `tick` seconds.
+        """Check on every event (quotes, link, gameplan, the kill-switch file) and at the next
+        instant the clock alone changes something (`next_deadline`): no polling tick.
 
-        While flat nothing is time-critical (an entry decision polls the kill switch and the
-        limits itself first), so the idle tick is longer: virtual-clock simulations of many
-        days pay for every wake-up.
+        Virtual-clock simulations of many days pay for every wake-up, and a check that runs
+        when nothing can have changed only hides which event should have caused it.
         """
         async def on_change(value: Latest[Any]) -> None:
             while True:
@@ -674,14 +765,68 @@ class _Guard:
         async with trio.open_nursery() as nursery:
             for value in (self.inbox.quotes, self.inbox.link_state, self.inbox.gameplan):
                 nursery.start_soon(on_change, value)
+            nursery.start_soon(self._watch_kill_file)
             while True:
-                busy = bool(self.positions) or bool(self.exits_sent)
-                with trio.move_on_after(self.tuning.tick if busy else self.tuning.idle_tick):
+                now = self.ctx.clock.now_utc()
+                wait = (self.next_deadline(now) - now).total_seconds()
+                with trio.move_on_after(max(self.tuning.min_interval,
+                                            self.ctx.clock.to_trio_seconds(wait))):
                     await self.wake.wait()
                 self.wake = trio.Event()
+                self.wakeups += 1
+                self.ctx.node.extra["watch_checks"] = self.wakeups
                 self.evaluate()
                 self._daily_summary()
                 await trio.sleep(self.tuning.min_interval)
+
+    async def _watch_kill_file(self) -> None:
+        """The kill-switch file is the one thing only a look can tell (no inotify): a stat
+        every `tick`, and a wake-up only when its presence changed."""
+        while True:
+            await trio.sleep(self.tuning.tick)
+            try:
+                present = self.kill_path.exists()
+            except OSError:
+                present = True
+            if present != self.risk.kill_switch:
+                self.wake.set()
+
+    def next_deadline(self, now: dt.datetime) -> dt.datetime:
+        """The next instant at which the clock alone changes a decision: the ET day rolls,
+        the Gateway restart window opens or closes, a session opens or nears its close, the
+        daily summary is due, a position's mark goes stale, its time stop or bracket grace
+        runs out. Capped by
+        `max_wait_market_s` (a safety net, not a tick)."""
+        cands = [now + dt.timedelta(seconds=self.tuning.max_wait_market_s)]
+        et = now.astimezone(ET)
+        cands.append(dt.datetime.combine(et.date() + dt.timedelta(days=1), dt.time(0),
+                                         tzinfo=ET))
+        cands += list(next_restart_window(now, self.settings.gateway_restart_time,
+                                          self.settings.gateway_restart_window_min))
+        session = self.calendar.session(et.date())
+        plan = self.plan
+        if session is not None:
+            cands.append(session.open)
+            cands.append(session.close + dt.timedelta(
+                seconds=self.tuning.summary_after_close_market_s))
+        board = self.inbox.quotes.value
+        for key in [p.option_key for p in self.positions or ()] + \
+                [s.option_key for s in self.shorts]:
+            q = board.get(key)                # a mark goes stale: the loss counts it at zero
+            if q is not None:
+                cands.append(q.ts + dt.timedelta(seconds=self.tuning.quote_max_age_market_s + 1))
+        for p in self.positions or ():
+            rules = ExitRules.for_strategy(p.strategy, plan) \
+                if p.managed and p.strategy in ("A", "B") else ExitRules.unmanaged(plan)
+            if session is not None:
+                cands.append(session.close - dt.timedelta(seconds=rules.flatten_before_close_s))
+            if rules.time_stop_s is not None:
+                cands.append(p.entry_ts + dt.timedelta(seconds=rules.time_stop_s))
+        for first in self.deferred.values():
+            cands.append(dt.datetime.fromtimestamp(first, dt.UTC) + dt.timedelta(
+                seconds=self.tuning.bracket_grace_market_s))
+        future = [c for c in cands if c > now]
+        return min(future) if future else now + dt.timedelta(seconds=1)
 
     def _daily_summary(self) -> None:
         now = self.ctx.clock.now_utc()

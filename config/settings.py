@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     operator_id: OptionalStr = Field(None, alias="OPERATOR_ID")
     state_dir: Path = Field(Path("state"), alias="STATE_DIR")
     health_port: int = Field(8787, alias="HEALTH_PORT", ge=0, le=65535)
+    # the money this bot may use, in every mode: sizing and the risk limits use the smaller of
+    # it and the account's equity (a paper account's 1M must not size a 600 USD doctrine)
+    bot_capital_usd: float = Field(600.0, alias="BOT_CAPITAL_USD", gt=0, allow_inf_nan=False)
     # runtime additions (CONTRACT.md leaves them to us)
     starting_equity_usd: float = Field(600.0, alias="STARTING_EQUITY_USD", gt=0,
                                        allow_inf_nan=False)

@@ -204,6 +204,7 @@ class ReconcileReport:
     warnings: list[str] = field(default_factory=list)       # the operator must hear these
     critical: list[str] = field(default_factory=list)
     suspects: int = 0                                       # position differences to confirm
+    lost: list[str] = field(default_factory=list)           # orders declared lost
 
 
 class LedgerError(ValueError):
@@ -223,7 +224,34 @@ class Ledger:
         self.last_exec_time: dt.datetime | None = None
         self.epoch = 0
         self.epoch_key = ""
+        self.bound_mode: str | None = None      # the mode and account this ledger was written
+        self.bound_account: str | None = None   # for: another one refuses it (fail closed)
         self._changes: list[Change] = []
+
+    def binding_problem(self, mode: str, account: str | None = None) -> str | None:
+        """Why this ledger must not be used in `mode` on `account` (None: it may).
+
+        A ledger written in DRY_RUN holds simulated positions; carried into PAPER or LIVE its
+        exits would sell contracts the account does not hold. An unbound ledger (written before
+        the binding existed) is accepted only when it holds nothing: no position, no open intent.
+        """
+        if self.bound_mode is None:
+            if self.positions or self.open_intents():
+                return (f"it holds {len(self.positions)} position(s) and "
+                        f"{len(self.open_intents())} open intent(s) but does not say which "
+                        f"mode wrote it; running {mode}")
+            return None
+        if self.bound_mode != mode:
+            return f"it was written in {self.bound_mode} mode; running {mode}"
+        if account is not None and self.bound_account is not None and \
+                self.bound_account != account:
+            return f"it was written for account {self.bound_account}; the Gateway has {account}"
+        return None
+
+    def bind(self, mode: str, account: str | None = None) -> None:
+        self.bound_mode = mode
+        if account is not None:
+            self.bound_account = account
 
     def enter_session(self, key: str) -> int:
         """A broker session (process + Gateway session) starts a new epoch; same key, same.
@@ -418,13 +446,23 @@ class Ledger:
             o.perm_id = ev.perm_id
         if ev.order_id > 0 and o.order_id is None:
             o.order_id, o.client_id = ev.order_id, ev.client_id
-        self._apply_broker_status(o, ev.status, now)
+        self._apply_broker_status(o, ev.status, now, broker_filled=ev.filled)
         return o
 
-    def _apply_broker_status(self, o: OrderRec, status: str, now: dt.datetime) -> None:
+    def awaiting_executions(self, o: OrderRec, broker_filled: float) -> bool:
+        """The broker counts more filled than the executions we have: they are on their way
+        (a `Cancelled` may overtake a partial fill's execution). Never end the order on it."""
+        return round(broker_filled) > o.filled
+
+    def _apply_broker_status(self, o: OrderRec, status: str, now: dt.datetime, *,
+                             broker_filled: float = 0.0) -> None:
         if o.terminal:
             return
         o.updated = now
+        if status in _BROKER_CANCELLED | {"Inactive"} and \
+                self.awaiting_executions(o, broker_filled):
+            o.status = "working"                 # ended at the broker; executions pending
+            return
         if status in _BROKER_WORKING:
             if status != "PendingSubmit":        # PendingSubmit is ib_async's own, not an ack
                 o.status = "working"
@@ -531,8 +569,17 @@ class Ledger:
         return gross
 
     def _close_position(self, pos: PositionRec, now: dt.datetime, why: str) -> None:
-        """The position is flat: its exit (if any) is done, its bracket children are moot."""
+        """The position is flat: its exit (if any) is done, its bracket children are moot —
+        and any sell of it still live at the broker must go (filled on a flat position, it
+        would open a short)."""
         self.positions.pop(pos.key, None)
+        refs = list(pos.child_refs)
+        if pos.exit_intent and pos.exit_intent in self.intents:
+            refs += self.intents[pos.exit_intent].refs
+        for ref in refs:
+            o = self.orders.get(ref)
+            if o is not None and o.action == "SELL" and o.live and o.cancel_requested is None:
+                o.cancel_requested = now
         if pos.exit_intent and pos.exit_intent in self.intents:
             ex = self.intents[pos.exit_intent]
             if not ex.terminal:
@@ -573,9 +620,14 @@ class Ledger:
         self._settle(intent, now)
 
     # -- reconciliation ------------------------------------------------------------------------
-    def reconcile(self, snap: Snapshot, now: dt.datetime, *,
-                  multiplier: int = 100) -> ReconcileReport:
-        """Bring the ledger in line with a COMPLETE set of broker answers."""
+    def reconcile(self, snap: Snapshot, now: dt.datetime, *, multiplier: int = 100,
+                  lost_after: dt.timedelta | None = None) -> ReconcileReport:
+        """Bring the ledger in line with a COMPLETE set of broker answers.
+
+        `lost_after`: an order of THIS session that the broker still does not know this long
+        after it was sent (no open or completed order, no execution by its orderRef) is
+        declared lost: a reply that never came must not block an exit for the session.
+        """
         report = ReconcileReport()
         for ex in sorted(snap.executions, key=lambda e: e.time):
             fill = self.on_execution(ex, multiplier=multiplier)
@@ -593,7 +645,7 @@ class Ledger:
                 o.order_id, o.perm_id, o.client_id = seen.order_id, seen.perm_id or o.perm_id, \
                     seen.client_id
                 self._apply_broker_status(o, seen.status if seen.status != "PendingSubmit"
-                                          else "Submitted", now)
+                                          else "Submitted", now, broker_filled=seen.filled)
                 continue
             done = by_ref_done.get(o.ref)
             if done is not None:
@@ -601,14 +653,27 @@ class Ledger:
                 status = done.status if done.status in _BROKER_CANCELLED | {"Filled",
                                                                            "Inactive"} \
                     else "Cancelled"
-                self._apply_broker_status(o, status, now)
-                if not o.terminal:               # "Filled" before its executions arrived
-                    report.warnings.append(f"{o.ref} filled at the broker but its executions "
-                                           "are missing")
+                self._apply_broker_status(o, status, now, broker_filled=done.filled)
+                if not o.terminal:               # filled before its executions arrived
+                    report.warnings.append(f"{o.ref} {done.filled:g} filled at the broker "
+                                           f"but {o.filled} in its executions: waiting for "
+                                           "them")
                 continue
             if (o.epoch or 0) >= snap.epoch:
                 # sent on this very session: it may still be on its way, or it arrived after
-                # the broker answered; never declared gone on the session that sent it
+                # the broker answered; declared lost only once the grace period is over
+                age = now - o.updated
+                if lost_after is None or age < lost_after or \
+                        any(ex.order_ref == o.ref for ex in snap.executions):
+                    continue
+                self._order_done(o, "cancelled", f"lost: the broker does not know it "
+                                                 f"{age.total_seconds():.0f} s after it was "
+                                                 "sent", now)
+                report.critical.append(
+                    f"{o.ref} ({o.action} {o.quantity}, order id {o.order_id}) is not at the "
+                    f"broker {age.total_seconds():.0f} s after it was sent: declared lost" +
+                    ("; the exit is retried with a new order" if o.role == "exit" else ""))
+                report.lost.append(o.ref)
                 continue
             if o.status == "submitting":
                 # sent on a session that is gone and not at the broker: it never arrived
@@ -801,6 +866,7 @@ class Ledger:
             "suspects": {k: list(v) for k, v in self.suspects.items()},
             "last_exec_time": _ts(self.last_exec_time),
             "epoch": self.epoch, "epoch_key": self.epoch_key,
+            "bound_mode": self.bound_mode, "bound_account": self.bound_account,
         }
 
     @classmethod
@@ -829,6 +895,9 @@ class Ledger:
                             for k, v in dict(doc.get("suspects", {})).items()}
             led.last_exec_time = _ts_in(doc.get("last_exec_time"))
             led.epoch, led.epoch_key = int(doc["epoch"]), str(doc["epoch_key"])
+            mode, account = doc.get("bound_mode"), doc.get("bound_account")
+            led.bound_mode = str(mode) if mode is not None else None
+            led.bound_account = str(account) if account is not None else None
             return led
         except LedgerError:
             raise

@@ -33,7 +33,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from messages.orders import FillReport, PositionView
+from config.gameplan import Gameplan
+from messages.brain import EntrySignal, StrategyDecision
+from messages.orders import FillReport, PositionView, ShortView
 
 PDT_LIMIT = 3
 PDT_WINDOW_SESSIONS = 5
@@ -208,14 +210,30 @@ def opened_today(positions: Iterable[PositionView], today: dt.date) -> int:
     return sum(1 for p in positions if p.opened_day == today and p.contracts > 0)
 
 
-def unrealized(positions: Iterable[PositionView], marks: Mapping[str, float]) -> float:
-    """Open P&L at the given marks (bids); a position without a mark counts at entry."""
+def unrealized(positions: Iterable[PositionView], marks: Mapping[str, float], *,
+               missing_at_zero: bool = False) -> float:
+    """Open P&L at the given marks (bids). A position without a mark counts at entry, or —
+    `missing_at_zero`, the conservative reading the loss limit uses — at a bid of zero: a
+    quote that stopped coming must not hide a loss."""
     total = 0.0
     for p in positions:
         mark = marks.get(p.option_key)
         if mark is None:
-            continue
+            if not missing_at_zero:
+                continue
+            mark = 0.0
         total += (mark - p.entry_premium) * p.contracts * p.option.multiplier
+    return total
+
+
+def short_unrealized(shorts: Iterable[ShortView], asks: Mapping[str, float]) -> float:
+    """Open P&L of SHORT positions (never ours, an alarm) at the ask it costs to buy them back;
+    without a fresh ask, conservatively at twice the credit received (a 100 % loss)."""
+    total = 0.0
+    for s in shorts:
+        ask = asks.get(s.option_key)
+        cost = ask if ask is not None else 2.0 * s.credit
+        total += (s.credit - cost) * s.contracts * s.option.multiplier
     return total
 
 
@@ -326,3 +344,25 @@ def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"not a boolean: {value!r}")
     return value
+
+
+def plan_refusal(sig: EntrySignal, plan: Gameplan | None,
+                 decision: StrategyDecision | None) -> str | None:
+    """Defence in depth: an entry signal today's gameplan and decision do not allow.
+
+    The StrategySelector should never send one; if it does (a bug, a stale signal across a
+    plan change), the approval is refused and journaled. Without a gameplan there is nothing
+    to check against (the selector then stays in Strategy C and sends no signal).
+    """
+    if plan is None:
+        return None
+    if plan.strategy == "C":
+        return "today's gameplan allows no entries (Strategy C)"
+    if sig.symbol not in plan.symbols:
+        return f"{sig.symbol} is not in today's gameplan ({', '.join(plan.symbols)})"
+    if sig.symbol in plan.earnings_blackout:
+        return f"{sig.symbol} is in the gameplan's earnings blackout"
+    if decision is not None and decision.strategy != sig.strategy:
+        return (f"signal for Strategy {sig.strategy} but the strategy in force is "
+                f"{decision.strategy}")
+    return None

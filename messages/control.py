@@ -22,6 +22,7 @@ class TradingStatus(Message):
     reasons: tuple[str, ...] = ()
     since: UtcDatetime | None = None
     fault: bool = False      # halted by a fault (health answers 503), not by a normal daily stop
+    kill_switch: bool = False   # the operator's kill switch is engaged (the router's gate reads it)
 
 
 class OperatorCommand(Message):

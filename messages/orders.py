@@ -129,9 +129,20 @@ class PositionView(Message):
     managed: bool = True                  # False: found at reconciliation, not ours
 
 
+class ShortView(Message):
+    """A SHORT option position at the broker. Never the bot's intent: an alarm (entries halt,
+    it is marked at the ask and counts against the daily loss; the operator closes it)."""
+
+    option_key: str
+    option: OptionSpec
+    contracts: int = Field(gt=0)          # how many contracts are short
+    credit: float                         # premium received per share (IB avgCost / multiplier)
+
+
 class PositionsReport(Message):
     ts: UtcDatetime
     positions: tuple[PositionView, ...]
+    shorts: tuple[ShortView, ...] = ()
 
 
 class FillReport(Message):
@@ -219,6 +230,11 @@ class PlacedOrders(Message):
 class CancelOrder(Message):
     order_id: int
     order_ref: str = ""
+
+
+class GlobalCancel(Message):
+    """IB's reqGlobalCancel: every open order of the account, whatever client id placed it.
+    The kill switch's last resort in PAPER when a 326 left the bracket under another id."""
 
 
 class OpenOrdersRequest(Message):
@@ -348,3 +364,16 @@ class AccountValues(Message):
     net_liquidation: float | None
     currency: str = "USD"
     values: dict[str, str] = Field(default_factory=dict)
+
+
+# -- one union per channel (a `match` over it is checked exhaustive by mypy) ---------------------
+
+OrderCommand = EntryIntent | ExitIntent | CancelEntries | SessionVerdict | EntryRefused | \
+    DaySummary
+"""ModeGuard ──orders──▶ OrderRouter."""
+
+OrderEvent = FillReport | PositionsReport | IntentUpdate | AccountReport | RouterStatus
+"""OrderRouter ──order_events──▶ ModeGuard."""
+
+BrokerEvent = BrokerOrderStatus | BrokerExecution | BrokerCommission | BrokerOrderError
+"""GatewayLink ──broker_events──▶ OrderRouter (pushed order events)."""

@@ -168,7 +168,7 @@ def bot_env(out: Path, port: int) -> dict[str, str]:
                 "DAILY_STOP_TIME": DAILY_STOP.strftime("%H:%M"),
                 # an account big enough that the doctrine's sizing buys contracts, so the
                 # money path (and the drill's flatten) has positions to work on
-                "STARTING_EQUITY_USD": "25000",
+                "STARTING_EQUITY_USD": "25000", "BOT_CAPITAL_USD": "25000",
                 "GATEWAY_RESTART_TIME": GATEWAY_RESTART.strftime("%H:%M")})
     return env
 

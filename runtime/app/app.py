@@ -23,6 +23,7 @@ the link subtree, so a Gateway restart never touches it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -113,17 +114,22 @@ def build_tree(w: Wiring, env: ActorEnv, options: TreeOptions | None = None, *,
             mode_guard.Inbox(signals=signals, order_events=p.receiver(w.order_events),
                              commands=p.receiver(w.commands), link_state=w.link_state,
                              quotes=w.quotes, gameplan=w.gameplan, decision=w.decision),
-            mode_guard.Outbox(orders=p.sender(w.orders), trading=w.trading, governor=w.governor),
-            task_status=ts)
+            mode_guard.Outbox(orders=p.sender(w.orders), trading=w.trading, governor=w.governor,
+                              risk=w.risk),
+            tuning=opts.guard_tuning, task_status=ts)
+
+    router_process = uuid.uuid4().hex[:8]    # one per process: the ledger's session epochs
 
     async def start_router(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await order_router.run(
             ctx,
             order_router.Inbox(orders=p.receiver(w.orders), broker=p.receiver(w.broker_events),
-                               link_state=w.link_state, quotes=w.quotes, gameplan=w.gameplan),
+                               link_state=w.link_state, quotes=w.quotes, gameplan=w.gameplan,
+                               trading=w.trading),
             order_router.Outbox(order_events=p.sender(w.order_events),
                                 link_requests=p.sender(w.link_requests),
-                                wanted_quotes=w.wanted_quotes),
+                                wanted_quotes=w.wanted_quotes, book=w.book),
+            tuning=opts.router_tuning, process_id=router_process,
             task_status=ts)
 
     # state that outlives the incarnations of the actors using it

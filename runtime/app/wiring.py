@@ -28,6 +28,7 @@ from messages.brain import EntrySignal, IndicatorSnapshot, StrategyDecision
 from messages.control import OperatorCommand, TradingState, TradingStatus
 from messages.link import FeedSymbols, GatewayNotice, LinkState, LinkStatus
 from messages.market import Bar, BarGap, OptionSpec, Quote, VixReading
+from messages.orders import OrderCommand, OrderEvent
 from messages.status import BookStatus, ResourceStatus, RiskStatus
 from runtime.gateway.link_client import Envelope
 from runtime.supervision.channels import Channel, DropOldest, Latest
@@ -46,8 +47,8 @@ class Wiring:
         self.bars: Channel[Bar | BarGap] = Channel("bars", 4096)
         self.snapshots: Channel[IndicatorSnapshot] = Channel("snapshots", 1024)
         self.signals: Channel[EntrySignal] = Channel("signals", 256)
-        self.orders: Channel[Message] = Channel("orders", 256)
-        self.order_events: Channel[Message] = Channel("order_events", 1024)
+        self.orders: Channel[OrderCommand] = Channel("orders", 256)
+        self.order_events: Channel[OrderEvent] = Channel("order_events", 1024)
         self.link_requests: Channel[Envelope] = Channel("link_requests", 256)
         self.notices: Channel[GatewayNotice] = Channel("notices", 256)
         self.broker_events: Channel[Message] = Channel("broker_events", 4096)

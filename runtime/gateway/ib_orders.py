@@ -41,6 +41,7 @@ from messages.orders import (
     CancelOrder,
     CompletedOrdersRequest,
     ExecutionsRequest,
+    GlobalCancel,
     OpenOrdersRequest,
     OrderLeg,
     PlacedOrders,
@@ -304,9 +305,25 @@ async def account_values(session: IbSession, req: AccountValuesRequest,
     return result, None
 
 
+async def global_cancel(session: IbSession, req: GlobalCancel,
+                        stream: trio.MemorySendChannel[Message] | None,
+                        subs: Subscriptions) -> tuple[None, None]:
+    if session.info.readonly:
+        raise RequestRejected("the session is read-only: no cancel is sent")
+    ib = session.ib
+
+    async def cancel_all() -> None:
+        ib.reqGlobalCancel()
+
+    await session.request("global_cancel", lambda: session.aio.run(cancel_all),
+                          timeout=PLACE_TIMEOUT)
+    return None, None
+
+
 HANDLERS: dict[type[Message], Handler] = {
     PlaceOrders: place_orders,
     CancelOrder: cancel_order,
+    GlobalCancel: global_cancel,
     OpenOrdersRequest: open_orders,
     CompletedOrdersRequest: completed_orders,
     ExecutionsRequest: executions,

@@ -23,7 +23,7 @@ CONTRACT_DEFAULTS: dict[str, str | None] = {
     "LOG_MAX_BYTES": "10485760", "LOG_BACKUP_COUNT": "10",
     "GAMEPLAN_PATH": "gameplans/daily_gameplan.json", "STRATEGY_LIBRARY_PATH": None,
     "MAX_DAILY_LOSS_PCT": "0.10", "MAX_POSITION_PCT": "0.20", "PDT_ENABLED": "true",
-    "OPERATOR_ID": None, "STATE_DIR": "state", "HEALTH_PORT": "8787",
+    "OPERATOR_ID": None, "STATE_DIR": "state", "HEALTH_PORT": "8787", "BOT_CAPITAL_USD": "600",
 }
 # settings the runtime adds to the contract
 RUNTIME_DEFAULTS: dict[str, str | None] = {

@@ -226,3 +226,20 @@ async def entry_filled(h: Harness, ref: str) -> Event:
     if broker_order(h, ref).working:
         await fill_at_the_broker(h, ref)
     return await h.journal.wait_for("fill", where=lambda e: e["order_ref"] == ref)
+
+
+PAPER_ENV = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op",
+             "BOT_CAPITAL_USD": "100000"}
+"""Paper mode with capital enough that the doctrine's sizing buys contracts."""
+
+
+async def filled_entry(h: Harness, symbol: str = "SPY") -> tuple[str, str, int]:
+    """Once trading is ACTIVE: one entry signal, its bracket filled at the simulator and the
+    position in the ledger. Returns (intent id = parent orderRef, option key, contracts)."""
+    await wait_trading(h)
+    await inject(h, entry_signal(h, symbol))
+    intent = await h.journal.wait_for("order_intent")
+    ref, key, qty = intent["intent_id"], intent["contract"], intent["quantity"]
+    await entry_filled(h, ref)
+    await wait_until(lambda: ledger_positions(h).get(key) == qty)
+    return ref, key, qty

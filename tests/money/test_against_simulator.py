@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from messages.control import TradingState
-from messages.orders import ExitIntent
+from messages.orders import EntryIntent, ExitIntent, SizingBudget
 
 from .conftest import (
     broker_order,
@@ -35,8 +35,9 @@ from .conftest import (
     wait_until,
 )
 
-PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op"}
-DRY = {"STARTING_EQUITY_USD": "100000"}
+PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op",
+         "BOT_CAPITAL_USD": "100000"}
+DRY = {"STARTING_EQUITY_USD": "100000", "BOT_CAPITAL_USD": "100000"}
 
 pytestmark = pytest.mark.slow
 
@@ -229,7 +230,15 @@ async def test_pdt_limit_reached_by_a_real_round_trip_blocks_the_next_entry(
         with trio.fail_after(90):
             await wait_until(lambda: h.bot.wiring.gameplan.value is not None)
             await wait_trading(h)
-            await inject(h, entry_signal(h))
+            # the first entry as ModeGuard would send it (a Strategy C plan: ModeGuard itself
+            # refuses a signal the plan does not allow, which is not what this test is about)
+            now = h.bot.clock.now_utc()
+            send = h.bot.wiring.orders.clone_sender()
+            async with send:
+                await send.send(EntryIntent(
+                    intent_id="E-first", ts=now, deadline=now + dt.timedelta(minutes=3),
+                    signal=entry_signal(h), budget=SizingBudget(
+                        equity=100_000, account_max_position_pct=0.2)))
             buy = await h.journal.wait_for("fill")
             send = h.bot.wiring.orders.clone_sender()
             async with send:

@@ -122,7 +122,8 @@ async def test_five_trading_days_end_with_the_brokers_positions_and_one_outcome_
         "IBKR_PORT": str(closed_port()), "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
         "STATE_DIR": str(tmp_path / "state"), "HEALTH_PORT": "0", "DAILY_STOP_TIME": "",
         "GAMEPLAN_PATH": str(tmp_path / "no_gameplan.json"), "DRY_RUN": "false",
-        "PAPER_TRADING": "true", "OPERATOR_ID": "op", "PDT_ENABLED": "false"})
+        "PAPER_TRADING": "true", "OPERATOR_ID": "op", "PDT_ENABLED": "false",
+        "BOT_CAPITAL_USD": str(CASH)})
     services: dict[str, Any] = {
         mode_guard.TUNING_SERVICE: mode_guard.Tuning(tick=5.0),
         order_router.TUNING_SERVICE: order_router.Tuning(housekeeping_every=5.0,

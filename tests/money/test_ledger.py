@@ -560,3 +560,45 @@ LedgerAgainstBroker.TestCase.settings = settings(
     max_examples=200, stateful_step_count=50, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_ledger_against_a_model_broker = LedgerAgainstBroker.TestCase
+
+
+def test_a_cancel_that_overtakes_a_partial_fills_execution_keeps_the_brokers_count() -> None:
+    led = Ledger()
+    led.enter_session("p:1")
+    _bracket(led, qty=6)
+    led.mark_submitting(["E1", "E1/tp", "E1/sl"], T0)
+    led.on_placed(["E1", "E1/tp", "E1/sl"], [1, 2, 3], 1, T0)
+    t1 = T0 + dt.timedelta(minutes=1)
+    # the broker cancelled the rest after 3 filled; its status arrives before the execution
+    led.on_status(BrokerOrderStatus(session_id=1, order_id=1, perm_id=101, client_id=1,
+                                    order_ref="E1", status="Cancelled", filled=3, remaining=0,
+                                    ts=t1), t1)
+    assert led.intents["E1"].state != "cancelled"
+    led.on_execution(_exec("E1", "x1", "BOT", 3, 2.00, t1))
+    assert led.positions[OPT.key].contracts == 3
+    done = BrokerOrder(session_id=1, order_id=1, perm_id=101, client_id=1, order_ref="E1",
+                       action="BUY", quantity=6, order_type="LMT", status="Cancelled",
+                       filled=3)
+    led.reconcile(_snapshot(led, done=(done,), held=3), t1)
+    assert led.intents["E1"].state == "filled"
+    assert led.orders["E1"].filled == 3 and led.orders["E1"].terminal
+    assert [c.filled for c in led.take_changes() if c.intent_id == "E1" and
+            c.state in ("filled", "cancelled")] == [3]
+
+
+def test_a_position_found_flat_at_the_broker_cancels_its_live_sells() -> None:
+    led = Ledger()
+    led.enter_session("p:1")
+    _bracket(led)
+    led.mark_submitting(["E1", "E1/tp", "E1/sl"], T0)
+    led.on_placed(["E1", "E1/tp", "E1/sl"], [1, 2, 3], 1, T0)
+    led.on_execution(_exec("E1", "x1", "BOT", 3, 2.00, T0))
+    kids = tuple(BrokerOrder(session_id=1, order_id=i, perm_id=100 + i, client_id=1,
+                             order_ref=ref, action="SELL", quantity=3, order_type="LMT",
+                             status="Submitted") for i, ref in [(2, "E1/tp"), (3, "E1/sl")])
+    # closed by hand in TWS, the children left working: filled on a flat position, either
+    # would open a short, so they must go when the broker's flat count is adopted
+    for _ in range(2):
+        led.reconcile(_snapshot(led, open_orders=kids, held=0), T0 + dt.timedelta(minutes=1))
+    assert OPT.key not in led.positions
+    assert {o.ref for o in led.cancels_wanted()} == {"E1/tp", "E1/sl"}

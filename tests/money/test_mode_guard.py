@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import trio
@@ -27,6 +28,7 @@ from messages.orders import (
     ExitIntent,
     FillReport,
     IntentUpdate,
+    OrderEvent,
     PositionsReport,
     PositionView,
     RouterStatus,
@@ -36,7 +38,8 @@ from messages.orders import (
 from .conftest import SPY_CALL, Actors, context, drain, open_actor_env
 
 M = TypeVar("M", bound=Message)
-PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op"}
+PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op",
+         "BOT_CAPITAL_USD": "1000000000"}   # the account's equity decides in these tests
 LIVE = {"DRY_RUN": "false", "PAPER_TRADING": "false", "OPERATOR_ID": "op",
         "LIVE_TRADING_ACK": "I-UNDERSTAND-THIS-TRADES-REAL-MONEY"}
 
@@ -45,10 +48,11 @@ LIVE = {"DRY_RUN": "false", "PAPER_TRADING": "false", "OPERATOR_ID": "op",
 class Guarded:
     a: Actors
     orders: trio.MemoryReceiveChannel[Message]
-    events: trio.MemorySendChannel[Message]
+    events: trio.MemorySendChannel[OrderEvent]
     signals: trio.MemorySendChannel[Message]
     commands: trio.MemorySendChannel[OperatorCommand]
     seen: list[Message]
+    node: Any = None                  # the actor's tree node (its `extra` is what it shows)
 
     @property
     def state(self) -> TradingState:
@@ -92,9 +96,12 @@ async def open_guard(a: Actors, incarnation: int = 1) -> AsyncIterator[Guarded]:
                                governor=w.governor)
     g = Guarded(a=a, orders=w.orders.clone_receiver(), events=w.order_events.clone_sender(),
                 signals=w.signals.clone_sender(), commands=w.commands.clone_sender(), seen=[])
+    ctx = context(a, "mode_guard", incarnation)
+    g.node = ctx.node
     async with trio.open_nursery() as nursery:
-        await nursery.start(mode_guard.run, context(a, "mode_guard", incarnation), inbox,
-                            outbox)
+        await nursery.start(functools.partial(
+            mode_guard.run, tuning=a.env.services.get(mode_guard.TUNING_SERVICE)), ctx, inbox,
+            outbox)
         yield g
         nursery.cancel_scope.cancel()
 
@@ -457,7 +464,8 @@ async def test_an_unreadable_risk_state_halts_and_is_left_for_the_operator(
 
 async def test_risk_numbers_survive_a_restart(tmp_path: Path,
                                               autojump_clock: trio.testing.MockClock) -> None:
-    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "1000"}) as a:
+    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "1000",
+                                             "BOT_CAPITAL_USD": "100000"}) as a:
         async with open_guard(a) as g:
             a.link_up(1, readonly=True)
             await g.router_ready(equity=None)
@@ -558,3 +566,123 @@ async def test_daily_summary_after_the_close(tmp_path: Path,
         assert any(al.title.startswith("Daily summary") for al in a.all_alerts())
         await trio.sleep(5 * 60)
         assert len(a.journal("daily_summary")) == 1
+
+
+# -- capital --------------------------------------------------------------------------------------
+
+
+async def test_sizing_and_limits_use_the_smaller_of_bot_capital_and_equity(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    env = {**PAPER, "BOT_CAPITAL_USD": "600", "PDT_ENABLED": "false"}
+    async with open_actor_env(tmp_path, env=env) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready(equity=1_000_000.0)          # a paper account's million
+        await g.wait_state(TradingState.ACTIVE)
+        await g.signals.send(g.signal())
+        await trio.sleep(1)
+        intent, = await g.of(EntryIntent)
+        assert intent.budget.equity == 600.0               # never the account's whole equity
+        said = a.journal("capital")
+        assert said[-1]["capital_usd"] == 600.0 and said[-1]["equity_usd"] == 1_000_000.0
+    async with open_actor_env(tmp_path / "small", env=env) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready(equity=400.0)                 # the account holds less
+        await g.wait_state(TradingState.ACTIVE)
+        await g.signals.send(g.signal())
+        await trio.sleep(1)
+        intent, = await g.of(EntryIntent)
+        assert intent.budget.equity == 400.0
+
+
+EXAMPLE_A_TEXT = (Path(__file__).resolve().parents[2] / "gameplans" /
+                  "example_strategy_a.json").read_text(encoding="utf-8")
+
+
+# -- defence in depth: the plan and the decision --------------------------------------------------
+
+
+async def test_a_signal_todays_plan_or_decision_does_not_allow_is_refused_and_journaled(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    import json
+
+    from config.gameplan import parse_gameplan
+    from messages.brain import StrategyDecision
+
+    doc = json.loads(EXAMPLE_A_TEXT)
+    env = {"STARTING_EQUITY_USD": "100000", "BOT_CAPITAL_USD": "100000",
+           "PDT_ENABLED": "false"}
+    async with open_actor_env(tmp_path, env=env) as a, open_guard(a) as g:
+        today = a.env.clock.today_et()
+        doc["date"] = today.isoformat()
+        a.wiring.gameplan.set(parse_gameplan(json.dumps(doc)))          # QQQ, Strategy A
+        a.wiring.decision.set(StrategyDecision(ts=a.env.clock.now_utc(), day=today,
+                                               strategy="B", rule="test", reasons=("test",)))
+        a.link_up(1, readonly=True)
+        await g.router_ready(equity=None)
+        await g.wait_state(TradingState.ACTIVE)
+        await g.signals.send(g.signal("SPY"))                    # not in today's plan
+        await g.signals.send(g.signal("QQQ"))                    # A, while B is in force
+        await trio.sleep(1)
+        assert await g.of(EntryIntent) == []
+        reasons = [r.reason for r in await g.of(EntryRefused)]
+        assert "SPY is not in today's gameplan" in reasons[0]
+        assert "strategy in force is B" in reasons[1]
+        assert len(a.journal("order_rejected")) == 2
+
+
+# -- the watch: events and deadlines, no polling tick ---------------------------------------------
+
+
+async def test_flat_and_quiet_the_guard_does_not_poll(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+        await trio.sleep(5)
+        before = g.node.extra.get("watch_checks", 0)
+        await trio.sleep(3600)                           # an hour with nothing happening
+        checks = g.node.extra.get("watch_checks", 0) - before
+        assert 1 <= checks <= 8          # the safety net's deadlines only, not 720 ticks
+
+
+async def test_a_time_stop_fires_at_its_deadline_without_any_event(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        now = a.env.clock.now_utc()
+        await g.router_ready(positions=(position(entry=now),))
+        await g.wait_state(TradingState.ACTIVE)
+        start = trio.current_time()
+        with trio.fail_after(7200):
+            while not [m for m in await g.sent() if isinstance(m, ExitIntent)]:
+                await trio.sleep(1)
+        exit_, = [m for m in await g.sent() if isinstance(m, ExitIntent)]
+        assert exit_.reason == "time_stop"
+        from doctrine.exits import ExitRules
+        limit = ExitRules.for_strategy("A", None).time_stop_s
+        assert limit is not None
+        assert limit <= trio.current_time() - start <= limit + 2
+
+
+# -- conservative marks ---------------------------------------------------------------------------
+
+
+async def test_a_stale_mark_counts_at_zero_halting_entries_without_a_blind_flatten(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    pos = position(contracts=1, premium=2.00)            # 200 USD of premium; limit 60
+    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "600",
+                                             "PDT_ENABLED": "false"}) as a, \
+            open_guard(a) as g:
+        a.link_up(1, readonly=True)
+        a.quote(SPY_CALL, 1.95, 2.00)
+        await g.router_ready(positions=(pos,), equity=None)
+        await g.wait_state(TradingState.ACTIVE)
+        await trio.sleep(400)                             # the quote stops: stale after 300 s
+        await g.wait_state(TradingState.HALTED, timeout=60)
+        status = a.wiring.trading.value
+        assert "possibly reached" in status.reasons[0] and not status.fault
+        assert await g.of(ExitIntent) == []               # no sell on a price it cannot see
+        a.quote(SPY_CALL, 1.90, 1.95)                     # the quote is back: -10 USD
+        await g.wait_state(TradingState.ACTIVE, timeout=60)
+        assert await g.of(ExitIntent) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +19,7 @@ from actors import order_router
 from doctrine.ledger import Ledger
 from messages.base import Message
 from messages.brain import EntrySignal
+from messages.control import TradingState, TradingStatus
 from messages.link import OptionChain, OptionChainRequest
 from messages.orders import (
     AccountValues,
@@ -26,6 +28,7 @@ from messages.orders import (
     BrokerOrders,
     BrokerPosition,
     BrokerPositions,
+    CancelEntries,
     CancelOrder,
     CompletedOrdersRequest,
     EntryIntent,
@@ -34,6 +37,7 @@ from messages.orders import (
     FillReport,
     IntentUpdate,
     OpenOrdersRequest,
+    OrderCommand,
     PlacedOrders,
     PlaceOrders,
     PositionsReport,
@@ -107,7 +111,7 @@ class FakeLink:
 class Routed:
     a: Actors
     link: FakeLink
-    orders: trio.MemorySendChannel[Message]
+    orders: trio.MemorySendChannel[OrderCommand]
     events: trio.MemoryReceiveChannel[Message]
     seen: list[Message] = field(default_factory=list)
 
@@ -141,7 +145,9 @@ async def open_router(a: Actors, link: FakeLink | None = None,
     link = link or FakeLink(a)
     inbox = order_router.Inbox(orders=w.orders.clone_receiver(),
                                broker=w.broker_events.clone_receiver(),
-                               link_state=w.link_state, quotes=w.quotes, gameplan=w.gameplan)
+                               link_state=w.link_state, quotes=w.quotes, gameplan=w.gameplan,
+                               trading=w.trading)
+    w.trading.set(TradingStatus(state=TradingState.ACTIVE))   # the tests play ModeGuard
     outbox = order_router.Outbox(order_events=w.order_events.clone_sender(),
                                  link_requests=w.link_requests.clone_sender(),
                                  wanted_quotes=w.wanted_quotes)
@@ -149,8 +155,10 @@ async def open_router(a: Actors, link: FakeLink | None = None,
                events=w.order_events.clone_receiver())
     async with trio.open_nursery() as nursery:
         nursery.start_soon(link.serve, w.link_requests.clone_receiver())
-        await nursery.start(order_router.run, context(a, "order_router", incarnation), inbox,
-                            outbox)
+        await nursery.start(functools.partial(
+            order_router.run, tuning=a.env.services.get(order_router.TUNING_SERVICE),
+            process_id=f"test{id(a.env)}"), context(a, "order_router", incarnation), inbox,
+            outbox)
         yield r
         nursery.cancel_scope.cancel()
 
@@ -289,6 +297,7 @@ def _held_ledger(a: Actors) -> None:
     from messages.orders import BrokerExecution
 
     led = Ledger()
+    led.bind(a.env.settings.mode.value)       # written by this bot in this mode
     now = a.env.clock.now_utc()
     led.open_entry("E0", option=SPY_CALL, strategy="A", contracts=2, limit=2.0,
                    take_profit=None, stop_loss=None, deadline=now, now=now)
@@ -442,3 +451,44 @@ async def test_a_failed_exit_is_retried_with_backoff_until_the_position_is_flat(
             done = await r.wait_for(IntentUpdate, lambda u: u.intent_id == "X1" and u.terminal)
             assert done.state == "filled"
             assert ledger_file(a)["positions"] == []
+
+
+async def test_a_cancel_never_confirmed_raises_a_critical_alert_naming_the_order(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER,
+                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+            open_router(a) as r:
+        await ready(r)
+        a.quote(SPY_CALL, 1.98, 2.00)
+        await r.orders.send(r.entry())
+        await r.wait_for(IntentUpdate, lambda u: u.state == "working")
+        await r.orders.send(CancelEntries(ts=a.env.clock.now_utc(), reason="kill switch"))
+        await trio.sleep(120)                 # the broker never confirms (nor denies)
+        cancels = [c.order_ref for c in r.link.of(CancelOrder)]
+        assert cancels.count("E1") >= 5
+        alert, = [al for al in a.all_alerts() if "Cancel of E1 not confirmed" in al.title]
+        assert alert.severity == "critical" and "order id" in alert.text
+
+
+async def test_the_router_checks_each_session_itself_and_a_verdict_can_only_veto(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER,
+                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+            open_router(a) as r:
+        a.link_up(1)                                     # a paper account: no verdict needed
+        await r.wait_for(RouterStatus, lambda s: s.session_id == 1 and s.reconciled)
+        a.link_up(2, ("U1234567",))                      # a live account in PAPER mode...
+        await r.orders.send(SessionVerdict(session_id=2, ok=True, reason="matches"))
+        a.quote(SPY_CALL, 1.98, 2.00, session=2)
+        await trio.sleep(5)                              # ...whatever ModeGuard said
+        assert not [s for s in await r.got(RouterStatus) if s.session_id == 2 and s.reconciled]
+        await r.orders.send(r.entry())
+        update = await r.wait_for(IntentUpdate, lambda u: u.state == "rejected")
+        assert "reconciled Gateway session" in update.reason
+        a.link_up(3)                                     # a paper session, vetoed by ModeGuard
+        await r.orders.send(SessionVerdict(session_id=3, ok=False, reason="veto"))
+        await trio.sleep(5)
+        await r.orders.send(r.entry("E2"))
+        update = await r.wait_for(IntentUpdate, lambda u: u.intent_id == "E2" and u.terminal)
+        assert update.state == "rejected"
+        assert r.link.of(PlaceOrders) == []

@@ -61,6 +61,7 @@ async def test_killed_after_a_fill_and_restarted_keeps_risk_state_and_positions(
     async with open_fake_gateway(config) as gw:
         env = {**bot_env, "IBKR_PORT": str(gw.port), "DRY_RUN": "false",
                "PAPER_TRADING": "true", "OPERATOR_ID": "op", "DAILY_STOP_TIME": "",
+               "BOT_CAPITAL_USD": "1000000",
                "GAMEPLAN_PATH": str(tmp_path / "no_gameplan.json")}
         close = round(gw.market.price("SPY", gw.clock.now_utc()), 2)
         first = await trio.lowlevel.open_process(

@@ -25,7 +25,9 @@ MAX_LINE = 4096
 MAX_RESTART_SECONDS = 3600.0
 HELP = ("commands: status | drop | restart SECONDS | hang | unhang | error CODE | "
         "clientid-in-use on|off | pacing on|off | fill ORDER_REF [PRICE] | "
-        "reject CODE|off [SYMBOL] | symbols SYM,SYM|all | login-pending on|off")
+        "reject CODE|off [SYMBOL] | symbols SYM,SYM|all | login-pending on|off | "
+        "manual-close ORDER_REF | manual-short ORDER_REF N | swallow-orders N | "
+        "hold-clientid ID|off")
 
 
 class CommandError(ValueError):
@@ -36,6 +38,24 @@ def _on_off(command: str, args: list[str]) -> bool:
     if len(args) != 1 or args[0].lower() not in ("on", "off"):
         raise CommandError(f"usage: {command} on|off")
     return args[0].lower() == "on"
+
+
+def _money_fault(gw: FakeGateway, command: str, args: list[str]) -> None:
+    """The money-path faults of tools/fake_gateway/faults.py."""
+    from tools.fake_gateway import faults
+
+    try:
+        if command == "swallow-orders":
+            faults.swallow_orders(gw, int(args[0]))
+        elif command == "hold-clientid":
+            faults.hold_client_id(gw, None if args[0] == "off" else int(args[0]))
+        elif command == "manual-close":
+            gw.dispatch(faults.manual_close(gw.broker, args[0], gw.clock.now_utc()))
+        else:
+            gw.dispatch(faults.manual_short(gw.broker, args[0], float(args[1]),
+                                            gw.clock.now_utc()))
+    except (IndexError, ValueError, LookupError) as exc:
+        raise CommandError(f"{command}: {exc} ({HELP})") from None
 
 
 async def run_command(gw: FakeGateway, line: str) -> str:
@@ -96,6 +116,8 @@ async def run_command(gw: FakeGateway, line: str) -> str:
             await gw.fill_order(args[0], price)
         except LookupError as exc:
             raise CommandError(f"fill: {exc}") from None
+    elif command in ("manual-close", "manual-short", "swallow-orders", "hold-clientid"):
+        _money_fault(gw, command, args)
     else:
         raise CommandError(f"unknown command {command!r} ({HELP})")
     return "ok"
