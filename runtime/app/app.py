@@ -3,6 +3,8 @@
     root                 one_for_one; giving up ends the process non-zero (scheduler restarts)
     ├─ notifier          started first, stopped last: the last alerts get out
     ├─ resource_probe
+    ├─ http              the loopback HTTP server: /health, /tree, the operator console; a
+    │                    route's bug answers 500, a crash of the server restarts only it
     ├─ mode_guard        restores persisted risk state; never more permissive after a restart
     ├─ order_router      the order ledger survives link restarts; reconciles on every new session
     ├─ brain             rest_for_one: a new Indicators invalidates the selector's inputs
@@ -21,6 +23,9 @@ the link subtree, so a Gateway restart never touches it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import trio
 
 from actors import (
@@ -36,6 +41,8 @@ from actors import (
 from runtime.app.wiring import Wiring
 from runtime.gateway.ib_transport import IbAsyncTransport
 from runtime.gateway.link_transport import Transport
+from runtime.ops.health import serve_ops
+from runtime.ops.status_view import StatusView
 from runtime.supervision.actor import ActorContext, ActorEnv
 from runtime.supervision.channels import Ports
 from runtime.supervision.supervisor import (
@@ -53,16 +60,31 @@ LINK_BACKOFF = Backoff(initial=0.25, maximum=30.0, factor=2.0, jitter=0.2, reset
 LINK_EXHAUSTED_RETRY = 60.0
 
 
-def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
-    """The whole tree, each actor wired to fresh clones of its channels per incarnation."""
+def build_tree(w: Wiring, env: ActorEnv, view: StatusView | None = None,
+               dump_tree: Callable[[str], dict[str, Any]] | None = None) -> SupervisorSpec:
+    """The whole tree, each actor wired to fresh clones of its channels per incarnation.
+
+    With a status read-model (`view`, the bot always has one) the HTTP server is a child too,
+    and the Notifier and ResourceProbe read it."""
 
     async def start_notifier(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
-        await notifier.run(ctx, notifier.Inbox(alerts=w.alerts), notifier.Outbox(),
-                           task_status=ts)
+        await notifier.run(ctx, notifier.Inbox(alerts=w.alerts, status=view), notifier.Outbox(),
+                           env.services.get(notifier.CONFIG_SERVICE), task_status=ts)
 
     async def start_probe(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
-        await resource_probe.run(ctx, resource_probe.Inbox(), resource_probe.Outbox(),
+        await resource_probe.run(ctx, resource_probe.Inbox(status=view),
+                                 resource_probe.Outbox(resources=w.resources),
+                                 env.services.get(resource_probe.CONFIG_SERVICE),
+                                 env.services.get(resource_probe.SAMPLER_SERVICE),
                                  task_status=ts)
+
+    async def start_http(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        assert view is not None and dump_tree is not None
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_ops, view, env.journal, p.sender(w.commands),
+                                       dump_tree)
+            ctx.set_note(f"http://127.0.0.1:{port}" if port else "port taken: retrying")
+            ts.started()
 
     async def start_guard(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await mode_guard.run(
@@ -135,6 +157,7 @@ def build_tree(w: Wiring, env: ActorEnv) -> SupervisorSpec:
         "root",
         (env.actor("notifier", start_notifier, reads=[w.alerts], stop_grace=10.0),
          env.actor("resource_probe", start_probe),
+         *((env.actor("http", start_http, stop_grace=3.0),) if view is not None else ()),
          env.actor("mode_guard", start_guard, reads=[w.signals, w.order_events, w.commands]),
          env.actor("order_router", start_router, reads=[w.orders, w.broker_events]),
          brain,
