@@ -12,6 +12,7 @@ import trio
 from actors import notifier
 from config.settings import load_settings
 from messages.link import LinkState, LinkStatus
+from messages.status import BookStatus
 from runtime.app.bot import BotOptions, run_bot
 from runtime.ops.discord import COLOURS, TRUNCATED
 from tests.notifier.conftest import FAST, open_notifier, wait_until
@@ -29,11 +30,12 @@ async def test_startup_names_mode_gateway_and_et_time_and_shutdown_is_the_last_m
                                  config=replace(FAST, startup_link_wait_s=10.0)) as bot:
             await trio.sleep(0.2)
             assert discord.requests() == []         # waiting for the link to have its say
-            bot.bot.wiring.link_state.set(LinkState(status=LinkStatus.UP, session_id=1,
-                                                    accounts=("DU1234567",)))
+            bot.wiring.link_state.set(LinkState(status=LinkStatus.UP, session_id=1,
+                                                accounts=("DU1234567",)))
             await wait_until(lambda: discord.answered() >= 1)
-            bot.bot.stop_requested.set()
-            bot.bot.stop_reason = "SIGTERM"
+            bot.wiring.book.set(BookStatus(ts=bot.view.clock.now_utc(), mode="DRY_RUN",
+                                           realized_pnl_today=-12.5))
+            bot.view.run.request_stop("SIGTERM")
         requests = discord.requests()
     assert all(r.path == WEBHOOK_PATH and not r.problems for r in requests)
     first = requests[0].body["embeds"][0]
@@ -44,6 +46,7 @@ async def test_startup_names_mode_gateway_and_et_time_and_shutdown_is_the_last_m
     assert fields["Gateway"] == "up: session 1 (DU1234567)"
     last = requests[-1].body["embeds"][-1]
     assert last["title"].startswith("Bot stopped (SIGTERM) at 2026-11-20 09:30:")
+    assert {f["name"]: f["value"] for f in last["fields"]}["P&L today"] == "-12.50 USD"
     assert {e["outcome"] for e in bot.notify()} == {"sent"}
     assert requests[0].body["allowed_mentions"] == {"parse": []}
 
