@@ -150,6 +150,10 @@ class EventTail:
     def subscribers(self) -> int:
         return len(self._subs)
 
+    def dropped(self) -> list[int]:
+        """Events dropped so far for each current subscriber."""
+        return [sub.dropped for sub in self._subs]
+
 
 @dataclass
 class StatusView:

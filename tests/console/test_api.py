@@ -57,8 +57,9 @@ async def test_the_page_opens_once_with_the_token_then_with_its_cookie_only(
             wrong = await h.client.get("/", params={"token": "x" * 43})
             opened = await h.client.get("/", params={"token": h.token})
             cookie = opened.cookies.get(COOKIE)
-            page = await h.client.get("/", headers={"Cookie": f"{COOKIE}={h.token}"})
-            api_by_cookie = await h.client.get("/api/pnl", headers={"Cookie": f"{COOKIE}={h.token}"})
+            jar = {"Cookie": f"{COOKIE}={h.token}"}
+            page = await h.client.get("/", headers=jar)
+            api_by_cookie = await h.client.get("/api/pnl", headers=jar)
             script = await h.client.get("/static/app.js")
     assert bare.status_code == 401 and "token" in bare.text
     assert wrong.status_code == 401
