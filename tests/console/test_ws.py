@@ -82,7 +82,7 @@ async def test_a_stalled_client_drops_its_oldest_events_and_blocks_no_writer(
                                    "actor": "root.link.bar_feed", "i": i, "pad": padding})
                     costs.append(time.perf_counter() - t0)
                     if i % 500 == 0:
-                        await trio.lowlevel.checkpoint()  # let the server's tasks run and fill the socket
+                        await trio.lowlevel.checkpoint()  # the server fills the socket
                 last = await _next(live, "events", lambda d: d["events"][-1]["i"] == 19_999)
                 dropped = h.view.events.dropped()
                 health = await h.client.get("/health")
