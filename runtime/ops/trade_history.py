@@ -22,7 +22,7 @@ from runtime.ops.status_view import EventTail
 log = logging.getLogger("runtime.ops.trade_history")
 
 TRADE_EVENTS = frozenset({"fill", "order_intent", "order_submitted", "intent_done",
-                          "order_rejected", "order_status", "daily_summary", "signal"})
+                          "order_rejected", "order_status", "daily_summary"})
 """Journal events that come with (or just before) a trades.jsonl line."""
 SAFETY_SYNC_S = 60.0
 """Lines without a journal event of their own (a refused decision) are picked up this late."""
