@@ -48,8 +48,10 @@ function renderStatus(s) {
   pill($("trading"), `trading ${t.state}`, t.state === "ACTIVE" ? "ok" : t.state === "REDUCING" ? "warn" : "bad");
   text($("reasons"), (t.reasons || []).length ? "why: " + t.reasons.join("; ") : "");
   const l = s.link || {};
-  pill($("link"), `Gateway ${l.status}${l.session_id ? " · session " + l.session_id : ""}`,
-       l.status === "UP" ? "ok" : l.status === "DEGRADED" ? "warn" : "bad");
+  const ls = String(l.status || "").toLowerCase();
+  pill($("link"), `Gateway ${ls}${l.session_id ? " · session " + l.session_id : ""}` +
+       (l.expected_outage ? " (scheduled restart)" : ""),
+       ls === "up" ? "ok" : ls === "degraded" || l.expected_outage ? "warn" : "bad");
   text($("clock"), `${s.now_et} ET · up ${Math.round(s.uptime_s)} s (${s.clock} clock)`);
 
   const p = s.pnl || {};
