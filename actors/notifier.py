@@ -94,6 +94,14 @@ class Outbox:
     """Nothing goes back into the bot: Discord is outside the process."""
 
 
+@dataclass
+class Memory:
+    """What outlives an incarnation: how many of the alerts channel's drops were reported, so
+    a new incarnation reports exactly those lost while no Notifier was reading."""
+
+    inbox_dropped_seen: int = 0
+
+
 # -- the lanes ----------------------------------------------------------------------------
 @dataclass(eq=False)
 class Pending:
@@ -279,8 +287,9 @@ class Notifier:
     """One incarnation's state: the lanes, the pacer, the webhook and what it has done."""
 
     def __init__(self, ctx: ActorContext, inbox: Inbox, config: NotifierConfig,
-                 url: str | None) -> None:
+                 url: str | None, memory: Memory | None = None) -> None:
         self.ctx = ctx
+        self.memory = memory or Memory()
         self.inbox = inbox
         self.config = config
         self._url = url
@@ -389,10 +398,10 @@ class Notifier:
 
     def _account_inbox_drops(self) -> None:
         """Alerts dropped by the channel itself (only while no Notifier was reading it)."""
-        seen = int(self.ctx.node.extra.get("inbox_dropped_seen", 0))
+        seen = self.memory.inbox_dropped_seen
         now = self.inbox.alerts.dropped
         if now > seen:
-            self.ctx.node.extra["inbox_dropped_seen"] = now
+            self.memory.inbox_dropped_seen = now
             self.lanes.unreported_drops += now - seen
             self.stats.dropped += now - seen
             self.ctx.emit("notify", severity="unknown", title="(dropped before the Notifier "
@@ -612,9 +621,10 @@ def _duration(seconds: float) -> str:
 
 
 async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox,
-              config: NotifierConfig | None = None, *,
+              config: NotifierConfig | None = None, memory: Memory | None = None, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     config = config or NotifierConfig()
     secret = ctx.settings.discord_webhook_url
-    notifier = Notifier(ctx, inbox, config, secret.get_secret_value() if secret else None)
+    notifier = Notifier(ctx, inbox, config, secret.get_secret_value() if secret else None,
+                        memory)
     await notifier.run(task_status)

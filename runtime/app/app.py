@@ -67,9 +67,12 @@ def build_tree(w: Wiring, env: ActorEnv, view: StatusView | None = None,
     With a status read-model (`view`, the bot always has one) the HTTP server is a child too,
     and the Notifier and ResourceProbe read it."""
 
+    notifier_memory = notifier.Memory()      # the alert drops already reported
+
     async def start_notifier(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await notifier.run(ctx, notifier.Inbox(alerts=w.alerts, status=view), notifier.Outbox(),
-                           env.services.get(notifier.CONFIG_SERVICE), task_status=ts)
+                           env.services.get(notifier.CONFIG_SERVICE), notifier_memory,
+                           task_status=ts)
 
     async def start_probe(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await resource_probe.run(ctx, resource_probe.Inbox(status=view),
