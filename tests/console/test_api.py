@@ -4,6 +4,7 @@ values as JSON, every action an OperatorCommand to ModeGuard, journaled with its
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import stat
@@ -174,3 +175,23 @@ async def test_a_bug_in_a_route_answers_500_and_the_server_goes_on(
             after = await h.api.get("/api/positions")
     assert failed.status_code == 500 and "internal error" in failed.json()["error"]
     assert after.status_code == 200
+
+
+async def test_api_trades_reads_the_history_the_trade_events_keep_level_with_trades_jsonl(
+        tmp_path: Path) -> None:
+    async with open_health(tmp_path) as h:
+        jsonl = h.settings.log_dir / "trades.jsonl"
+        jsonl.parent.mkdir(parents=True, exist_ok=True)
+        fill = {"ts": "2026-11-20T15:00:00Z", "kind": "fill", "mode": "DRY_RUN",
+                "order_ref": "e1", "intent_id": "e1", "contract": "SPY 20261120 C 600",
+                "side": "BUY", "quantity": 1, "price": 1.5, "commission": 0.65,
+                "opening": True, "realized_pnl": -0.65}
+        jsonl.write_text(json.dumps(fill) + "\n", encoding="utf-8")
+        h.view.events({"ts": fill["ts"], "event": "fill", "actor": "root.order_router"})
+        with trio.fail_after(10):
+            while not (doc := (await h.api.get("/api/trades")).json())["trades"]:
+                await trio.sleep(0.05)
+    trade = doc["trades"][0]
+    assert (trade["contract"], trade["closed"], trade["pnl"]) == ("SPY 20261120 C 600", False,
+                                                                  -0.65)
+    assert doc["stats"]["closed"] == 0
