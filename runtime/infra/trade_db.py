@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_intent ON records(intent_id);
 CREATE INDEX IF NOT EXISTS records_ref ON records(order_ref);
+CREATE INDEX IF NOT EXISTS records_kind_ts ON records(kind, ts);   -- a day's fills
 CREATE TABLE IF NOT EXISTS trades (
     id            INTEGER PRIMARY KEY,
     contract      TEXT NOT NULL,
@@ -278,16 +279,16 @@ class TradeDb:
         return [_trade(r) for r in rows]
 
     def day_pnl(self, day: dt.date) -> float:
-        """Realised P&L (net) of the fills of one ET trading day."""
-        total = 0.0
+        """Realised P&L (net) of the fills of one ET trading day (an index range, one sum)."""
+        def bound(d: dt.date) -> str:
+            return dt.datetime.combine(d, dt.time(), tzinfo=ET).astimezone(dt.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S")
         with self._lock:
-            rows = self._db.execute("SELECT ts, doc FROM records WHERE kind = 'fill' AND ts >= ?",
-                                    ((dt.datetime.combine(day, dt.time(), tzinfo=ET)
-                                      .astimezone(dt.UTC).isoformat()[:19]),)).fetchall()
-        for r in rows:
-            if _et_day(r["ts"]) == day:
-                total += float(json.loads(r["doc"]).get("realized_pnl") or 0.0)
-        return round(total, 2)
+            row = self._db.execute(
+                "SELECT sum(json_extract(doc, '$.realized_pnl')) FROM records "
+                "WHERE kind = 'fill' AND ts >= ? AND ts < ?",
+                (bound(day), bound(day + dt.timedelta(days=1)))).fetchone()
+        return round(float(row[0] or 0.0), 2)
 
 
 def _trade(r: sqlite3.Row) -> Trade:

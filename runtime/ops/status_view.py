@@ -49,6 +49,7 @@ SIGNAL_EVENTS = ("signal", "order_rejected", "order_intent", "intent_done", "hal
                  "kill_switch", "operator_action")
 """The events the console lists as "last signals and rejections"."""
 SIGNALS_KEPT = 30
+DAY_PNL_CACHE_S = 1.0
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -166,6 +167,7 @@ class StatusView:
     tree: Callable[[], dict[str, Any]]
     events: EventTail = field(default_factory=EventTail)
     trades: TradeDb | None = None
+    _day_pnl: tuple[float, float] | None = field(default=None, repr=False)
 
     # -- single facts ---------------------------------------------------------------------
     @property
@@ -189,16 +191,20 @@ class StatusView:
         return (trio.current_time() - self.run.started_at) * self.clock.speed
 
     def day_pnl(self) -> float | None:
-        """Today's (ET) realised P&L, net: OrderRouter's book, else the trade history."""
+        """Today's (ET) realised P&L, net: OrderRouter's book, else the trade history (read at
+        most once a second: the console asks twice a second per client)."""
         book = self.sources.book.value
         if book is not None:
             return round(book.realized_pnl_today, 2)
-        if self.trades is not None:
+        if self.trades is None:
+            return None
+        now = trio.current_time()
+        if self._day_pnl is None or now - self._day_pnl[0] >= DAY_PNL_CACHE_S:
             try:
-                return self.trades.day_pnl(self.clock.now_et().date())
+                self._day_pnl = (now, self.trades.day_pnl(self.clock.now_et().date()))
             except Exception:            # a reader must never fail its caller
                 return None
-        return None
+        return self._day_pnl[1]
 
     # -- documents ------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
