@@ -6,6 +6,13 @@ worker with a small ASGI app: a bug in a route answers 500 and the server goes o
 the server itself ends this child, which its supervisor restarts like any actor (trading never
 depends on it). A taken port is not a crash: the child logs it and retries binding.
 
+hypercorn's own `serve` is not used, for one reason: it shields every socket write from
+cancellation, so a WebSocket client that stops reading would hold its connection's task, and
+with it the bot's shutdown, until TCP gives up (measured: a stalled console client kept the
+bot from stopping for good). Here each connection's stream is known (`Connections`), so a
+stalled client is disconnected after a send timeout and every connection is closed when the
+server stops; the connections themselves are served by hypercorn's TCPServer, as `serve` does.
+
 The actual port (HEALTH_PORT=0 picks a free one) is logged, journaled (`health_listening`)
 and written to STATE_DIR/health_port for `tools.dump_tree`. The console token's path (never
 its value) is logged at start.
@@ -16,12 +23,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import trio
+from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
-from hypercorn.trio import serve
+from hypercorn.trio.worker_context import WorkerContext
 
 from messages.control import OperatorCommand
 from runtime.infra.logs import Journal
@@ -66,18 +75,26 @@ def _config(port: int) -> Config:
     return config
 
 
-async def _start(nursery: trio.Nursery, app: OpsApp, port: int) -> list[str] | None:
-    """hypercorn serving `app` on the port, or None (logged) when the port cannot be bound."""
-    failed: BaseException | None = None
-    binds: list[str] | None = None
+async def _listen(port: int) -> list[trio.SocketListener] | None:
     try:
-        binds = await nursery.start(serve, app, _config(port))
-    except* OSError as group:
-        failed = group.exceptions[0]
-    if failed is not None:
+        return await trio.open_tcp_listeners(port, host=HOST)
+    except OSError as exc:
         log.error("Health endpoint cannot listen on %s:%d (%s); retrying every %gs",
-                  HOST, port, failed, REBIND_RETRY_S)
-    return binds
+                  HOST, port, exc, REBIND_RETRY_S)
+        return None
+
+
+async def _serve(app: OpsApp, listeners: list[trio.SocketListener], config: Config) -> None:
+    """hypercorn's TCPServer on every accepted connection; on the way out (cancelled),
+    every connection is closed first, so none can hold the stop."""
+    wrapper = ASGIWrapper(cast(Any, app))   # ASGI 3 in plain mappings, not hypercorn's TypedDicts
+    context = WorkerContext(None)
+    async with trio.open_nursery() as handlers:
+        try:
+            await trio.serve_listeners(partial(app.connections.serve, wrapper, config, context),
+                                       listeners, handler_nursery=handlers)
+        finally:
+            app.connections.close_all()
 
 
 async def serve_ops(view: StatusView, journal: Journal,
@@ -101,12 +118,13 @@ async def serve_ops(view: StatusView, journal: Journal,
             if view.trades is not None:
                 nursery.start_soon(follow_trades, view.trades,
                                    settings.log_dir / TRADES_JSONL, view.events)
-            while (binds := await _start(nursery, app, want)) is None:
+            while (listeners := await _listen(want)) is None:
                 if not started:
                     started = True
                     task_status.started(None)
                 await trio.sleep(REBIND_RETRY_S)
-            bound = int(str(binds[0]).rsplit(":", 1)[1])
+            bound = int(listeners[0].socket.getsockname()[1])
+            nursery.start_soon(_serve, app, listeners, _config(bound))
             _write_port_file(path, bound)
             log.info("Health endpoint and console on http://%s:%d (GET /health, GET /tree, "
                      "POST /kill-switch, console at /)", HOST, bound)

@@ -35,6 +35,7 @@ from messages.control import OperatorCommand
 from runtime.infra.logs import Journal
 from runtime.infra.trade_db import stats
 from runtime.ops import access
+from runtime.ops.connections import Connections
 from runtime.ops.status_view import StatusView
 from runtime.ops.ws import serve_websocket
 
@@ -105,6 +106,7 @@ class OpsApp:
         self.dump_tree = dump_tree
         self._tree: dict[str, Any] | None = None
         self._tree_at = -1e18
+        self.connections = Connections()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -5,10 +5,10 @@ O(1) and that drops the oldest event when the client falls behind; the client's 
 all the serializing and sending. So a stalled or slow client can cost only its own task and
 its own queue, never an actor's time (docs/BENCHMARKS.md measures it).
 
-hypercorn shields its socket writes from cancellation, so a client that stops reading keeps
-its task waiting until the connection breaks: it cannot be cut off from here. What it holds
-is bounded (its queue, the socket's buffers), and at most MAX_CLIENTS connections are served
-at once, so stalled clients cannot add up; a new one beyond that is refused with 503.
+A client that does not take a message within SEND_TIMEOUT_S is disconnected: its socket is
+closed through the server's connection registry (runtime/ops/connections.py), because
+hypercorn shields its socket writes from cancellation. At most MAX_CLIENTS connections are
+served at once; a new one beyond that is refused with 503.
 
 Messages (JSON text frames):
     {"type": "hello", "mode": ..., "events": [recent journal events]}
@@ -45,6 +45,8 @@ STATUS_EVERY_S = 0.5
 BATCH_S = 0.05
 """After the first event, wait this long for more, so a burst goes out as one frame."""
 MAX_CLIENTS = 8
+SEND_TIMEOUT_S = 10.0
+"""A client that has not taken one message in this long has stopped reading: disconnected."""
 BATCH_MAX = 200
 """Events per frame at most: a frame stays well under the clients' message size limits."""
 
@@ -86,7 +88,7 @@ async def serve_websocket(app: OpsApp, scope: Scope, receive: Receive, send: Sen
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_until_closed, receive, nursery.cancel_scope)
-            await _push(send, app, sub)
+            await _push(send, app, sub, scope)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
     finally:
@@ -101,11 +103,25 @@ async def _until_closed(receive: Receive, scope: trio.CancelScope) -> None:
             return
 
 
-async def _push(send: Send, app: OpsApp, sub: Subscription) -> None:
+async def _after(delay: float, action: Callable[[], None]) -> None:
+    await trio.sleep(delay)
+    action()
+
+
+async def _push(send: Send, app: OpsApp, sub: Subscription, scope: Scope) -> None:
     view = app.view
 
     async def out(doc: dict[str, Any]) -> None:
-        await send({"type": "websocket.send", "text": _dumps(doc)})
+        text = _dumps(doc)
+        async with trio.open_nursery() as watch:
+            def stalled() -> None:
+                log.warning("A console WebSocket client took no message for %gs: disconnected "
+                            "(%d events dropped for it)", SEND_TIMEOUT_S, sub.dropped)
+                app.connections.close(scope.get("client"))
+
+            watch.start_soon(_after, SEND_TIMEOUT_S, stalled)
+            await send({"type": "websocket.send", "text": text})
+            watch.cancel_scope.cancel()
 
     await out({"type": "hello", "mode": view.mode, "events": list(view.events.recent)})
     sub.take()                       # what is in `recent` was just sent

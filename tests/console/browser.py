@@ -67,3 +67,15 @@ async def wait_page(driver: Any, predicate: Callable[[Any], bool], what: str,
 def text_of(driver: Any, element_id: str) -> str:
     from selenium.webdriver.common.by import By
     return str(driver.find_element(By.ID, element_id).text)
+
+
+def click(driver: Any, by: str, value: str, attempts: int = 5) -> None:
+    """Click an element, finding it again if the page re-rendered it meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    for attempt in range(attempts):
+        try:
+            driver.find_element(by, value).click()
+            return
+        except StaleElementReferenceException:
+            if attempt == attempts - 1:
+                raise

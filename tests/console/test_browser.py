@@ -24,7 +24,7 @@ from tests.money.conftest import (
     wait_until,
 )
 
-from .browser import in_browser, needs_chromium, open_chromium, text_of, wait_page
+from .browser import click, in_browser, needs_chromium, open_chromium, text_of, wait_page
 
 PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op"}
 
@@ -63,7 +63,7 @@ async def test_the_page_is_refused_without_the_token_then_shows_the_tree_and_the
                 assert "PAPER" in text_of(driver, "mode")
                 key = await _enter(h)
                 assert broker_position(h, key) > 0
-                await in_browser(lambda: driver.find_element("id", "kill-on").click())
+                await in_browser(lambda: click(driver, "id", "kill-on"))
                 await wait_until(lambda: broker_position(h, key) == 0, timeout=120)
                 await wait_trading(h, TradingState.HALTED)
                 await wait_page(driver, lambda d: "trading HALTED" in text_of(d, "trading"),

@@ -13,7 +13,7 @@ import trio
 from messages.control import OperatorCommand
 from tests.health.conftest import Served, open_health
 
-from .browser import in_browser, needs_chromium, open_chromium, text_of, wait_page
+from .browser import click, in_browser, needs_chromium, open_chromium, text_of, wait_page
 from .test_api import _book
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -45,15 +45,15 @@ async def test_positions_and_pnl_follow_the_book_and_the_buttons_send_commands(
                             "the new unrealised P&L")
             assert "+25.00" in text_of(driver, "pnl")       # realised today
             # engage: no question; release: asks first (declined, then accepted)
-            await in_browser(lambda: driver.find_element("id", "kill-on").click())
-            await in_browser(lambda: driver.find_element("id", "kill-off").click())
+            await in_browser(lambda: click(driver, "id", "kill-on"))
+            await in_browser(lambda: click(driver, "id", "kill-off"))
             await in_browser(lambda: driver.switch_to.alert.dismiss())
-            await in_browser(lambda: driver.find_element("id", "kill-off").click())
+            await in_browser(lambda: click(driver, "id", "kill-off"))
             await in_browser(lambda: driver.switch_to.alert.accept())
             await wait_page(driver, lambda d: "release sent" in text_of(d, "action-result"),
                             "the release acknowledged")
             # close one position: asks, sends, then reports what ModeGuard did
-            await in_browser(lambda: driver.find_element("css selector", "button.close").click())
+            await in_browser(lambda: click(driver, "css selector", "button.close"))
             await in_browser(lambda: driver.switch_to.alert.accept())
             await wait_page(driver, lambda d: "waiting for ModeGuard" in
                             text_of(d, "action-result"), "the close sent")

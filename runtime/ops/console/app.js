@@ -24,7 +24,11 @@ function cell(tr, value, klass) {
   tr.appendChild(td);
   return td;
 }
+const rendered = new WeakMap();   // tbody -> the JSON it shows: unchanged rows stay (and their buttons)
 function fill(tbody, rows, build) {
+  const key = JSON.stringify(rows);
+  if (rendered.get(tbody) === key) return;
+  rendered.set(tbody, key);
   tbody.replaceChildren();
   for (const row of rows) { const tr = document.createElement("tr"); build(tr, row); tbody.appendChild(tr); }
 }
