@@ -62,7 +62,8 @@ class Running:
 async def open_notifier(tmp_path: Path, *, url: str | None,
                         config: notifier.NotifierConfig = FAST,
                         env: dict[str, str] | None = None, level: str = "INFO",
-                        incarnation: int = 1) -> AsyncIterator[Running]:
+                        incarnation: int = 1, alerts: DropOldest[Alert] | None = None,
+                        memory: notifier.Memory | None = None) -> AsyncIterator[Running]:
     """The Notifier actor running as the runtime runs it; leaving the block stops it (cancel),
     which runs its shielded shutdown flush."""
     values = {"LOG_FILE": str(tmp_path / "logs" / "bot.log"),
@@ -74,8 +75,8 @@ async def open_notifier(tmp_path: Path, *, url: str | None,
                       level=level, console=False) as journal:
         events: list[dict[str, Any]] = []
         journal.add_tap(events.append)
-        alerts: DropOldest[Alert] = DropOldest("alerts", 256,
-                                               keep=lambda a: a.severity == "critical")
+        if alerts is None:
+            alerts = DropOldest("alerts", 256, keep=lambda a: a.severity == "critical")
         wiring = Wiring()
         clock = Clock(START)
         view = status_view(wiring, settings, clock, journal)
@@ -86,7 +87,7 @@ async def open_notifier(tmp_path: Path, *, url: str | None,
         async with trio.open_nursery() as nursery:
             ctx = actor_env.context(node)
             await nursery.start(notifier.run, ctx, notifier.Inbox(alerts=alerts, status=view),
-                                notifier.Outbox(), config)
+                                notifier.Outbox(), config, memory)
             yield Running(ctx=ctx, source=source, alerts=alerts, events=events,
                           log_dir=settings.log_dir, view=view, wiring=wiring,
                           stop=nursery.cancel_scope.cancel)
