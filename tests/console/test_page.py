@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from messages.control import OperatorCommand
+from messages.status import LimitUse, RiskStatus
 from tests.health.conftest import Served, open_health
 
 from .browser import click, in_browser, needs_chromium, open_chromium, text_of, wait_page
@@ -36,6 +37,10 @@ async def test_positions_and_pnl_follow_the_book_and_the_buttons_send_commands(
     async with open_health(tmp_path) as h:
         commands = h.wiring.commands.clone_receiver()
         h.wiring.book.set(_book(h, mark=1.75))
+        h.wiring.risk.set(RiskStatus(
+            ts=h.clock.now_utc(), trading_state="ACTIVE", equity_usd=600.0, capital_usd=600.0,
+            limits=(LimitUse(name="daily_loss", used=45.0, limit=60.0, unit="usd"),
+                    LimitUse(name="pdt", used=1, limit=3, unit="count", detail="2 left"))))
         with trio.fail_after(120), open_chromium() as driver:
             await in_browser(lambda: driver.get(f"http://127.0.0.1:{h.port}/?token={h.token}"))
             await wait_page(driver, lambda d: KEY in text_of(d, "positions"), "the position")
@@ -44,6 +49,8 @@ async def test_positions_and_pnl_follow_the_book_and_the_buttons_send_commands(
             await wait_page(driver, lambda d: "+100.00" in text_of(d, "positions"),
                             "the new unrealised P&L")
             assert "+25.00" in text_of(driver, "pnl")       # realised today
+            limits = text_of(driver, "limits")
+            assert "daily_loss 45 60" in limits and "pdt (2 left) 1 3" in limits
             # engage: no question; release: asks first (declined, then accepted)
             await in_browser(lambda: click(driver, "id", "kill-on"))
             await in_browser(lambda: click(driver, "id", "kill-off"))
