@@ -1,12 +1,14 @@
 """Indicators: one IndicatorSet per symbol, fed every bar exactly once and in order.
 
-The arithmetic is doctrine/indicators.py (pure, shared with replay); this actor owns what the
-arithmetic cannot: which bars count, with which periods, and for how long the state lives.
+This actor drives the first stage of the one brain, doctrine/brain.IndicatorStage, the very
+code replay drives (so live = replay by construction); it owns what a pure stage cannot: the
+channels, the log and journal lines, with which periods, and for how long the state lives.
 
-* Exactly once. A bar at or before the symbol's last counted bar is skipped: a duplicate
-  (BarFeed's backfill after a reconnect overlapping what it delivered, a resent message) would
-  otherwise enter every EMA twice and shift every later value. A `BarGap` marks the set, so the
-  next snapshot says `after_gap` and no crossover is read across the hole.
+* Exactly once (the stage's rule). A bar at or before the symbol's last counted bar is
+  skipped: a duplicate (BarFeed's backfill after a reconnect overlapping what it delivered, a
+  resent message) would otherwise enter every EMA twice and shift every later value. A
+  `BarGap` marks the set, so the next snapshot says `after_gap` and no crossover is read
+  across the hole.
 * Never dropped. One `IndicatorSnapshot` per counted bar goes to `snapshots`, a backpressure
   channel: the selector must see every bar the indicators saw, or the live decisions drift
   from the backtest's.
@@ -31,9 +33,10 @@ import trio
 
 from config.gameplan import Gameplan
 from config.market_calendar import get_calendar
-from doctrine.indicators import BadBar, IndicatorParams, IndicatorSet
+from doctrine.brain import HistoryBar, IndicatorStage, Skipped
+from doctrine.indicators import IndicatorParams
 from doctrine.sessions import SessionClock, epoch_of
-from messages.base import Message
+from messages.brain import IndicatorSnapshot
 from messages.market import Bar, BarGap
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
@@ -49,12 +52,12 @@ class Inbox:
 
 @dataclass(frozen=True)
 class Outbox:
-    snapshots: trio.MemorySendChannel[Message]
+    snapshots: trio.MemorySendChannel[IndicatorSnapshot]
 
 
 # -- state that outlives an incarnation -----------------------------------------------------------
 
-RingBar = tuple[float, float, float, float, float, int]
+RingBar = HistoryBar
 """(start in UTC epoch seconds, high, low, close, volume, bar seconds): what a re-warm needs."""
 
 SESSION_BARS = 390
@@ -89,60 +92,55 @@ class Memory:
 
 
 class _Indicators:
-    """The per-symbol sets and the rules for feeding them (synchronous: no await inside)."""
+    """The brain's indicator stage and the rules for feeding it (synchronous: no await)."""
 
     def __init__(self, ctx: ActorContext, memory: Memory, params: IndicatorParams) -> None:
         self.ctx = ctx
         self.memory = memory
         self.params = params
         self.sessions = SessionClock(get_calendar())
-        self.sets: dict[str, IndicatorSet] = {}
+        self.stage = IndicatorStage(params, self.sessions)
         memory.params = params
         for symbol in memory.rings:
             self._resize_ring(symbol)
-            self.sets[symbol] = self._rewarm(symbol)
+            self._rewarm(symbol)
         self.update_note()
 
     # -- bars ------------------------------------------------------------------------------
-    def on_bar(self, bar: Bar) -> Message | None:
+    def on_bar(self, bar: Bar) -> IndicatorSnapshot | None:
         """The snapshot of a bar not counted before; None for a duplicate or a refused bar."""
         symbol = bar.symbol
-        ind = self.sets.get(symbol)
-        if ind is None:
+        if symbol not in self.stage.sets:
             self.memory.rings[symbol] = deque(maxlen=ring_capacity(self.params))
-            ind = self.sets[symbol] = self._rewarm(symbol)
+            self._rewarm(symbol)
         ts = epoch_of(bar.ts)
-        last = ind.last_bar_ts
-        if last is not None and ts <= last:
-            self.memory.skipped += 1
-            self.ctx.log.debug("%s bar %s already counted (last %s): skipped", symbol,
-                               bar.ts.isoformat(), last)
-            return None
-        try:
-            values = ind.update_values(ts, bar.high, bar.low, bar.close, bar.volume,
-                                       bar_seconds=bar.bar_seconds, live=bar.source == "live")
-        except BadBar as exc:
-            # not counted; the next bar must not pass for its continuation
+        values = self.stage.bar(symbol, ts, bar.high, bar.low, bar.close, bar.volume,
+                                bar.bar_seconds, bar.source == "live")
+        if isinstance(values, Skipped):
+            if values.reason == "duplicate":
+                self.memory.skipped += 1
+                self.ctx.log.debug("%s bar %s already counted: skipped", symbol,
+                                   bar.ts.isoformat())
+                return None
+            # refused: not counted; the stage marked a gap so the next bar is not taken for
+            # its continuation, and the mark outlives a restart
             self.memory.refused += 1
-            ind.mark_gap()
             self.memory.pending_gaps.add(symbol)
-            self.ctx.log.warning("bar refused: %s", exc)
-            self.ctx.emit("bar_refused", symbol=symbol, bar_ts=bar.ts, reason=str(exc))
+            self.ctx.log.warning("bar refused: %s", values.detail)
+            self.ctx.emit("bar_refused", symbol=symbol, bar_ts=bar.ts, reason=values.detail)
             return None
         self.memory.rings[symbol].append(
             (ts, bar.high, bar.low, bar.close, bar.volume, bar.bar_seconds))
         self.memory.pending_gaps.discard(symbol)
         self.memory.counted += 1
-        if ind.bars_seen <= self.params.warmup_bars:   # the note only changes while warming
-            self.update_note()
+        if self.stage.sets[symbol].bars_seen <= self.params.warmup_bars:
+            self.update_note()                   # the note only changes while warming
         return values.to_snapshot(bar.source)
 
     def on_gap(self, gap: BarGap) -> None:
         self.memory.gaps += 1
         self.memory.pending_gaps.add(gap.symbol)
-        ind = self.sets.get(gap.symbol)
-        if ind is not None:
-            ind.mark_gap(gap)
+        self.stage.mark_gap(gap.symbol, gap)
 
     # -- periods ---------------------------------------------------------------------------
     def set_params(self, params: IndicatorParams) -> None:
@@ -153,10 +151,12 @@ class _Indicators:
         self.params = params
         self.memory.params = params
         self.memory.rebuilds += 1
+        symbols = list(self.stage.sets)
+        self.stage = IndicatorStage(params, self.sessions)
         counts = {}
-        for symbol in list(self.sets):
+        for symbol in symbols:
             self._resize_ring(symbol)
-            self.sets[symbol] = self._rewarm(symbol)
+            self._rewarm(symbol)
             counts[symbol] = len(self.memory.rings[symbol])
         self.ctx.log.info(
             "indicator periods changed by the gameplan: %s -> %s; re-warmed from the ring "
@@ -172,20 +172,16 @@ class _Indicators:
         if ring.maxlen != capacity:
             self.memory.rings[symbol] = deque(ring, maxlen=capacity)
 
-    def _rewarm(self, symbol: str) -> IndicatorSet:
-        ind = IndicatorSet(symbol, self.params, self.sessions)
-        for ts, high, low, close, volume, seconds in self.memory.rings[symbol]:
-            ind.update_values(ts, high, low, close, volume, bar_seconds=seconds, live=False)
-        if symbol in self.memory.pending_gaps:
-            ind.mark_gap()
-        return ind
+    def _rewarm(self, symbol: str) -> None:
+        self.stage.rewarm(symbol, self.memory.rings[symbol],
+                          gap_pending=symbol in self.memory.pending_gaps)
 
     # -- the tree note ---------------------------------------------------------------------
     def update_note(self) -> None:
         """`SPY ready, QQQ warming 12/21`: which symbols can produce signals yet."""
         need = self.params.warmup_bars
         parts = [f"{s} ready" if ind.warmed else f"{s} warming {ind.bars_seen}/{need}"
-                 for s, ind in sorted(self.sets.items())]
+                 for s, ind in sorted(self.stage.sets.items())]
         self.ctx.set_note(", ".join(parts) if parts else "waiting for bars")
         self.ctx.node.extra["periods"] = _describe(self.params)
 

@@ -1,9 +1,9 @@
 """StrategySelector: the daily gameplan, the strategy in force (A/B/C) and the entry signals.
 
-The rules are doctrine/ (selection.py, signals.py), the very code replay runs; this actor feeds
-them the live inputs in the order replay does, so that the live bot makes exactly the
-decisions its backtest makes on the same bars (tools/consistency.py checks that on a run's
-journal):
+This actor drives the second stage of the one brain, doctrine/brain.DecisionStage (selection
+and entry gates), the very code replay drives; it feeds it the live inputs in the order replay
+does, so that the live bot makes exactly the decisions its backtest makes on the same bars
+(tools/consistency.py checks the I/O around the stage on a run's journal):
 
 * Every decision is evaluated at a DATA instant, as in replay: a bar at its end, a VIX reading
   at its timestamp, a timer at its scheduled time (09:15 ET, the plan's VIX gate, midnight, the
@@ -52,10 +52,9 @@ from config.gameplan import (
     load_gameplan,
 )
 from config.market_calendar import ET, get_calendar
-from doctrine.selection import SelectionConfig, SelectionMemory, SelectionState
+from doctrine.brain import DecisionStage
+from doctrine.selection import SelectionConfig, SelectionMemory
 from doctrine.sessions import epoch_of, et_date_of, et_epoch, utc_of
-from doctrine.signals import EntryRules, evaluate_entry
-from messages.base import Message
 from messages.brain import EntrySignal, IndicatorSnapshot, SignalRejected, StrategyDecision
 from messages.market import VixReading
 from runtime.infra.state_store import StateStore, StateUnreadable
@@ -67,14 +66,14 @@ from runtime.supervision.channels import Latest
 
 @dataclass(frozen=True)
 class Inbox:
-    snapshots: trio.MemoryReceiveChannel[Message]
+    snapshots: trio.MemoryReceiveChannel[IndicatorSnapshot]
     vix: Latest[VixReading | None]
     governor: Latest[bool]                   # ModeGuard's weekly drawdown governor
 
 
 @dataclass(frozen=True)
 class Outbox:
-    signals: trio.MemorySendChannel[Message]
+    signals: trio.MemorySendChannel[EntrySignal]
     gameplan: Latest[Gameplan | None]        # today's validated plan, None when there is none
     decision: Latest[StrategyDecision | None]
 
@@ -128,14 +127,12 @@ class _Selector:
         self.cfg = tuning.selection
         self.path: Path = ctx.settings.gameplan_path
         self.store = StateStore(ctx.settings.state_dir)
-        self.calendar = get_calendar()
-        self.state = SelectionState(config=self.cfg)
+        self.stage = DecisionStage(self.cfg, get_calendar())   # the brain's second stage
         self.plan: Gameplan | None = None
         self.plan_error: GameplanError | None = None
         self.plan_at = -math.inf
         self.plan_day: dt.date | None = None
         self.fingerprint: str | None = None
-        self.rules = EntryRules(None)
         self.vix_applied: VixReading | None = None
         self.governor = False
         self.last_at = -math.inf
@@ -147,7 +144,6 @@ class _Selector:
         self.alerted_problem: str | None = None
         self.problem_severity: str | None = None
         self.deadline_alerted: dt.date | None = None
-        self.closes: dict[dt.date, float | None] = {}
         self.wake = trio.Event()
         self.counts = {"entries": 0, "rejected": 0, "vix_waits": 0, "vix_timeouts": 0}
 
@@ -157,22 +153,13 @@ class _Selector:
     # -- start -----------------------------------------------------------------------------
     def start(self) -> None:
         """Restore the day's memory, load the plan, read the inputs, decide once."""
-        self.state = self._new_state(self._restore())
+        self.stage.reset(self._restore())
         self.governor = bool(self.inbox.governor.value)
-        self.state.set_governor(self.governor)
+        self.stage.set_governor(self.governor)
         self.vix_applied = self.inbox.vix.value
-        self.state.set_vix_reading(self.vix_applied)
+        self.stage.set_vix_reading(self.vix_applied)
         self.check_plan(evaluate=False)
         self.evaluate(self.now_s(), "start")
-
-    def _new_state(self, restored: SelectionMemory | None) -> SelectionState:
-        state = SelectionState(config=self.cfg, restored=restored)
-        if self.plan is not None or self.plan_error is not None:
-            state.set_plan(self.plan, at=self.plan_at,
-                           problem=str(self.plan_error) if self.plan_error else None)
-        state.set_vix_reading(self.vix_applied)
-        state.set_governor(self.governor)
-        return state
 
     def _restore(self) -> SelectionMemory | None:
         try:
@@ -254,8 +241,7 @@ class _Selector:
             fingerprint=self.fingerprint,
             plan=plan.model_dump(mode="json") if plan is not None else None)
         self.plan, self.plan_error, self.plan_at = plan, error, now
-        self.state.set_plan(plan, at=now, problem=problem)
-        self.rules = EntryRules(plan)
+        self.stage.set_plan(plan, at=now, problem=problem)
         self.outbox.gameplan.set(plan)
         if error is not None:
             self._alert_plan_problem(error, now)
@@ -306,7 +292,7 @@ class _Selector:
         if reading is self.vix_applied:
             return
         self.vix_applied = reading
-        self.state.set_vix_reading(reading)
+        self.stage.set_vix_reading(reading)
         now = self.now_s()
         self.evaluate(now if reading is None else min(epoch_of(reading.ts), now), "vix")
         self.wake.set()                          # the staleness timer moves
@@ -318,7 +304,7 @@ class _Selector:
         self.governor = active
         self.ctx.log.warning("weekly drawdown governor %s (ModeGuard)",
                              "ACTIVE" if active else "released")
-        self.state.set_governor(active)
+        self.stage.set_governor(active)
         self.evaluate(self.now_s(), "governor")
 
     async def on_snapshot(self, snap: IndicatorSnapshot) -> EntrySignal | None:
@@ -329,11 +315,7 @@ class _Selector:
         if snap.source == "history":
             return None
         decision = self.evaluate(min(end, self.now_s()), "bar")
-        if not snap.live or decision.strategy == "C":
-            return None
-        result = evaluate_entry(snap, decision.strategy, self.rules,
-                                session_close_s=self._session_close(snap.session_date),
-                                multiplier=decision.size_multiplier)
+        result = self.stage.entry(snap, decision)
         if isinstance(result, EntrySignal):
             self._journal_entry(result, decision)
             return result
@@ -354,22 +336,14 @@ class _Selector:
         if waited.cancelled_caught:
             self.counts["vix_timeouts"] += 1
 
-    def _session_close(self, day: dt.date | None) -> float | None:
-        if day is None:
-            return None
-        if day not in self.closes:
-            session = self.calendar.session(day)
-            self.closes[day] = session.close.timestamp() if session is not None else None
-        return self.closes[day]
-
     # -- deciding --------------------------------------------------------------------------
     def evaluate(self, at: float, cause: str) -> StrategyDecision:
         """The decision at `at` (clamped so instants never go back), persisted, published."""
         at = max(at, self.last_at)
         self.last_at = at
-        decision = self.state.evaluate_at(at)
+        decision = self.stage.decide(at)
         if not self._persist():
-            decision = self.state.evaluate_at(at)   # the state was locked for the day
+            decision = self.stage.decide(at)     # the state was locked for the day
             self._persist()
         if decision is not self.decision:
             self._publish(decision, cause)
@@ -377,7 +351,7 @@ class _Selector:
 
     def _persist(self) -> bool:
         """Save the day's memory if it changed; False if that failed and C was locked."""
-        memory = self.state.memory()
+        memory = self.stage.selection.memory()
         if memory is None or memory == self.saved or memory == self.failed:
             return True
         try:
@@ -395,7 +369,7 @@ class _Selector:
             if memory.locked_reason is not None:
                 return True                      # already C for the day; retry on change
             memory.locked_reason = f"selection state cannot be saved ({exc})"
-            self.state = self._new_state(memory)
+            self.stage.reset(memory)
             return False
         self.saved = memory
         if self.save_error is not None:
@@ -485,11 +459,8 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, tuning: Tuning | 
         nursery.start_soon(_watch_governor, sel)
         nursery.start_soon(_poll_plan, sel)
         nursery.start_soon(_run_timers, sel)
-        async for message in inbox.snapshots:
-            if not isinstance(message, IndicatorSnapshot):
-                ctx.log.warning("not a snapshot on the snapshots channel: %r", message)
-                continue
-            entry = await sel.on_snapshot(message)
+        async for snapshot in inbox.snapshots:
+            entry = await sel.on_snapshot(snapshot)
             if entry is not None:
                 await outbox.signals.send(entry)
             sel.report()

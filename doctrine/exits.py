@@ -103,6 +103,18 @@ def check_exit(pos: OpenPosition, *, mark: float | None, now_s: float, today: dt
     return None
 
 
+def premium_band(pos: OpenPosition) -> tuple[float, float]:
+    """(lo, hi): a mark strictly inside, by more than float error, fires none of the premium
+    checks (emergency stop, stop loss, take profit); replay uses it to skip repricing a held
+    option while its mark provably stays inside (see ModelQuotes.mark)."""
+    r = pos.rules
+    worst = r.emergency_stop_pct if r.stop_loss_pct is None else min(r.stop_loss_pct,
+                                                                      r.emergency_stop_pct)
+    hi = (pos.entry_premium * (1.0 + r.take_profit_pct) if r.take_profit_pct is not None
+          else float("inf"))
+    return pos.entry_premium * (1.0 - worst), hi
+
+
 def exit_signal(pos: OpenPosition, reason: ExitReason, detail: str, *, mark: float | None,
                 now_s: float) -> ExitSignal:
     pnl = None if mark is None or pos.entry_premium <= 0 else mark / pos.entry_premium - 1.0

@@ -1,4 +1,4 @@
-"""The replay engine: the live brain's code driven by recorded bars on a virtual clock.
+"""The replay engine: the live brain driven by recorded bars on a virtual clock, plus a dry run.
 
 Each event is processed at the instant it became known: a bar at its END (start + length),
 a VIX bar likewise, VIX before bars at the same instant (the decision at 10:31 sees the
@@ -6,22 +6,24 @@ a VIX bar likewise, VIX before bars at the same instant (the decision at 10:31 s
 randomness, so two runs over the same bars produce identical output, and the soak can
 compare the live bot's signals with replay's over the same bars.
 
-Per bar: indicators -> strategy decision -> exits of the symbol's open position -> entry
-signal -> (dry run) option choice, sizing and a simulated fill. Dry-run quotes are
-synthetic: Black-Scholes on the bar's close with sigma = VIX/100, a spread of about 1 % of
-the premium, weekly (last session of the week) expiries and $1 strikes. They carry no volume
-or open interest, so replay waives those two liquidity minimums (it cannot judge them); the
-spread, affordability and sizing rules apply as in the live bot. Risk limits that ModeGuard
-owns (daily loss, PDT, weekly governor from P&L) are not simulated here.
+Per bar: the brain (doctrine/brain.Brain.step: indicators -> strategy decision -> entry
+gates, the very stages the Indicators and StrategySelector actors drive) -> exits of the
+symbol's open position -> (dry run) option choice, sizing and a simulated fill of an entry.
+The VIX comes from intraday bars, a constant, or a daily file as it was known
+(doctrine/vix_daily.py: the day's open from 09:30, never its close). Option quotes come from
+a QuoteSource (doctrine/option_quotes.py): the Black-Scholes model by default (sigma =
+VIX/100, a spread of about 1 % of the premium, weekly expiries, $1 strikes, no volume or
+open interest, so replay waives those two liquidity minimums) or quotes the operator
+recorded. A held option is repriced on every bar unless its Calm proves no premium exit can
+fire (the time-based exits run every bar). Risk limits that ModeGuard owns (daily loss, PDT,
+weekly governor from P&L) are not simulated here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import math
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,22 +31,22 @@ from typing import Any
 
 from config.gameplan import DataQuality, Gameplan, HardLimits, PlanSymbol
 from config.market_calendar import MarketCalendar, Session, get_calendar
+from doctrine.brain import Brain, Skipped
 from doctrine.dry_run import FillModel, PositionBook
-from doctrine.exits import ExitRules, OpenPosition, check_exit
-from doctrine.indicators import IndicatorParams, IndicatorSet, IndicatorValues
+from doctrine.exits import ExitRules, OpenPosition, check_exit, premium_band
+from doctrine.indicators import IndicatorParams
+from doctrine.option_quotes import Calm, ModelQuotes, QuoteSource
 from doctrine.options import OptionQuote, Refusal, RiskBudget, plan_option_entry
 from doctrine.params import TradingStrategy, force_close_dte
-from doctrine.pricing import bs_price, years_between
-from doctrine.selection import SelectionConfig, SelectionState
+from doctrine.replay_record import ReplayRecord
+from doctrine.selection import SelectionConfig
 from doctrine.sessions import SessionClock, et_date_of, et_epoch
-from doctrine.signals import EntryRules, evaluate_entry
-from messages.brain import EntrySignal, SignalRejected, StrategyDecision
-from messages.market import OptionSpec, Right
+from doctrine.vix_daily import DAILY_MAX_AGE_S, DailyVix
+from messages.brain import EntrySignal, StrategyDecision
+from messages.market import OptionSpec
 
 RawBar = tuple[float, float, float, float, float, float]
 """(start in UTC epoch seconds, open, high, low, close, volume)."""
-
-_SYNTHETIC_LIQUIDITY = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,67 +76,15 @@ def default_plan(symbols: Iterable[str], day: dt.date) -> Gameplan:
         data_quality=DataQuality(quarantine_active=False, last_verified=None))
 
 
-class ReplayRecord:
-    """One output line: a bar of one symbol, its indicators, the strategy and any signal."""
-
-    __slots__ = ("exit", "signal", "strategy", "values")
-
-    def __init__(self, values: IndicatorValues, strategy: str,
-                 signal: dict[str, Any] | None, exit: dict[str, Any] | None) -> None:
-        self.values = values
-        self.strategy = strategy
-        self.signal = signal
-        self.exit = exit
-
-    def to_json(self) -> str:
-        """The JSON line. Numbers carry 12 significant digits (1e-9 at SPY prices): shortest
-        round-trip repr costs three times as much and replay's throughput is a goal."""
-        v = self.values
-        nums = (v.close, v.rsi, v.ema_fast, v.ema_slow, v.vwap, v.bb_upper, v.bb_mid,
-                v.bb_lower)
-        if None in nums:
-            body = _LINE % tuple("null" if x is None else format(x, ".12g") for x in nums)
-        else:
-            body = _LINE_NUMBERS % nums
-        sig = "null" if self.signal is None else json.dumps(self.signal, separators=(",", ":"))
-        ex = "null" if self.exit is None else json.dumps(self.exit, separators=(",", ":"))
-        return (f'{{"ts":"{_iso_utc(v.ts)}","symbol":"{v.symbol}",{body},'
-                f'"strategy":"{self.strategy}","signal":{sig},"exit":{ex}}}')
-
-
-_LINE = ('"close":%s,"rsi":%s,"ema_fast":%s,"ema_slow":%s,"vwap":%s,"bb_upper":%s,'
-         '"bb_mid":%s,"bb_lower":%s')
-_LINE_NUMBERS = _LINE.replace("%s", "%.12g")
-
-
-_day_cache: list[Any] = [None, ""]
-
-
-def _iso_utc(ts: float) -> str:
-    """`2019-02-11T14:30:00Z` for an epoch instant; the date part is cached (hot path)."""
-    secs = int(ts)
-    if secs != ts:
-        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
-    day, rem = divmod(secs, 86400)
-    if day != _day_cache[0]:
-        _day_cache[0] = day
-        _day_cache[1] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
-    clock = _clock_cache.get(rem)
-    if clock is None:
-        h, r = divmod(rem, 3600)
-        clock = _clock_cache[rem] = f"{h:02d}:{r // 60:02d}:{r % 60:02d}Z"
-    return _day_cache[1] + clock  # type: ignore[no-any-return]
-
-
-_clock_cache: dict[int, str] = {}
-
-
 class ReplayEngine:
     """Feed VIX readings and bars in time order; read records and a summary."""
 
     def __init__(self, symbols: Sequence[str], *, plan: Gameplan | None = None,
                  config: ReplayConfig | None = None,
-                 calendar: MarketCalendar | None = None) -> None:
+                 calendar: MarketCalendar | None = None, vix_daily: DailyVix | None = None,
+                 quotes: QuoteSource | None = None) -> None:
+        """`vix_daily`: the VIX as known from a daily file (its open from 09:30 ET), observed
+        at every bar; `quotes`: recorded option quotes instead of the Black-Scholes model."""
         self.config = config if config is not None else ReplayConfig()
         self._calendar = calendar if calendar is not None else get_calendar()
         self._sessions = SessionClock(self._calendar)
@@ -143,9 +93,11 @@ class ReplayEngine:
                                                                          dt.date(2000, 1, 3))
         self.plan_is_default = plan is None
         params = IndicatorParams.from_plan(self.plan_template)
-        self._ind = {s: IndicatorSet(s, params, self._sessions) for s in self.symbols}
-        self._selection = SelectionState(config=self.config.selection)
-        self._rules = EntryRules(self.plan_template)
+        selection = self.config.selection
+        if vix_daily is not None:    # a daily value is current until the next is published
+            selection = dataclasses.replace(selection, vix_max_age_s=DAILY_MAX_AGE_S)
+        self.brain = Brain(params=params, selection=selection, calendar=self._calendar)
+        self._decisions = self.brain.decisions
         self._exit_rules: dict[TradingStrategy, ExitRules] = {
             "A": ExitRules.for_strategy("A", self.plan_template),
             "B": ExitRules.for_strategy("B", self.plan_template)}
@@ -156,8 +108,6 @@ class ReplayEngine:
         self._vix: float | None = None
         self._decision: StrategyDecision | None = None
         self.decisions: list[StrategyDecision] = []
-        self._expiries: dict[dt.date, list[dt.date]] = {}
-        self._expiry_close: dict[dt.date, float] = {}
         # counters for the summary
         self.bars: dict[str, int] = {}
         self.strategy_bars: dict[str, int] = {}
@@ -167,31 +117,63 @@ class ReplayEngine:
         self.signal_directions: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.exits: Counter[str] = Counter()
+        self.rejection_examples: dict[str, str] = {}
+        self._vix_daily = vix_daily
+        self._vix_reading: tuple[float, float] | None = None
+        self.quotes: QuoteSource = quotes if quotes is not None else ModelQuotes(
+            self._calendar, risk_free_rate=self.config.risk_free_rate,
+            half_spread_pct=self.config.half_spread_pct, strike_step=self.config.strike_step)
         self.sessions: set[dt.date] = set()
+        self.skipped: Counter[str] = Counter()
         self._last_close: dict[str, float] = {}
+        self._held: dict[str, OpenPosition] = {}     # the book's open position per symbol
+        self._calm: dict[str, Calm] = {}             # ...and where its bid cannot exit
+        self.calm_enabled = True                     # False: reprice every bar (tests)
+        self.calm_skips = 0
+        self.keep_records = True
+
+    @property
+    def calendar(self) -> MarketCalendar:
+        return self._calendar
 
     # -- inputs ----------------------------------------------------------------------------------
     def on_gap(self, symbol: str) -> None:
         """A marked gap in `symbol`'s bars: the next bar does not continue the last one."""
-        self._ind[symbol].mark_gap()
+        self.brain.indicators.mark_gap(symbol)
 
     def on_vix(self, value: float, ts_s: float) -> None:
         """A VIX reading observed at `ts_s` (for a VIX bar: its end)."""
         self._roll(ts_s)
         self._vix = value
-        self._selection.set_vix(value, ts_s)
+        self._decisions.set_vix(value, ts_s)
 
     def on_bar(self, symbol: str, ts: float, high: float, low: float, close: float,
-               volume: float) -> ReplayRecord:
+               volume: float) -> ReplayRecord | None:
+        """One bar through the brain (and the dry-run money path); its record, or None if
+        the bar was not counted (or `keep_records` is off: see `replay_all`)."""
         cfg = self.config
-        now = ts + cfg.bar_seconds
-        self._roll(now)
-        values = self._ind[symbol].update_values(ts, high, low, close, volume,
-                                                 bar_seconds=cfg.bar_seconds)
+        bar_seconds = cfg.bar_seconds
+        now = ts + bar_seconds
+        if now >= self._day_end_s:
+            self._roll(now)
         if cfg.vix_constant is not None:
             self._vix = cfg.vix_constant
-            self._selection.set_vix(cfg.vix_constant, now)
-        decision = self._selection.evaluate_at(now)
+            self._decisions.set_vix(cfg.vix_constant, now)
+        elif self._vix_daily is not None:
+            reading = self._vix_daily.reading_at(now)
+            if reading is not self._vix_reading:     # a newly published daily value
+                self._vix_reading = reading
+                if reading is None:
+                    self._vix = None
+                    self._decisions.set_vix(None, None)
+                else:
+                    self._vix = reading[0]
+                    self._decisions.set_vix(reading[0], reading[1])
+        step = self.brain.step(symbol, ts, high, low, close, volume, bar_seconds)
+        if type(step) is Skipped:
+            self.skipped[step.reason] += 1
+            return None
+        values, decision, entry = step  # type: ignore[misc]
         if decision is not self._decision:
             self._decision = decision
             self.decisions.append(decision)
@@ -202,24 +184,21 @@ class ReplayEngine:
         counts[strategy] = counts.get(strategy, 0) + 1
         self._last_close[symbol] = close
         session = values.session
+        exit_info = None
         if session is not None:
             if session is not self._session:
                 self._session = session
                 self._session_close_s = session.close.timestamp()
                 self.sessions.add(session.date)
-            close_s: float | None = self._session_close_s
-        else:
-            close_s = None
-
-        exit_info = None
-        if cfg.dry_run and session is not None:
-            pos = self.book.position_for(symbol)
-            if pos is not None:
-                exit_info = self._manage(pos, close, now, session.date, close_s)
-
-        signal_info: dict[str, Any] | None = None
-        entry = evaluate_entry(values, strategy, self._rules, session_close_s=close_s,
-                               multiplier=decision.size_multiplier)
+            if cfg.dry_run:
+                pos = self._held.get(symbol)
+                if pos is not None:
+                    exit_info = self._manage(pos, close, now, session.date,
+                                             self._session_close_s)
+        if entry is None:
+            return ReplayRecord(values, strategy, None, exit_info) if self.keep_records \
+                else None
+        signal_info: dict[str, Any]
         if isinstance(entry, EntrySignal):
             self.signals[entry.strategy] += 1
             self.signal_directions[f"{entry.strategy}:{entry.direction}"] += 1
@@ -228,20 +207,22 @@ class ReplayEngine:
                            "size_multiplier": entry.size_multiplier, "accepted": True}
             if cfg.dry_run:
                 self._enter(entry, signal_info, close, now)
-        elif isinstance(entry, SignalRejected):
+        else:
             self.rejected[entry.stage] += 1
+            self.rejection_examples.setdefault(entry.stage, entry.reason)
             signal_info = {"strategy": entry.strategy, "direction": entry.direction,
                            "accepted": False, "stage": entry.stage, "reason": entry.reason}
-        return ReplayRecord(values, strategy, signal_info, exit_info)
+        return ReplayRecord(values, strategy, signal_info, exit_info) if self.keep_records \
+            else None
 
     # -- the dry-run money path ------------------------------------------------------------------
     def _enter(self, entry: EntrySignal, info: dict[str, Any], close: float,
                now: float) -> None:
-        if self.book.position_for(entry.symbol) is not None:
+        if entry.symbol in self._held:
             self._refuse(info, "position", f"a {entry.symbol} position is already open")
             return
         strategy = entry.strategy
-        params = dataclasses.replace(self._rules.params[strategy], min_option_volume=0,
+        params = dataclasses.replace(self._decisions.rules.params[strategy], min_option_volume=0,
                                      min_open_interest=0)
         today = et_date_of(now)
         plan = self.plan_template
@@ -253,8 +234,8 @@ class ReplayEngine:
                             fee_per_contract=2 * self.config.fill.commission_per_contract)
         result = plan_option_entry(
             underlying=entry.symbol, right=entry.right, underlying_price=close, today=today,
-            expiries=self._weekly_expiries(today),
-            strikes_for=lambda _expiry: self._strikes(close),
+            expiries=self.quotes.expiries(entry.symbol, today),
+            strikes_for=lambda expiry: self.quotes.strikes(entry.symbol, expiry, close),
             quote_for=lambda spec: self._quote(spec, close, now), params=params,
             force_close_dte=self._force_close_dte, budget=budget,
             size_multiplier=entry.size_multiplier)
@@ -266,25 +247,41 @@ class ReplayEngine:
             self._refuse(info, "fill", "no ask to buy at")
             return
         commission = self.config.fill.commission(result.contracts, price)
-        self.book.open(OpenPosition(
+        position = OpenPosition(
             symbol=entry.symbol, option=result.option, strategy=strategy,
             contracts=result.contracts, entry_premium=price, entry_s=now,
-            rules=self._exit_rules[strategy]), commission)
+            rules=self._exit_rules[strategy])
+        self.book.open(position, commission)
+        self._held[entry.symbol] = position
         info.update(option=result.option.key, contracts=result.contracts, price=price,
                     commission=round(commission, 2), dte=result.dte,
                     sizing=result.size.reason)
 
     def _refuse(self, info: dict[str, Any], stage: str, reason: str) -> None:
         self.rejected[stage] += 1
+        self.rejection_examples.setdefault(stage, reason)
         info.update(accepted=False, stage=stage, reason=reason)
 
     def _manage(self, pos: OpenPosition, close: float, now: float, today: dt.date,
                 close_s: float | None) -> dict[str, Any] | None:
-        quote = self._quote(pos.option, close, now)
-        mark = quote.bid if quote is not None else None
+        """Exits of a held position at this bar. While its Calm holds, no premium exit can
+        fire, so only the time-based checks run (the bid is computed only if one fires): the
+        same exits as repricing every bar, at a fraction of the cost (a test pins that)."""
+        calm = self._calm.get(pos.symbol)
+        if (calm is not None and self.calm_enabled and calm.holds(close, now, self._vix)
+                and check_exit(pos, mark=None, now_s=now, today=today,
+                               session_close_s=close_s) is None):
+            self.calm_skips += 1
+            return None
+        mark, calm = self.quotes.mark(pos.option, close, now, self._vix, premium_band(pos))
         found = check_exit(pos, mark=mark, now_s=now, today=today, session_close_s=close_s)
         if found is None:
+            if calm is not None:
+                self._calm[pos.symbol] = calm
+            else:
+                self._calm.pop(pos.symbol, None)
             return None
+        self._calm.pop(pos.symbol, None)
         reason, detail = found
         price = self.config.fill.sell_price(mark)
         if price is None:
@@ -293,48 +290,14 @@ class ReplayEngine:
         commission = self.config.fill.commission(pos.contracts, price)
         trade = self.book.close(pos.option.key, price=price, commission=commission, now_s=now,
                                 reason=reason)
+        del self._held[pos.symbol]
         self.exits[reason] += 1
         return {"reason": reason, "detail": detail, "option": pos.option.key, "filled": True,
                 "contracts": pos.contracts, "price": price, "entry_price": pos.entry_premium,
                 "pnl": round(trade.pnl, 2)}
 
     def _quote(self, spec: OptionSpec, underlying: float, now: float) -> OptionQuote | None:
-        vix = self._vix
-        if vix is None or not vix > 0:
-            return None
-        t = years_between(now, self._expiry_close_s(spec.expiry))
-        right: Right = spec.right
-        mid = bs_price(underlying, spec.strike, t, vix / 100.0, right, self.config.risk_free_rate)
-        half = max(0.005, mid * self.config.half_spread_pct)
-        bid = math.floor((mid - half) * 100.0) / 100.0
-        ask = math.ceil((mid + half) * 100.0) / 100.0
-        return OptionQuote(spec=spec, bid=bid if bid >= 0.01 else None, ask=max(ask, 0.01),
-                           volume=_SYNTHETIC_LIQUIDITY, open_interest=_SYNTHETIC_LIQUIDITY)
-
-    def _strikes(self, price: float) -> list[float]:
-        step = self.config.strike_step
-        centre = round(price / step) * step
-        return [centre + i * step for i in range(-30, 31)]
-
-    def _weekly_expiries(self, today: dt.date) -> list[dt.date]:
-        cached = self._expiries.get(today)
-        if cached is not None:
-            return cached
-        sessions = self._calendar.sessions(today, today + dt.timedelta(days=45))
-        out = [s.date for i, s in enumerate(sessions)
-               if i + 1 == len(sessions)
-               or sessions[i + 1].date.isocalendar()[1] != s.date.isocalendar()[1]]
-        self._expiries[today] = out
-        return out
-
-    def _expiry_close_s(self, expiry: dt.date) -> float:
-        cached = self._expiry_close.get(expiry)
-        if cached is None:
-            session = self._calendar.session(expiry)
-            cached = (session.close.timestamp() if session is not None
-                      else et_epoch(expiry, dt.time(16, 0)))
-            self._expiry_close[expiry] = cached
-        return cached
+        return self.quotes.quote(spec, underlying, now, self._vix)
 
     # -- days --------------------------------------------------------------------------------------
     def _roll(self, now: float) -> None:
@@ -346,7 +309,7 @@ class ReplayEngine:
         self._day = day
         self._day_end_s = et_epoch(day + dt.timedelta(days=1), dt.time(0, 0))
         plan = self.plan_template.for_day(day)
-        self._selection.set_plan(plan, at=et_epoch(day, dt.time(9, 0)))
+        self._decisions.set_plan(plan, at=et_epoch(day, dt.time(9, 0)))
 
     # -- results -----------------------------------------------------------------------------------
     def _pivots_by_day(self) -> dict[dt.date, int]:
@@ -413,14 +376,36 @@ def _event_order(event: tuple[float, int, str, RawBar]) -> tuple[float, int, str
 def run_replay(engine: ReplayEngine, bars: Mapping[str, Sequence[RawBar]],
                vix: Sequence[RawBar] | None = None,
                vix_seconds: int | None = None) -> Iterator[ReplayRecord]:
-    """Drive `engine` over the merged streams; yields one record per bar per symbol.
+    """Drive `engine` over the merged streams; yields one record per counted bar per symbol
+    (a duplicate or a bad bar is counted in `engine.skipped` instead, as the live actor does).
 
     A VIX reading is its bar's close, observed at the bar's end."""
     bar_seconds = engine.config.bar_seconds
     on_bar = engine.on_bar
     on_vix = engine.on_vix
+    if vix is None and len(bars) == 1:           # one stream: already in order
+        ((symbol, series),) = bars.items()
+        for b in series:
+            record = on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
+            if record is not None:
+                yield record
+        return
     for at, kind, symbol, b in merge_events(bars, vix, bar_seconds, vix_seconds):
         if kind == 0:
             on_vix(b[4], at)
         else:
-            yield on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
+            record = on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
+            if record is not None:
+                yield record
+
+
+def replay_all(engine: ReplayEngine, bars: Mapping[str, Sequence[RawBar]],
+               vix: Sequence[RawBar] | None = None, vix_seconds: int | None = None) -> None:
+    """`run_replay` without building a record per bar: for callers that read the engine's
+    state afterwards (the report, the sweep)."""
+    engine.keep_records = False
+    try:
+        for _ in run_replay(engine, bars, vix, vix_seconds):
+            pass
+    finally:
+        engine.keep_records = True

@@ -265,8 +265,10 @@ class SelectionState:
 
     def set_vix(self, value: object, ts: dt.datetime | float | None) -> None:
         """The latest VIX as received (validated at use, so a bad value selects C)."""
-        self._in.vix = value
-        self._in.vix_ts = ts if ts is None or isinstance(ts, float | int) else epoch_of(ts)
+        inp = self._in
+        inp.vix = value
+        inp.vix_ts = ts if ts is None or type(ts) is float or isinstance(
+            ts, float | int) else epoch_of(ts)
         self._vix_dirty = True
 
     def set_vix_reading(self, reading: VixReading | None) -> None:
@@ -280,6 +282,13 @@ class SelectionState:
         if active != self._in.governor:
             self._in.governor = active
             self._dirty = True
+
+    def restarted(self, restored: SelectionMemory | None) -> SelectionState:
+        """A fresh state from `restored` memory with this one's inputs (plan, VIX, governor):
+        what a selector does when the day's memory changes under it (a failed save locks C)."""
+        fresh = SelectionState(config=self.config, restored=restored)
+        fresh._in = dataclasses.replace(self._in)
+        return fresh
 
     # -- reading -------------------------------------------------------------------------------
     @property

@@ -1,11 +1,14 @@
 """`python -m tools.consistency LOGDIR [--gameplan JSON] [--out FILE]`: live vs backtest.
 
 A bot whose live decisions drift from its backtest cannot be trusted: what was tested is not
-what trades. This tool reads the event journal of a run (`events.jsonl` and its rotated
-`events.jsonl.1 … .N`), rebuilds the exact bar stream the bot received (every `bar` event:
-symbol, bar_ts, OHLCV, source; VIX bars carry the symbol VIX; `bar_gap` events mark holes),
-replays it through doctrine.replay.ReplayEngine in replay's own order (VIX before bars at the
-same instant), and compares, for every bar the bot received LIVE:
+what trades. The decisions themselves are one code path (doctrine/brain.py: the actors drive
+its stages, replay drives `Brain`), so what this tool checks is the I/O AROUND the brain: that
+the actors received every bar once, in order, with the VIX reading of its minute applied first,
+the plan in force, and journaled what they decided. It reads the event journal of a run
+(`events.jsonl` and its rotated `events.jsonl.1 … .N`), rebuilds the exact bar stream the
+bot received (every `bar` event: symbol, bar_ts, OHLCV, source; VIX bars carry the symbol VIX;
+`bar_gap` events mark holes), replays it through doctrine.replay.ReplayEngine in replay's own
+order (VIX before bars at the same instant), and compares, for every bar the bot received LIVE:
 
 * the entry signals (symbol, bar_ts, strategy, direction) with the journal's `signal` events
   of kind "entry";
@@ -337,7 +340,7 @@ def compare_run(run: RunJournal, plan: Gameplan | None = None, *,
         if b[0] in run.gaps.get(symbol, ()):
             engine.on_gap(symbol)
         record = engine.on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
-        if (symbol, b[0]) not in live:
+        if record is None or (symbol, b[0]) not in live:
             continue
         d = engine.decisions[-1]
         in_force.append((symbol, b[0], (d.strategy, d.rule, d.pivots, d.locked, d.vix_gate)))

@@ -61,11 +61,14 @@ LINK_EXHAUSTED_RETRY = 60.0
 
 
 def build_tree(w: Wiring, env: ActorEnv, view: StatusView | None = None,
-               dump_tree: Callable[[str], dict[str, Any]] | None = None) -> SupervisorSpec:
+               dump_tree: Callable[[str], dict[str, Any]] | None = None, *,
+               selector_tuning: strategy_selector.Tuning | None = None) -> SupervisorSpec:
     """The whole tree, each actor wired to fresh clones of its channels per incarnation.
 
     With a status read-model (`view`, the bot always has one) the HTTP server is a child too,
-    and the Notifier and ResourceProbe read it."""
+    and the Notifier and ResourceProbe read it. `selector_tuning`: the StrategySelector's knobs
+    (tests shorten its plan poll); None is production's defaults. An explicit typed argument,
+    not a services entry."""
 
     notifier_memory = notifier.Memory()      # the alert drops already reported
 
@@ -90,9 +93,10 @@ def build_tree(w: Wiring, env: ActorEnv, view: StatusView | None = None,
             ts.started()
 
     async def start_guard(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        signals = p.receiver(w.signals)      # typed by the channel (EntrySignal), not the inbox
         await mode_guard.run(
             ctx,
-            mode_guard.Inbox(signals=p.receiver(w.signals), order_events=p.receiver(w.order_events),
+            mode_guard.Inbox(signals=signals, order_events=p.receiver(w.order_events),
                              commands=p.receiver(w.commands), link_state=w.link_state,
                              quotes=w.quotes, gameplan=w.gameplan, decision=w.decision),
             mode_guard.Outbox(orders=p.sender(w.orders), trading=w.trading, governor=w.governor),
@@ -123,7 +127,7 @@ def build_tree(w: Wiring, env: ActorEnv, view: StatusView | None = None,
                                          governor=w.governor),
             strategy_selector.Outbox(signals=p.sender(w.signals), gameplan=w.gameplan,
                                      decision=w.decision),
-            ctx.services.get("strategy_selector.tuning"), task_status=ts)
+            selector_tuning, task_status=ts)
 
     link_memory = gateway_link.Memory()      # outage timing, sessions, client ids, breakers
     feed_memory = bar_feed.Memory()          # wish list and the cursor of the last bar delivered

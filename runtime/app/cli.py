@@ -1,7 +1,8 @@
 """`python -m runtime`: argument parsing, settings errors as one line, exit codes.
 
 Exit codes: 0 clean stop (and "already running"); 1 the supervision tree gave up; 2 bad
-settings, a bad command line, or (with --check) a gameplan that cannot be used today.
+settings, a bad command line, another bot instance with other settings on the same STATE_DIR or
+HEALTH_PORT, or (with --check) a gameplan that cannot be used today.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import trio
 from config.market_calendar import ET
 from config.settings import Mode, Settings, SettingsError, load_settings
 from runtime.app.bot import EXIT_BAD_SETTINGS, EXIT_OK, BotOptions, run_bot
-from runtime.app.instance import AlreadyRunning, acquire_instance_lock
+from runtime.app.instance import (
+    AlreadyRunning,
+    InstanceConflict,
+    InstanceOwner,
+    acquire_instance_lock,
+    check_health_port_free,
+)
 
 
 def _parse_instant(text: str) -> dt.datetime:
@@ -65,8 +72,9 @@ def _fail(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    env_file: Path = args.env_file if args.env_file else Path(".env")
     try:
-        settings = load_settings(args.env_file if args.env_file else Path(".env"))
+        settings = load_settings(env_file)
     except SettingsError as exc:
         return _fail(f"settings: {exc}")
     if args.check:
@@ -77,26 +85,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(settings, bars=args.bars, speed=args.speed, duration=args.duration)
     if args.sim_start is not None and settings.mode is Mode.LIVE:
         return _fail("--sim-start is refused in LIVE mode")
-    return run(settings, BotOptions(sim_start=args.sim_start, sim_speed=args.sim_speed))
+    return run(settings, BotOptions(sim_start=args.sim_start, sim_speed=args.sim_speed),
+               env_file=env_file)
 
 
-def run(settings: Settings, options: BotOptions) -> int:
-    """Run the bot in this process, guarded by the single-instance lock."""
+def run(settings: Settings, options: BotOptions, *, env_file: Path | None = None) -> int:
+    """Run the bot in this process, guarded by the instance lock and the health port check.
+
+    `env_file` identifies this bot among several (one per account): a start with the same
+    settings file finds it "already running" (exit 0), one with another is refused (exit 2).
+    """
     try:
-        lock = acquire_instance_lock(settings.state_dir)
+        lock = acquire_instance_lock(settings.state_dir, InstanceOwner.of(settings, env_file))
     except AlreadyRunning as exc:
-        _note_already_running(settings, str(exc))
+        _note(settings, "WARNING",
+              f"Bot already running: {exc}; this start exits (code {EXIT_OK})")
         return EXIT_OK
+    except InstanceConflict as exc:
+        _note(settings, "ERROR", f"Refusing to start: {exc} (exit code {EXIT_BAD_SETTINGS})")
+        return EXIT_BAD_SETTINGS
+    try:
+        check_health_port_free(settings.health_port)
+    except InstanceConflict as exc:
+        lock.release()
+        _note(settings, "ERROR", f"Refusing to start: {exc} (exit code {EXIT_BAD_SETTINGS})")
+        return EXIT_BAD_SETTINGS
     try:
         return trio.run(run_bot, settings, options)
     finally:
         lock.release()
 
 
-def _note_already_running(settings: Settings, text: str) -> None:
-    """One line in the console and the human log; no rotation (the other instance owns it)."""
+def _note(settings: Settings, level: str, text: str) -> None:
+    """One line in the console and the human log, for a start that ends before logging is
+    set up; no rotation (another instance may own the file)."""
     stamp = dt.datetime.now(ET).isoformat(timespec="milliseconds")
-    line = f"{stamp} WARNING  [runtime] Bot already running: {text}; this start exits (code 0)"
+    line = f"{stamp} {level:<8} [runtime] {text}"
     print(line, file=sys.stderr)
     try:
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from typing import Any
 from config.gameplan import Gameplan
 from messages.alerts import Alert
 from messages.base import Message
-from messages.brain import StrategyDecision
+from messages.brain import EntrySignal, IndicatorSnapshot, StrategyDecision
 from messages.control import OperatorCommand, TradingState, TradingStatus
 from messages.link import GatewayNotice, LinkState, LinkStatus
 from messages.market import Bar, BarGap, OptionSpec, Quote, VixReading
@@ -44,8 +44,8 @@ class Wiring:
 
     def __init__(self) -> None:
         self.bars: Channel[Bar | BarGap] = Channel("bars", 4096)
-        self.snapshots: Channel[Message] = Channel("snapshots", 1024)
-        self.signals: Channel[Message] = Channel("signals", 256)
+        self.snapshots: Channel[IndicatorSnapshot] = Channel("snapshots", 1024)
+        self.signals: Channel[EntrySignal] = Channel("signals", 256)
         self.orders: Channel[Message] = Channel("orders", 256)
         self.order_events: Channel[Message] = Channel("order_events", 1024)
         self.link_requests: Channel[Envelope] = Channel("link_requests", 256)

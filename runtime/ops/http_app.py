@@ -59,7 +59,8 @@ TRADES_LIMIT = 200
 
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
           "index.html": "text/html; charset=utf-8"}
-ENDPOINTS = ["GET /health", "GET /tree", "POST /kill-switch", "GET /", "GET /api/status",
+ENDPOINTS = ["GET /health", "GET /tree", "POST /kill-switch", "POST /drill/loss", "GET /",
+             "GET /api/status",
              "GET /api/positions", "GET /api/orders", "GET /api/trades", "GET /api/pnl",
              "POST /api/kill-switch", "POST /api/close", "WS /ws"]
 

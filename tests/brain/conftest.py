@@ -85,9 +85,10 @@ def brain_settings(tmp_path: Path, **env: str) -> Settings:
     return load_settings(None, values)
 
 
-def brain_spec(w: Wiring, env: ActorEnv) -> SupervisorSpec:
+def brain_spec(w: Wiring, env: ActorEnv,
+               tuning: strategy_selector.Tuning | None = None) -> SupervisorSpec:
     """The app's own `brain` subtree (runtime/app/app.py), wired to `w`."""
-    spec = build_tree(w, env)
+    spec = build_tree(w, env, selector_tuning=tuning)
     found = [c for c in spec.children if isinstance(c, SupervisorSpec) and c.name == "brain"]
     assert found, "runtime/app/app.py has no brain subtree"
     return found[0]
@@ -182,11 +183,9 @@ async def open_brain(tmp_path: Path, start: dt.datetime, *, settings: Settings |
     try:
         with open_logging(log_file=settings.log_file, max_bytes=settings.log_max_bytes,
                           backup_count=settings.log_backup_count, console=False) as journal:
-            svc: dict[str, Any] = dict(services or {})
-            svc["strategy_selector.tuning"] = tuning or strategy_selector.Tuning(plan_poll_s=60.0)
             env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=w.alerts,
-                           services=svc)
-            spec = brain_spec(w, env)
+                           services=dict(services or {}))
+            spec = brain_spec(w, env, tuning or strategy_selector.Tuning(plan_poll_s=60.0))
             root = build_nodes(spec)
             sup = Supervisor(spec, root)
             brain = Brain(settings=settings, wiring=w, clock=clock, journal=journal, env=env,

@@ -61,11 +61,12 @@ OUTAGES = [   # (Gateway down, back up, scheduled?)
 class _TappedSender:
     """A snapshots sender that also records what the Indicators actor sends."""
 
-    def __init__(self, inner: trio.MemorySendChannel[Message], seen: list[Message]) -> None:
+    def __init__(self, inner: trio.MemorySendChannel[IndicatorSnapshot],
+                 seen: list[IndicatorSnapshot]) -> None:
         self._inner = inner
         self._seen = seen
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: IndicatorSnapshot) -> None:
         self._seen.append(message)
         await self._inner.send(message)
 
@@ -73,10 +74,10 @@ class _TappedSender:
         self._inner.close()
 
 
-class TappedChannel(Channel[Message]):
+class TappedChannel(Channel[IndicatorSnapshot]):
     def __init__(self, name: str, capacity: int) -> None:
         super().__init__(name, capacity)
-        self.seen: list[Message] = []
+        self.seen: list[IndicatorSnapshot] = []
 
     def clone_sender(self) -> Any:
         return _TappedSender(super().clone_sender(), self.seen)
@@ -107,9 +108,7 @@ async def test_gateway_restarts_keep_the_indicators_and_the_selection_untouched(
                           backup_count=3, console=False) as journal:
             w = Wiring()
             tapped = w.snapshots = TappedChannel("snapshots", 1024)
-            env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=w.alerts,
-                           services={"strategy_selector.tuning":
-                                     strategy_selector.Tuning(plan_poll_s=60.0)})
+            env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=w.alerts)
 
             def emit_bar(ctx: ActorContext, symbol: str, raw: RawBar, source: str) -> None:
                 ctx.emit("bar", symbol=symbol, bar_ts=utc(raw[0]), open=raw[1], high=raw[2],
@@ -163,7 +162,8 @@ async def test_gateway_restarts_keep_the_indicators_and_the_selection_untouched(
             link = SupervisorSpec("link", (env.actor("gateway_link", gateway),
                                            env.actor("bar_feed", feed)),
                                   strategy=Strategy.ONE_FOR_ALL)
-            spec = SupervisorSpec("root", (brain_spec(w, env), link))
+            spec = SupervisorSpec("root", (brain_spec(
+                w, env, strategy_selector.Tuning(plan_poll_s=60.0)), link))
             root = build_nodes(spec)
             sup = Supervisor(spec, root)
             async with trio.open_nursery() as nursery:

@@ -88,6 +88,7 @@ def replay_week(spy: list[RawBar], vix: list[RawBar]) -> tuple[list[tuple[Any, .
             engine.on_vix(b[4], at)
             continue
         record = engine.on_bar("SPY", b[0], b[2], b[3], b[4], b[5])
+        assert record is not None, "every recorded bar is counted"
         if b[0] < first_live:
             continue
         strategy[b[0]] = record.strategy

@@ -2,8 +2,10 @@
 
 install.ps1 must: read the task XML, compute 06:00 America/New_York in local time with .NET's
 TimeZoneInfo, register the task with Register-ScheduledTask -Xml (or schtasks /Create /XML),
-create the venv with py -3.11 / python -m venv, pip install -e ., test the Gateway port with
-Test-NetConnection, and never handle a credential. When pwsh exists, its parser checks the
+create the venv with py -3 / python -m venv (any Python >= 3.11), pip install -e ., register
+the IBC + Gateway task with -IbcPath, give each account (-Name) its own directory, task, client
+id and health port, test the Gateway port with Test-NetConnection, and never handle a
+credential. When pwsh exists, its parser checks the
 syntax; bash -n checks install.sh.
 """
 
@@ -48,12 +50,35 @@ def test_install_ps1_computes_06_00_eastern_in_local_time(ps1: str) -> None:
 
 
 def test_install_ps1_creates_the_venv_and_installs_the_project(ps1: str) -> None:
-    assert re.search(r"&\s*py\s+-3\.11\s+-m\s+venv", ps1)
+    assert re.search(r"&\s*py\s+-3\s+-m\s+venv", ps1)   # any 3.x; >= 3.11 is checked next
+    assert "-3.11" not in ps1
+    assert "sys.version_info >= (3, 11)" in ps1
+    assert "Activate.ps1" not in ps1.replace("blocks Activate.ps1", "")
     assert re.search(r"&\s*python\s+-m\s+venv", ps1)
     assert re.search(r"-m\s+pip\s+install\s+-e\s+\$ProjectDir", ps1)
     assert "Test-Path -LiteralPath $VenvPython" in ps1  # an existing venv is kept
     assert "runtime --check" in ps1
     assert "Set-StrictMode -Version Latest" in ps1 and "$ErrorActionPreference = 'Stop'" in ps1
+
+
+def test_install_ps1_registers_ibc_and_the_gateway_at_logon(ps1: str) -> None:
+    assert "gateway_task.xml" in ps1
+    assert re.search(r"Register-ScheduledTask\s+-TaskName\s+\$GatewayTaskName\s+-Xml\s", ps1)
+    assert "{ 'CrucibleGateway' } else { \"CrucibleGateway-$Name\" }" in ps1
+    assert "'StartGateway.bat'" in ps1 and "'/INLINE'" in ps1
+    for node in ("t:LogonTrigger/t:UserId", "t:Exec/t:Command", "t:Exec/t:WorkingDirectory"):
+        assert node in ps1, node
+    assert "TWS_MAJOR_VRSN" in ps1   # reports which Gateway version IBC will start
+
+
+def test_install_ps1_gives_each_account_its_own_directory_task_and_ports(ps1: str) -> None:
+    assert "[string]$Name = ''" in ps1
+    assert "\"CrucibleBot-$Name\"" in ps1
+    assert "Join-Path (Join-Path $ProjectDir 'instances') $Name" in ps1
+    assert "Get-NextFree 'IBKR_CLIENT_ID' 1 10" in ps1   # a bot's 326 rotation stays its own
+    assert "Get-NextFree 'HEALTH_PORT' 8787 1" in ps1
+    assert "t:Exec/t:WorkingDirectory' $BotDir" in ps1   # the instance's .env, state, logs
+    assert "Push-Location $BotDir" in ps1                 # --check reads that .env
 
 
 def test_install_ps1_checks_the_gateway_port(ps1: str) -> None:
@@ -126,3 +151,94 @@ def test_outside_the_us_the_local_start_drifts_by_an_hour_for_a_few_weeks() -> N
         drifted += hour == 10
         day += dt.timedelta(days=1)
     assert local_hours == {10, 11} and 14 <= drifted <= 35  # ~3 weeks in March, 1 in Oct/Nov
+
+
+def _powershell_code_only(source: str) -> str:
+    """The script without comments and string contents (a small PowerShell lexer: <# #> blocks,
+    # to end of line, '…' with '' as the escape, "…" with ` as the escape)."""
+    out: list[str] = []
+    i, n = 0, len(source)
+    while i < n:
+        c = source[i]
+        if source.startswith("<#", i):
+            i = source.index("#>", i) + 2
+        elif c == "#":
+            i = source.find("\n", i) if "\n" in source[i:] else n
+        elif c == "'":
+            i += 1
+            while True:
+                j = source.index("'", i)
+                if source.startswith("''", j):
+                    i = j + 2
+                    continue
+                i = j + 1
+                break
+            out.append("''")
+        elif c == '"':
+            i += 1
+            while source[i] != '"':
+                i += 2 if source[i] == "`" else 1
+            i += 1
+            out.append('""')
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def test_install_ps1_brackets_and_quotes_balance(ps1: str) -> None:
+    """Without pwsh: an unclosed string, block or call shows up as an unbalanced bracket."""
+    code = _powershell_code_only(ps1)
+    stack: list[str] = []
+    pairs = {")": "(", "}": "{", "]": "["}
+    for line_no, line in enumerate(code.splitlines(), 1):
+        for ch in line:
+            if ch in "({[":
+                stack.append(ch)
+            elif ch in pairs:
+                assert stack and stack[-1] == pairs[ch], f"unbalanced {ch!r} near line {line_no}"
+                stack.pop()
+    assert not stack, f"unclosed {stack}"
+
+
+def test_the_bracket_check_catches_a_missing_brace() -> None:
+    broken = "if ($a) {\n    Write-Host 'x'\n"
+    with pytest.raises(AssertionError, match="unclosed"):
+        test_install_ps1_brackets_and_quotes_balance(broken)
+    assert _powershell_code_only("Write-Host 'it''s {' # }\n") == "Write-Host '' \n"
+
+
+def test_install_sh_installs_one_bot_per_account_and_the_gateway_unit() -> None:
+    text = SH.read_text(encoding="utf-8")
+    assert 'INSTANCE="${INSTANCE:-}"' in text and 'IBC_PATH="${IBC_PATH:-}"' in text
+    assert 'BOT_DIR="$PROJECT_DIR${INSTANCE:+/instances/$INSTANCE}"' in text
+    assert 'UNIT="crucible-bot${INSTANCE:+@$INSTANCE}"' in text
+    assert "install_unit crucible-bot@.service" in text
+    assert "install_unit crucible-bot@.timer" in text
+    assert "install_unit ib-gateway.service" in text
+    assert 'PYTHON="${PYTHON:-python3}"' in text       # any 3.11+, checked after the venv
+
+
+def _next_free_in_bash(project: Path, key: str, default: int, step: int) -> int:
+    """Runs install.sh's own next_free function (cut out of the script) on `project`."""
+    text = SH.read_text(encoding="utf-8")
+    start = text.index("next_free() {")
+    end = text.index("\n}\n", start) + 3
+    script = (f'set -euo pipefail\nPROJECT_DIR="{project}"\n{text[start:end]}\n'
+              f"next_free {key} {default} {step}\n")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip())
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+def test_a_new_account_gets_the_next_free_client_id_and_health_port(tmp_path: Path) -> None:
+    assert _next_free_in_bash(tmp_path, "HEALTH_PORT", 8787, 1) == 8787     # nothing yet
+    (tmp_path / ".env").write_text("IBKR_CLIENT_ID=1\nHEALTH_PORT=8787\n", encoding="utf-8")
+    assert _next_free_in_bash(tmp_path, "IBKR_CLIENT_ID", 1, 10) == 11
+    other = tmp_path / "instances" / "acct2"
+    other.mkdir(parents=True)
+    (other / ".env").write_text("IBKR_CLIENT_ID=11\n", encoding="utf-8")  # port left default
+    assert _next_free_in_bash(tmp_path, "IBKR_CLIENT_ID", 1, 10) == 21
+    assert _next_free_in_bash(tmp_path, "HEALTH_PORT", 8787, 1) == 8788

@@ -119,3 +119,67 @@ def test_systemd_agrees_the_timer_fires_at_06_00_new_york_on_weekdays() -> None:
         local = when.astimezone(new_york)
         assert local.time() == dt.time(6, 0) and local.weekday() < 5
     assert len({e.astimezone(new_york).date() for e in elapses}) == 7
+
+
+# --- several accounts: the template units; the Gateway unit ------------------------------------
+
+TEMPLATE = LINUX / "crucible-bot@.service"
+TEMPLATE_TIMER = LINUX / "crucible-bot@.timer"
+GATEWAY = LINUX / "ib-gateway.service"
+
+
+def test_template_runs_one_bot_per_account_in_its_own_directory() -> None:
+    single, template = unit(SERVICE), unit(TEMPLATE)
+    assert template["Service"]["WorkingDirectory"] == "/opt/crucible-bot/instances/%i"
+    assert template["Service"]["ExecStart"] == single["Service"]["ExecStart"]
+    # the same restart behaviour as the single-account unit, key for key
+    for key in ("Restart", "RestartSec", "RestartPreventExitStatus", "KillSignal", "KillMode",
+                "TimeoutStopSec", "User", "Type"):
+        assert template["Service"][key] == single["Service"][key], key
+    assert "%i" in template["Unit"]["Description"]
+    t = unit(TEMPLATE_TIMER)
+    assert t["Timer"]["OnCalendar"] == ON_CALENDAR
+    assert t["Timer"]["Unit"] == "crucible-bot@%i.service"
+    assert t["Timer"]["Persistent"] == "true"
+
+
+def test_gateway_unit_runs_ibc_inline_and_always_comes_back() -> None:
+    g = unit(GATEWAY)
+    assert g["Service"]["Restart"] == "always"
+    exec_start = g["Service"]["ExecStart"]
+    assert exec_start.startswith("/usr/bin/xvfb-run ")        # a display for the Java UI
+    assert exec_start.endswith("/opt/ibc/gatewaystart.sh -inline")   # IBC in the foreground
+    assert g["Install"]["WantedBy"] == "multi-user.target"    # back after a reboot
+    for bot in (unit(SERVICE), unit(TEMPLATE)):
+        assert "ib-gateway.service" in bot["Unit"]["After"].split()
+        # an ordering, not a dependency: the bot runs (and waits) without a local Gateway
+        assert "ib-gateway.service" not in bot["Unit"].get("Requires", "")
+
+
+@needs_systemd_analyze
+def test_systemd_analyze_verify_accepts_the_template_and_gateway_units(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.service"
+    probe.write_text(f"[Service]\nType=oneshot\nExecStart={sys.executable} -V\n",
+                     encoding="utf-8")
+    try:
+        baseline = _verify(probe)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"systemd-analyze cannot run here: {exc}")
+    if baseline.returncode != 0 or baseline.stderr.strip():
+        pytest.skip("systemd-analyze cannot verify a trivial unit here: " + baseline.stderr)
+    instance_dir = tmp_path / "project" / "instances" / "acct1"
+    instance_dir.mkdir(parents=True)
+    template = TEMPLATE.read_text(encoding="utf-8")
+    template = template.replace("/opt/crucible-bot/.venv/bin/python", sys.executable)
+    template = template.replace("/opt/crucible-bot", str(tmp_path / "project"))
+    (tmp_path / TEMPLATE.name).write_text(template, encoding="utf-8")
+    shutil.copy(TEMPLATE_TIMER, tmp_path / TEMPLATE_TIMER.name)
+    gateway = GATEWAY.read_text(encoding="utf-8").replace("/usr/bin/xvfb-run", sys.executable)
+    gateway = gateway.replace("WorkingDirectory=/opt/ibc", f"WorkingDirectory={tmp_path}")
+    (tmp_path / GATEWAY.name).write_text(gateway, encoding="utf-8")
+    done = subprocess.run(
+        [SYSTEMD_ANALYZE or "systemd-analyze", "verify", "--man=no", "crucible-bot@acct1.service",
+         "crucible-bot@acct1.timer", f"./{GATEWAY.name}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "", f"systemd-analyze warned:\n{done.stderr}"
