@@ -37,6 +37,7 @@ from runtime.infra.trade_db import stats
 from runtime.ops import access
 from runtime.ops.connections import Connections
 from runtime.ops.status_view import StatusView
+from runtime.ops.trade_history import off_the_loop
 from runtime.ops.ws import serve_websocket
 
 log = logging.getLogger("runtime.ops.http")
@@ -230,7 +231,7 @@ class OpsApp:
         db = self.view.trades
         if db is None:
             return _json(503, {"error": "the trade history is not available (see the log)"})
-        trades = await trio.to_thread.run_sync(lambda: db.trades(limit=TRADES_LIMIT))
+        trades = await off_the_loop(lambda: db.trades(limit=TRADES_LIMIT))
         return _json(200, {"trades": [t.as_dict() for t in trades],
                            "stats": stats(trades).as_dict(), "limit": TRADES_LIMIT})
 

@@ -10,16 +10,19 @@ from the offset committed with the last rows).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 import trio.lowlevel
+import trio.testing
 
-from runtime.infra.trade_db import TradeDb
+from runtime.infra.trade_db import SyncResult, TradeDb
 from runtime.ops.status_view import EventTail
 
 log = logging.getLogger("runtime.ops.trade_history")
+T = TypeVar("T")
 
 TRADE_EVENTS = frozenset({"fill", "order_intent", "order_submitted", "intent_done",
                           "order_rejected", "order_status", "daily_summary"})
@@ -50,9 +53,17 @@ async def follow_trades(db: TradeDb, jsonl: Path, events: EventTail) -> None:
             await _sync(db, jsonl)
 
 
+async def off_the_loop(fn: Callable[[], T]) -> T:
+    """`fn()` in a worker thread; inline on trio's MockClock, whose autojump would move the
+    simulated time on while the thread runs (a simulated day must not drift by thread waits)."""
+    if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+        return fn()
+    return await trio.to_thread.run_sync(fn)
+
+
 async def _sync(db: TradeDb, jsonl: Path) -> None:
     try:
-        result = await trio.to_thread.run_sync(db.sync, jsonl)
+        result: SyncResult = await off_the_loop(lambda: db.sync(jsonl))
     except Exception as exc:             # the history must never take the server down
         log.error("trade history %s not updated from %s: %s", db.path, jsonl, exc)
         return

@@ -18,7 +18,7 @@ import pytest
 
 from config.settings import Settings
 from runtime.app.cli import build_parser
-from runtime.ops.http_app import ENDPOINTS   # the routes the HTTP server answers
+from runtime.ops.http_app import ENDPOINTS  # the routes the HTTP server answers
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "docs" / "REFERENCE.md"
