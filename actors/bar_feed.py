@@ -7,9 +7,12 @@ subtree, so a Gateway restart changes nothing downstream but a `source="backfill
 it missed. A hole the Gateway cannot fill is marked with a `BarGap`, never papered over.
 
 A stream can die silently (2103 without 2104, a keepUpToDate that just stops): during market
-hours a stream quiet for three bars is resubscribed, and one that cannot be resubscribed brings
-the whole link subtree down so the next session starts clean. Option quotes are subscribed only
-while somebody wants them, so market data lines never pile up.
+hours a stream quiet for three bars is resubscribed. What a failed subscription means comes
+from `runtime.gateway.error_policy`: a symbol IB refuses for good (200 unknown, 354 not
+subscribed, ...) is disabled alone and tried again half an hour later (outside a session: at
+the next open), never in a loop; only
+requests the Gateway does not answer at all bring the link subtree down. Option quotes are
+subscribed only while somebody wants them, so market data lines never pile up.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import trio
 from config.market_calendar import ET, get_calendar
 from messages.link import (
     BarUpdate,
+    FeedSymbols,
     GatewayNotice,
     LinkState,
     LinkStatus,
@@ -32,6 +36,7 @@ from messages.link import (
     SubscribeQuote,
 )
 from messages.market import Bar, BarGap, BarSource, OptionSpec, Quote, VixReading
+from runtime.gateway import error_policy
 from runtime.gateway.link_client import (
     Envelope,
     LinkClient,
@@ -40,9 +45,12 @@ from runtime.gateway.link_client import (
     RequestPaused,
     RequestTimeout,
 )
+from runtime.gateway.restart_storm import RestartLedger
+from runtime.gateway.symbol_gate import SymbolGate
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 from runtime.supervision.supervisor import OperationalFailure
+from runtime.supervision.tree import Gauge
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -61,7 +69,10 @@ class Outbox:
     vix: Latest[VixReading | None]
     last_bar: Latest[dt.datetime | None]
     quotes: Latest[Mapping[str, Quote]]
+    symbols: Latest[FeedSymbols]                      # the symbols without data, and why
 
+
+QUOTE_LINES_OPEN = Gauge("quote_lines_open", "option quote streams open now (IB market data lines)")
 
 # -- state that outlives the link subtree ---------------------------------------------------------
 
@@ -72,6 +83,8 @@ class Memory:
     vix_symbol: str = "VIX"
     warmup_sessions: int = 2      # history asked for on the first session (>= 145 bars needed)
     cursors: dict[str, dt.datetime] = field(default_factory=dict)   # start of last bar delivered
+    gate: SymbolGate = field(default_factory=SymbolGate)   # symbols IB refused, for now
+    restarts: RestartLedger = field(default_factory=RestartLedger)   # shared with GatewayLink
     delivered: int = 0
     gaps: int = 0
 
@@ -84,14 +97,16 @@ STALE_AFTER_MIN_S = 15.0                   # ...and never less than this in real
 # The Gateway pushes keepUpToDate updates on its own wall-clock cadence (every few seconds),
 # not per simulated minute: on an accelerated clock a market-time deadline alone would close
 # bars before their final update and call healthy streams stale.
-RESUBSCRIBE_LIMIT = 3                      # failed (re)subscriptions in a row before escalating
+RESUBSCRIBE_LIMIT = 3                      # unanswered subscriptions in a row before escalating
+TRANSIENT_DELAY_MAX = 300.0                # the longest pause between transient failures
+COMPETING_RETRY_MAX = 300.0                # polling while a competing session holds the data
 RETRY_DELAY = 2.0                          # trio seconds between failed subscriptions
 PACING_DELAY_MAX = 120.0                   # the longest wait after IB's pacing answers
 MAX_QUOTE_LINES = 10                       # option quotes at most (IB market data lines)
 
 
 class FeedStalled(OperationalFailure):
-    """A stream cannot be (re)subscribed: restart the link subtree for a clean session."""
+    """Subscriptions go unanswered: restart the link subtree for a clean session."""
 
 
 @dataclass(eq=False)
@@ -99,7 +114,8 @@ class _Stream:
     symbol: str
     sec_type: SecType
     scope: trio.CancelScope | None = None
-    failures: int = 0
+    failures: int = 0        # unanswered subscriptions in a row (escalate at the limit)
+    refusals: int = 0        # transient refusals in a row (a growing pause, never escalate)
     pacing_waits: int = 0
     resubscribes: int = 0
 
@@ -128,8 +144,15 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory, *
 
 async def _keep_subscribed(ctx: ActorContext, client: LinkClient, stream: _Stream,
                            outbox: Outbox, memory: Memory) -> None:
-    """Subscribe, stream, and subscribe again whenever asked to or when it fails."""
+    """Subscribe, stream, and subscribe again whenever asked to or when it fails.
+
+    What a failure means comes from the error policy: a permanent per-symbol code disables this
+    symbol only (the others keep streaming, the link stays up); pacing and a competing session
+    make it wait; anything else per-request is retried with a growing pause. Only a request the
+    Gateway never answers (a wedged session) escalates to a link restart.
+    """
     while True:
+        await _wait_while_disabled(ctx, stream, memory)
         with trio.CancelScope() as scope:
             stream.scope = scope
             try:
@@ -142,31 +165,90 @@ async def _keep_subscribed(ctx: ActorContext, client: LinkClient, stream: _Strea
                              "%.0f s", stream.symbol, exc.retry_after)
                 await trio.sleep(max(RETRY_DELAY, exc.retry_after))
             except RequestFailed as exc:
-                if not exc.pacing:
-                    await _failed(ctx, stream, exc)
-                    continue
-                # IB's pacing: slow down; a reconnect would only add requests
-                stream.pacing_waits += 1
-                delay = min(PACING_DELAY_MAX, RETRY_DELAY * 2 ** min(stream.pacing_waits, 6))
-                ctx.log.warning("%s: IB pacing (%s); retrying in %.0f s", stream.symbol,
-                                exc.code, delay)
-                await trio.sleep(delay)
+                await _request_failed(ctx, stream, exc, outbox, memory)
             except RequestTimeout as exc:
-                await _failed(ctx, stream, exc)
+                await _failed(ctx, stream, exc, memory)
         if scope.cancelled_caught:
             stream.resubscribes += 1
             ctx.log.info("%s: resubscribing", stream.symbol)
 
 
-async def _failed(ctx: ActorContext, stream: _Stream, exc: Exception) -> None:
-    """A subscription that failed for a reason other than pacing: retry, then escalate."""
+async def _request_failed(ctx: ActorContext, stream: _Stream, exc: RequestFailed,
+                          outbox: Outbox, memory: Memory) -> None:
+    code, text = exc.code, str(exc)
+    if code is not None and error_policy.disables_symbol(code, text):
+        _disable(ctx, stream, code, text, outbox, memory)
+        return
+    if code in error_policy.COMPETING_SESSION:
+        # GatewayLink announces it in words; no data for anyone until the other session ends
+        stream.pacing_waits += 1
+        delay = min(COMPETING_RETRY_MAX, RETRY_DELAY * 2 ** min(stream.pacing_waits, 8))
+        ctx.log.info("%s: no market data during a competing live session (10197); retrying "
+                     "in %.0f s", stream.symbol, delay)
+        await trio.sleep(delay)
+        return
+    if error_policy.is_pacing(code, text):
+        # IB's pacing: slow down; a reconnect would only add requests
+        stream.pacing_waits += 1
+        delay = min(PACING_DELAY_MAX, RETRY_DELAY * 2 ** min(stream.pacing_waits, 6))
+        ctx.log.warning("%s: IB pacing (%s); retrying in %.0f s", stream.symbol, code, delay)
+        await trio.sleep(delay)
+        return
+    # per-request and transient (no data yet, a cancelled query): retry, growing, never a
+    # link restart: the link is fine, it answered
+    stream.refusals += 1
+    delay = min(TRANSIENT_DELAY_MAX, RETRY_DELAY * 2 ** min(stream.refusals - 1, 8))
+    ctx.log.warning("%s: subscription failed (%d in a row, code %s): %s; retrying in %.0f s",
+                    stream.symbol, stream.refusals, code, exc, delay)
+    await trio.sleep(delay)
+
+
+def _disable(ctx: ActorContext, stream: _Stream, code: int, text: str, outbox: Outbox,
+             memory: Memory) -> None:
+    """Stop asking for this symbol until the next session or a long interval; say so once."""
+    entry, first = memory.gate.disable(stream.symbol, code, text, ctx.clock.now_utc())
+    outbox.symbols.set(memory.gate.snapshot())
+    retry = f"{entry.retry_at.astimezone(ET):%Y-%m-%d %H:%M} ET"
+    ctx.emit("symbol_disabled", symbol=stream.symbol, code=code, reason=entry.reason,
+             retry_at=entry.retry_at)
+    if not first:
+        ctx.log.info("%s: still unavailable (IB %d: %s); next try at %s", stream.symbol, code,
+                     entry.reason, retry)
+        return
+    ctx.alert("critical", f"Market data for {stream.symbol} unavailable",
+              f"IB {code}: {entry.reason}. {stream.symbol} is disabled (no data: no trades in "
+              f"it); the other symbols keep streaming and the link stays up. Next try at "
+              f"{retry}.", key=f"feed:{stream.symbol}")
+
+
+async def _wait_while_disabled(ctx: ActorContext, stream: _Stream, memory: Memory) -> None:
+    retry_at = memory.gate.retry_at(stream.symbol)
+    if retry_at is not None:
+        await ctx.clock.sleep_until(retry_at)
+        ctx.log.info("%s: trying the disabled symbol again", stream.symbol)
+
+
+def _enabled(ctx: ActorContext, stream: _Stream, outbox: Outbox, memory: Memory) -> None:
+    """A subscription succeeded: a disabled symbol is back."""
+    was_disabled, was_alerted = memory.gate.enable(stream.symbol)
+    if was_disabled:
+        outbox.symbols.set(memory.gate.snapshot())
+        ctx.emit("symbol_enabled", symbol=stream.symbol)
+    if was_alerted:
+        ctx.alert("info", f"Market data for {stream.symbol} back",
+                  f"{stream.symbol} subscribed again", key=f"feed:{stream.symbol}")
+
+
+async def _failed(ctx: ActorContext, stream: _Stream, exc: Exception, memory: Memory) -> None:
+    """A subscription the Gateway never answered: retry, then escalate (a wedged session)."""
     stream.failures += 1
     ctx.log.warning("%s: subscription failed (%d in a row): %s", stream.symbol, stream.failures,
                     exc)
     if stream.failures >= RESUBSCRIBE_LIMIT:
-        ctx.alert("critical", f"Market data for {stream.symbol} unavailable",
-                  f"{stream.failures} subscriptions failed: {exc}; restarting the Gateway link",
-                  key=f"feed:{stream.symbol}")
+        ctx.alert("warning", f"Market data for {stream.symbol} not answered",
+                  f"{stream.failures} subscriptions got no answer: {exc}; restarting the "
+                  "Gateway link", key=f"feed:{stream.symbol}")
+        memory.restarts.record("subscriptions unanswered", ctx.clock.now_utc().timestamp())
         raise FeedStalled(f"{stream.symbol}: {exc}") from exc
     await trio.sleep(RETRY_DELAY)
 
@@ -180,8 +262,9 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
                             lookback_s=math.ceil(lookback(now, cursor,
                                                           memory.warmup_sessions).total_seconds()))
     async with client.open_stream(request) as (initial, updates):
-        stream.failures = 0
+        stream.failures = stream.refusals = 0
         stream.pacing_waits = 0
+        _enabled(ctx, stream, outbox, memory)
         subscribed_at = clock.now_utc()
         first_source: BarSource = "history" if cursor is None else "backfill"
 
@@ -205,11 +288,11 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
             else:
                 deadline = min(deadline, trio.current_time() + clock.to_trio_seconds(60))
             with trio.move_on_at(deadline):
-                update = await updates.receive()
+                pushed = await updates.receive()
                 last_heard = trio.current_time()
-                if isinstance(update, BarUpdate):
-                    forming = await _advance(ctx, stream, forming, update, outbox, memory,
-                                             source_of(forming or update))
+                if isinstance(pushed, BarUpdate):
+                    forming = await _advance(ctx, stream, forming, pushed, outbox, memory,
+                                             source_of(forming or pushed))
                 continue
             if (forming is not None and
                     trio.current_time() >= clock.trio_time_at(forming.ts + BAR) + grace):
@@ -349,7 +432,7 @@ async def _sync_quotes(ctx: ActorContext, client: LinkClient, inbox: Inbox,
                     scope = trio.CancelScope()
                     running[key] = scope
                     nursery.start_soon(_stream_quote, ctx, client, spec, scope, outbox)
-            ctx.node.extra["quote_lines"] = len(running)
+            ctx.gauge(QUOTE_LINES_OPEN, len(running))
             wanted, _ = await inbox.wanted_quotes.wait_transition()
 
 

@@ -1,13 +1,19 @@
 """GatewayLink: one ib_async session per incarnation, on its own thread and asyncio loop.
 
 An incarnation waits for the Gateway's port (a cheap TCP probe every 0.25 s: a closed port is
-not a struggling Gateway), connects a fresh `IB()` on a fresh loop, publishes the session, serves
-requests, probes liveness with `reqCurrentTime` (a hung Gateway keeps the socket open and
-`isConnected()` true), and ends by raising when the session is lost. The supervisor then starts
-a new incarnation, with backoff for failures and without counting the scheduled daily restart.
+not a struggling Gateway), connects a fresh `IB()` on a fresh loop (a failed connect is retried
+here with growing pauses, not by a restart), publishes the session, serves requests, probes
+liveness with `reqCurrentTime` (a hung Gateway keeps the socket open and `isConnected()` true),
+and ends by raising when the session is lost. The supervisor then starts a new incarnation, with
+backoff for failures and without counting the scheduled daily restart.
+
+Until a session is up, the outage alert is a deadline on the clock (OUTAGE_ALERT_MIN), whatever
+the cause; a cause that keeps restarting the subtree is a storm: one alert and a long pause.
+What each Gateway code means comes from `runtime.gateway.error_policy`: only link-level codes
+touch the session; per-request ones are BarFeed's and the order path's.
 
 What must survive an incarnation (outage timing, session numbering, client-id rotation,
-breakers) lives in `Memory`, created once by the wiring.
+breakers, the restart ledger) lives in `Memory`, created once by the composition root.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import trio
 from config.settings import Mode
 from messages.base import Message
 from messages.link import CancelSubscription, GatewayNotice, LinkState, LinkStatus
+from runtime.gateway import error_policy
 from runtime.gateway.aio_bridge import LoopClosed
 from runtime.gateway.breaker import Breaker, BreakerOpen, BreakerState
+from runtime.gateway.error_policy import Action, ErrorClass
 from runtime.gateway.gateway_schedule import in_restart_window
 from runtime.gateway.link_client import Envelope, Reply
 from runtime.gateway.link_transport import (
@@ -35,6 +43,12 @@ from runtime.gateway.link_transport import (
     Subscriptions,
     Transport,
 )
+from runtime.gateway.outage import (
+    connect_retry_delay,
+    describe_connect_failure,
+    outage_deadline,
+)
+from runtime.gateway.restart_storm import RestartLedger
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 from runtime.supervision.supervisor import ExpectedRestart, OperationalFailure
@@ -65,11 +79,17 @@ class Memory:
     first_start: dt.datetime | None = None
     first_start_trio: float | None = None
     outage_alerted: bool = False
+    outage_known: str = "not connected yet"   # what was last observed of the Gateway, in words
     client_id_offset: int = 0
-    login_timeouts: int = 0
-    login_alerted: bool = False
+    login_timeouts: int = 0                   # handshake answered, session never started
+    timeouts_in_a_row: int = 0
     breakers: dict[str, Breaker] = field(default_factory=dict)
     breakers_reported_open: set[str] = field(default_factory=set)
+    restarts: RestartLedger = field(default_factory=RestartLedger)   # shared with BarFeed
+    unknown_codes: set[int] = field(default_factory=set)   # logged once each
+    competing_announced: int = 0              # the session 10197 was last announced for
+    exhausted: bool = False                   # the link subtree went past its restart
+                                              # intensity (set by the composition root's hook)
 
 
 PORT_PROBE_INTERVAL = 0.25     # trio seconds while a Gateway is expected back
@@ -78,10 +98,6 @@ CLOCK_QUERY_DEADLINE = 4.0     # reading the Gateway's clock at session start
 LOGIN_PENDING_AFTER = 3        # handshake timeouts with the port open before we say so
 CLIENT_ID_SPAN = 5             # 326 rotates through client ids base .. base+4
 EXPECTED_RETRY = 0.25          # restart delay inside the scheduled window
-OUTAGE_ALERT_MIN_REAL_S = 20.0  # a "long" outage must also have lasted this long in real time
-# On an accelerated clock (a soak at 1000x) reconnecting takes real seconds (a hang is only
-# detected after the liveness deadline), which are simulated hours: without a real-time floor
-# every injected fault would read as a long outage. In production both clocks agree.
 
 
 class LinkLost(OperationalFailure):
@@ -98,36 +114,35 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory,
     if memory.first_start_trio is None:
         memory.first_start_trio = trio.current_time()
     task_status.started()
-    await _wait_for_port(ctx, transport, outbox, memory)
-    settings = ctx.settings
-    params = SessionParams(
-        client_id=settings.ibkr_client_id + memory.client_id_offset,
-        readonly=settings.mode is Mode.DRY_RUN, session_id=memory.sessions + 1,
-        clock=ctx.clock, journal=ctx.journal, actor=ctx.path, breakers=memory.breakers,
-        events=SessionEvents(on_notice=lambda n: _on_notice(session_box, outbox, ctx, n),
-                             broker=outbox.broker))
+    if memory.exhausted:
+        _publish(outbox, memory, LinkStatus.DOWN, ctx,
+                 reason="the Gateway link exhausted its restarts; retrying slowly")
     session_box: list[LinkSession] = []
-    _publish(outbox, memory, LinkStatus.CONNECTING, ctx, reason="connecting")
-    async with contextlib.AsyncExitStack() as stack:
-        # registered first, so it runs last: after the transport has closed the session
-        stack.push_async_callback(_after_close, ctx, outbox, memory, session_box)
-        try:
-            session = await stack.enter_async_context(transport.open_session(params))
-        except ConnectFailed as exc:
-            raise _connect_failed(ctx, outbox, memory, exc) from None
-        session_box.append(session)
-        memory.sessions += 1
-        if ctx.clock.follows_gateway:
-            await _follow_gateway_clock(ctx, session)
-        subs: Subscriptions = {}
-        _link_up(ctx, outbox, memory, session.info)
-        ctx.mark_healthy()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_serve, session, inbox, nursery, subs, ctx, memory)
-            nursery.start_soon(_probe_liveness, session, transport)
-            await session.lost.wait()
-            nursery.cancel_scope.cancel()
-    raise _lost(ctx, session)
+    async with trio.open_nursery() as outer:
+        # until a session is up, whatever the cause and however long, the outage alert is one
+        # deadline away on the clock
+        watch = trio.CancelScope()
+        outer.start_soon(_watch_outage, ctx, memory, watch)
+        async with contextlib.AsyncExitStack() as stack:
+            # registered first, so it runs last: after the transport has closed the session
+            stack.push_async_callback(_after_close, ctx, outbox, memory, session_box)
+            await _pause_if_storm(ctx, outbox, memory)
+            session = await _connect(ctx, outbox, memory, transport, stack, session_box)
+            watch.cancel()
+            session_box.append(session)
+            memory.sessions += 1
+            if ctx.clock.follows_gateway:
+                await _follow_gateway_clock(ctx, session)
+            subs: Subscriptions = {}
+            _link_up(ctx, outbox, memory, session.info)
+            ctx.mark_healthy()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_serve, session, inbox, nursery, subs, ctx, memory)
+                nursery.start_soon(_probe_liveness, session, transport)
+                nursery.start_soon(_settle, ctx, memory)
+                await session.lost.wait()
+                nursery.cancel_scope.cancel()
+    raise _lost(ctx, memory, session)
 
 
 async def _after_close(ctx: ActorContext, outbox: Outbox, memory: Memory,
@@ -137,7 +152,43 @@ async def _after_close(ctx: ActorContext, outbox: Outbox, memory: Memory,
         _link_down(ctx, outbox, memory, session_box[0])
 
 
+async def _settle(ctx: ActorContext, memory: Memory) -> None:
+    """A session that stays up a whole storm window ends any storm: a new one alerts again."""
+    await trio.sleep(ctx.clock.to_trio_seconds(memory.restarts.window))
+    memory.restarts.settled()
+
+
 # -- waiting for the Gateway ----------------------------------------------------------------------
+
+
+async def _connect(ctx: ActorContext, outbox: Outbox, memory: Memory, transport: Transport,
+                   stack: contextlib.AsyncExitStack, session_box: list[LinkSession]
+                   ) -> LinkSession:
+    """Connect, retrying inside this incarnation until a session is up.
+
+    A Gateway that refuses or does not answer is the world, not a crash of ours: retrying here
+    (growing pauses, faster inside the scheduled window) keeps the outage watch running and
+    never spends the link's restart intensity on it.
+    """
+    failures = 0
+    while True:
+        await _wait_for_port(ctx, transport, outbox, memory)
+        settings = ctx.settings
+        params = SessionParams(
+            client_id=settings.ibkr_client_id + memory.client_id_offset,
+            readonly=settings.mode is Mode.DRY_RUN, session_id=memory.sessions + 1,
+            clock=ctx.clock, journal=ctx.journal, actor=ctx.path, breakers=memory.breakers,
+            events=SessionEvents(on_notice=lambda n: _on_notice(session_box, outbox, ctx,
+                                                                memory, n),
+                                 broker=outbox.broker))
+        _publish(outbox, memory, LinkStatus.CONNECTING, ctx, reason="connecting",
+                 login_pending=memory.login_timeouts >= LOGIN_PENDING_AFTER)
+        try:
+            return await stack.enter_async_context(transport.open_session(params))
+        except ConnectFailed as exc:
+            failures += 1
+            delay = _connect_failed(ctx, outbox, memory, exc, failures)
+        await trio.sleep(delay)
 
 
 async def _wait_for_port(ctx: ActorContext, transport: Transport, outbox: Outbox,
@@ -148,12 +199,12 @@ async def _wait_for_port(ctx: ActorContext, transport: Transport, outbox: Outbox
     while True:
         if await transport.port_open():
             return
+        memory.outage_known = f"the Gateway's port {host}:{port} is closed"
         if not announced:
             announced = True
             _publish(outbox, memory, LinkStatus.DOWN, ctx,
                      reason=f"Gateway port {host}:{port} closed")
             ctx.set_note(f"waiting for {host}:{port}")
-        _check_outage(ctx, memory)
         await trio.sleep(SLOW_PROBE_INTERVAL if memory.outage_alerted else PORT_PROBE_INTERVAL)
 
 
@@ -163,48 +214,76 @@ def _in_window(ctx: ActorContext) -> bool:
                              s.gateway_restart_window_min)
 
 
-def _check_outage(ctx: ActorContext, memory: Memory) -> None:
-    """A long outage outside the scheduled window is a critical alert (once per outage)."""
-    if memory.outage_alerted or _in_window(ctx):
-        return
-    since = memory.down_since or memory.first_start
-    since_trio = memory.down_since_trio if memory.down_since else memory.first_start_trio
-    if since is None or since_trio is None:
-        return
-    down = (ctx.clock.now_utc() - since).total_seconds()
+async def _watch_outage(ctx: ActorContext, memory: Memory, scope: trio.CancelScope) -> None:
+    """One critical alert once no session has been up for OUTAGE_ALERT_MIN (outside the
+    scheduled window), naming what was last observed; runs while this incarnation has no
+    session, so a hang, a closed port, a hanging handshake or a storm pause all count."""
+    with scope:
+        await _alert_outage_when_due(ctx, memory)
+
+
+async def _alert_outage_when_due(ctx: ActorContext, memory: Memory) -> None:
     limit = ctx.settings.outage_alert_min * 60
-    if down >= limit and trio.current_time() - since_trio >= min(limit,
-                                                                   OUTAGE_ALERT_MIN_REAL_S):
+    while not memory.outage_alerted:
+        since = memory.down_since or memory.first_start
+        since_trio = memory.down_since_trio if memory.down_since else memory.first_start_trio
+        if since is None or since_trio is None:
+            return
+        await trio.sleep_until(outage_deadline(ctx.clock, since, since_trio, limit))
+        if _in_window(ctx):
+            # the scheduled restart is no outage; look again once the window is over
+            await trio.sleep(ctx.clock.to_trio_seconds(60))
+            continue
+        down = (ctx.clock.now_utc() - since).total_seconds()
         memory.outage_alerted = True
+        ctx.emit("link_outage", down_s=round(down, 1), known=memory.outage_known)
         ctx.alert("critical", "Gateway unreachable",
                   f"no Gateway session for {down / 60:.0f} min (since "
-                  f"{since.astimezone(ctx.clock.now_et().tzinfo):%H:%M} ET); still trying every "
-                  f"{SLOW_PROBE_INTERVAL:g}s", key="link-outage")
+                  f"{since.astimezone(ctx.clock.now_et().tzinfo):%H:%M} ET); last seen: "
+                  f"{memory.outage_known}; still trying", key="link-outage")
+
+
+async def _pause_if_storm(ctx: ActorContext, outbox: Outbox, memory: Memory) -> None:
+    """Too many restarts for one cause: one critical alert, then a long pause, not a loop."""
+    storm = memory.restarts.storm(ctx.clock.now_utc().timestamp())
+    if storm is None:
+        return
+    ctx.emit("link_storm", cause=storm.cause, restarts=storm.restarts,
+             window_s=storm.window, pause_s=storm.pause)
+    text = (f"{storm.restarts} link restarts within {storm.window / 60:.0f} min for the same "
+            f"cause ({storm.cause}); pausing {storm.pause / 60:.0f} min before connecting "
+            "again")
+    if storm.cause not in memory.restarts.alerted:
+        memory.restarts.alerted.add(storm.cause)
+        ctx.alert("critical", "Gateway link restart storm", text, key="link-storm")
+    else:
+        ctx.log.warning("%s", text)
+    _publish(outbox, memory, LinkStatus.DOWN, ctx, reason=f"restart storm: {storm.cause}")
+    ctx.set_note(f"storm pause ({storm.cause})")
+    await trio.sleep(ctx.clock.to_trio_seconds(storm.pause))
+    memory.restarts.paused(storm)
 
 
 def _connect_failed(ctx: ActorContext, outbox: Outbox, memory: Memory,
-                    exc: ConnectFailed) -> Exception:
+                    exc: ConnectFailed, failures: int) -> float:
+    """Record a failed connect in the operator's terms; returns the pause before the next."""
     ctx.emit("link_connect_failed", kind=exc.kind, detail=exc.detail,
              client_id=ctx.settings.ibkr_client_id + memory.client_id_offset)
     if exc.kind == "client_id_in_use":
         memory.client_id_offset = (memory.client_id_offset + 1) % CLIENT_ID_SPAN
         ctx.log.warning("client id in use (326); next attempt uses client id %d",
                         ctx.settings.ibkr_client_id + memory.client_id_offset)
-    if exc.kind == "timeout":
-        memory.login_timeouts += 1
-        if memory.login_timeouts >= LOGIN_PENDING_AFTER and not memory.login_alerted:
-            memory.login_alerted = True
-            ctx.alert("critical", "Gateway does not complete the API login",
-                      f"port {ctx.settings.ibkr_port} is open but {memory.login_timeouts} "
-                      "connects got no API handshake: 2FA pending, wrong credentials, or the "
-                      "API disabled / this client not trusted in the Gateway settings",
-                      key="link-login")
+    timeouts = memory.timeouts_in_a_row = (memory.timeouts_in_a_row + 1
+                                           if exc.kind == "timeout" else 0)
+    memory.outage_known = describe_connect_failure(
+        exc, f"{ctx.settings.ibkr_host}:{ctx.settings.ibkr_port}", timeouts)
+    # login pending: the Gateway answers the handshake but never starts the session
+    memory.login_timeouts = (memory.login_timeouts + 1 if exc.kind == "timeout" and
+                             exc.handshake_done is not False else 0)
     _publish(outbox, memory, LinkStatus.DOWN, ctx, reason=f"connect failed: {exc}",
              login_pending=memory.login_timeouts >= LOGIN_PENDING_AFTER)
-    _check_outage(ctx, memory)
-    if _in_window(ctx):
-        return ExpectedRestart(f"Gateway restarting: {exc}", delay=EXPECTED_RETRY)
-    return exc
+    return connect_retry_delay(failures,
+                               quick=_in_window(ctx) or exc.kind == "client_id_in_use")
 
 
 # -- session up / down ----------------------------------------------------------------------------
@@ -214,16 +293,20 @@ def _publish(outbox: Outbox, memory: Memory, status: LinkStatus, ctx: ActorConte
              reason: str | None = None, info: SessionInfo | None = None,
              login_pending: bool = False) -> None:
     old = outbox.link_state.value
+    # `since` is when the link stopped (or started) being up: retrying (DOWN <-> CONNECTING)
+    # does not restart an outage's clock, or /health would never see it last
+    up = status in (LinkStatus.UP, LinkStatus.DEGRADED)
     outbox.link_state.set(LinkState(
         status=status, session_id=info.session_id if info else memory.sessions,
         accounts=info.accounts if info else old.accounts,
         server_version=info.server_version if info else old.server_version,
         client_id=info.client_id if info else old.client_id,
         readonly=info.readonly if info else old.readonly,
-        since=old.since if old.status is status and old.since else ctx.clock.now_utc(),
+        since=old.since if old.since and (old.status is status or not (old.up or up)) else
+        ctx.clock.now_utc(),
         reason=reason, expected_outage=status is not LinkStatus.UP and _in_window(ctx),
         login_pending=login_pending,
-        exhausted=old.exhausted and status is not LinkStatus.UP))
+        exhausted=memory.exhausted and status is not LinkStatus.UP))
 
 
 def _link_up(ctx: ActorContext, outbox: Outbox, memory: Memory, info: SessionInfo) -> None:
@@ -247,8 +330,9 @@ def _link_up(ctx: ActorContext, outbox: Outbox, memory: Memory, info: SessionInf
     memory.down_since = None
     memory.down_since_trio = None
     memory.outage_alerted = False
-    memory.login_timeouts = 0
-    memory.login_alerted = False
+    memory.login_timeouts = memory.timeouts_in_a_row = 0
+    memory.exhausted = False
+    memory.outage_known = f"session {info.session_id} was up"
     if memory.client_id_offset and info.client_id == ctx.settings.ibkr_client_id:
         memory.client_id_offset = 0
 
@@ -258,6 +342,7 @@ def _link_down(ctx: ActorContext, outbox: Outbox, memory: Memory,
     memory.down_since = ctx.clock.now_utc()
     memory.down_since_trio = trio.current_time()
     reason = session.lost_reason or "shutdown"
+    memory.outage_known = f"session {session.session_id} ended: {reason}"
     expected = _in_window(ctx) or not session.lost.is_set()
     _publish(outbox, memory, LinkStatus.DOWN, ctx, reason=reason)
     ctx.set_note(f"session {session.session_id} down: {reason}")
@@ -270,10 +355,13 @@ def _link_down(ctx: ActorContext, outbox: Outbox, memory: Memory,
             ctx.alert("warning", "Gateway link lost", reason, key="link")
 
 
-def _lost(ctx: ActorContext, session: LinkSession) -> Exception:
+def _lost(ctx: ActorContext, memory: Memory, session: LinkSession) -> Exception:
     if _in_window(ctx):
         return ExpectedRestart(f"scheduled Gateway restart ({session.lost_reason})",
                                delay=EXPECTED_RETRY)
+    cause = (f"IB {session.lost_code}" if session.lost_code else
+             session.lost_reason.split(" (")[0].split(":")[0])
+    memory.restarts.record(cause, ctx.clock.now_utc().timestamp())
     return LinkLost(session.lost_reason)
 
 
@@ -298,27 +386,47 @@ async def _follow_gateway_clock(ctx: ActorContext, session: LinkSession) -> None
 
 
 def _on_notice(session_box: list[LinkSession], outbox: Outbox, ctx: ActorContext,
-               notice: GatewayNotice) -> None:
-    """In trio: act on a classified Gateway code and pass it on to BarFeed."""
+               memory: Memory, notice: GatewayNotice) -> None:
+    """In trio: act on a Gateway code as the error policy says, and pass it on to BarFeed.
+
+    Only link-level codes touch the session (1300 ends it; 1100/2110 degrade it); per-request
+    codes (an unknown symbol, a permission) are BarFeed's and the order path's to act on, and
+    never restart the link.
+    """
     if not session_box:
         return
     session = session_box[0]
-    kind = notice.kind
-    if kind in ("lost", "restored", "restored_data_lost", "competing_session", "farm_down",
-                "pacing") or notice.code == 1300:
+    p = error_policy.policy(notice.code, notice.text)
+    if not p.known:
+        if notice.code not in memory.unknown_codes:
+            memory.unknown_codes.add(notice.code)
+            ctx.log.warning("Gateway code %d not in the error policy (treated as "
+                            "informational; logged once): %s", notice.code, notice.text)
+    elif p.error_class is ErrorClass.PACING or notice.code in error_policy.FARM_DOWN \
+            or notice.code in error_policy.PORT_RESET:
+        # the other connectivity codes (1100/1101/1102) are said once, by their alert below
         ctx.log.warning("Gateway %d: %s", notice.code, notice.text)
-    if notice.code == 1300:
-        session.mark_lost(f"Gateway port reset (1300): {notice.text}", 1300)
-    elif kind == "lost":
+    elif p.error_class in (ErrorClass.PERMANENT, ErrorClass.PERMISSION):
+        ctx.log.info("Gateway %d for request %d: %s", notice.code, notice.request_id,
+                     notice.text)
+    if p.action is Action.RECONNECT and notice.code in error_policy.PORT_RESET:
+        session.mark_lost(f"Gateway port reset (1300): {notice.text}", notice.code)
+    elif p.action is Action.DEGRADE:
         _publish_status(outbox, ctx, LinkStatus.DEGRADED, f"IB connectivity lost ({notice.code})")
         ctx.alert("warning", "IB connectivity lost", f"{notice.code}: {notice.text}",
                   key="ib-connectivity")
-    elif kind in ("restored", "restored_data_lost"):
+    elif notice.code in (1101, 1102):
         _publish_status(outbox, ctx, LinkStatus.UP, f"IB connectivity restored ({notice.code})")
         ctx.alert("info", "IB connectivity restored", f"{notice.code}: {notice.text}",
                   key="ib-connectivity")
-    elif kind == "competing_session":
-        ctx.alert("warning", "Competing IB session", notice.text, key="competing")
+    elif notice.code in error_policy.COMPETING_SESSION and \
+            memory.competing_announced != session.session_id:
+        memory.competing_announced = session.session_id
+        ctx.alert("warning", "Competing IB session: no market data",
+                  "IB says the same user is logged in elsewhere (TWS, the mobile app or the "
+                  f"web portal) and sends no market data meanwhile ({notice.code}: "
+                  f"{notice.text}). The link stays up and retries by itself; log the other "
+                  "session out to get data back.", key="competing")
     try:
         outbox.notices.send_nowait(notice)
     except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -343,8 +451,8 @@ async def _probe_liveness(session: LinkSession, transport: Transport) -> None:
             with trio.fail_after(deadline):
                 await session.probe()
         except trio.TooSlowError:
-            session.mark_lost(f"the Gateway stopped answering (no reply to reqCurrentTime "
-                              f"within {deadline:g}s)")
+            session.mark_lost(f"the Gateway stopped answering (connected but silent: no "
+                              f"reply to reqCurrentTime within {deadline:g}s)")
         except (ConnectionError, LoopClosed) as exc:
             session.mark_lost(f"liveness probe failed: {exc}")
 
@@ -383,7 +491,9 @@ async def _handle(session: LinkSession, env: Envelope, subs: Subscriptions,
                                 error=f"{type(env.request).__name__} timed out"))
     except (ConnectionError, LoopClosed) as exc:
         env.answer_nowait(Reply(ok=False, session_id=sid, unavailable=True, error=str(exc)))
-    except (RequestRejected, ValueError) as exc:
+    except RequestRejected as exc:
+        env.answer_nowait(Reply(ok=False, session_id=sid, error=str(exc), code=exc.code))
+    except ValueError as exc:
         env.answer_nowait(Reply(ok=False, session_id=sid, error=str(exc)))
     except Exception as exc:
         code = getattr(exc, "code", None)

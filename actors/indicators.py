@@ -40,6 +40,7 @@ from messages.brain import IndicatorSnapshot
 from messages.market import Bar, BarGap
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
+from runtime.supervision.tree import Gauge
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -56,6 +57,9 @@ class Outbox:
 
 
 # -- state that outlives an incarnation -----------------------------------------------------------
+
+BARS_COUNTED = Gauge("bars_counted", "bars turned into snapshots since the program started, "
+                     "every incarnation (duplicates and refused bars not included)")
 
 RingBar = HistoryBar
 """(start in UTC epoch seconds, high, low, close, volume, bar seconds): what a re-warm needs."""
@@ -221,7 +225,7 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory | 
             snapshot = state.on_bar(item)
             if snapshot is not None:
                 await send(snapshot)
-            ctx.node.extra["bars"] = memory.counted
+            ctx.gauge(BARS_COUNTED, memory.counted)
         nursery.cancel_scope.cancel()   # end of the bars channel: the program is stopping
 
 

@@ -360,10 +360,11 @@ class _Guard:
         elif old.state is TradingState.HALTED and state is not TradingState.HALTED \
                 and "starting" not in old.reasons:
             self.ctx.emit("resume", reason=text, state=state.value)
-            self.ctx.log.warning("Trading resumed (%s): %s", state.value, text)
             self.ctx.alert("info", f"Trading resumed: {state.value}", text, key="trading")
-        else:
+        elif old.state is not state:
             self.ctx.log.info("Trading %s: %s", state.value, text)
+        else:                    # the same state, one reason fewer or more: journaled only
+            self.ctx.log.debug("Trading %s: %s", state.value, text)
         self.ctx.emit("trading_state", state=state.value, reasons=list(reasons), fault=fault)
 
     # -- mode interlock ----------------------------------------------------------------------

@@ -344,6 +344,9 @@ class Notifier:
             with trio.move_on_after(self.config.startup_link_wait_s):
                 await view.sources.link_state.wait_value(
                     lambda state: state.up or state.login_pending)
+                # and ModeGuard has seen it: never "Gateway: up | Trading: (link down)"
+                await view.sources.trading.wait_value(
+                    lambda t: not any("link down" in r for r in t.reasons))
         self._queue_startup()
 
     def _queue_startup(self) -> None:

@@ -37,6 +37,7 @@ leaves `option`, `contracts` and `limit_price` None.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,7 +260,15 @@ class _Selector:
         fields = {"kind": error.kind}
         if error.field is not None:
             fields["field"] = error.field
-        deadline = et_epoch(et_date_of(now_s), self.cfg.plan_deadline)
+        day = et_date_of(now_s)
+        deadline = et_epoch(day, self.cfg.plan_deadline)
+        # no session today: nothing to trade, no alarm
+        if self.stage.calendar.session(day) is None:
+            self.problem_severity = "info"
+            self.ctx.alert("info", "No market session today: the gameplan can wait",
+                           f"{text}. Strategy C; a plan for the next session is checked then.",
+                           key="gameplan", **fields)
+            return
         if isinstance(error, GameplanStale) and now_s < deadline:
             self.problem_severity = "info"
             self.ctx.alert("info", "Waiting for today's gameplan",
@@ -274,7 +283,8 @@ class _Selector:
 
     def _escalate_at_deadline(self, at: float) -> None:
         day = et_date_of(at)
-        if self.plan is not None or self.deadline_alerted == day:
+        if self.plan is not None or self.deadline_alerted == day \
+                or self.stage.calendar.session(day) is None:
             return
         self.deadline_alerted = day
         if self.problem_severity == "critical":
@@ -387,14 +397,16 @@ class _Selector:
             transient=d.transient, pivots=d.pivots, max_pivots=d.max_pivots, locked=d.locked,
             vix=d.vix, vix_ts=d.vix_ts, vix_gate=d.vix_gate, plan=d.plan_session_id,
             size_multiplier=d.size_multiplier, cause=cause)
-        self.ctx.log.info("Strategy %s (%s%s) at %s ET: %s", d.strategy, d.rule,
-                          ", locked" if d.locked else "",
-                          d.ts.astimezone(ET).strftime("%Y-%m-%d %H:%M:%S"),
-                          "; ".join(d.reasons))
+        changed = shown is None or shown.strategy != d.strategy
+        self.ctx.log.log(logging.DEBUG if changed else logging.INFO,   # the alert says it
+                         "Strategy %s (%s%s) at %s ET: %s", d.strategy, d.rule,
+                         ", locked" if d.locked else "",
+                         d.ts.astimezone(ET).strftime("%Y-%m-%d %H:%M:%S"),
+                         "; ".join(d.reasons))
         self.ctx.set_note(
             f"{d.strategy} ({d.rule}{', locked' if d.locked else ''}) pivots "
             f"{d.pivots}/{d.max_pivots}, plan {d.plan_session_id or 'none'}")
-        if shown is None or shown.strategy != d.strategy:
+        if changed:
             self.ctx.alert("info", f"Strategy {d.strategy} ({_NAMES[d.strategy]})",
                            "; ".join(d.reasons), key="strategy")
         if d.locked and (shown is None or not shown.locked or shown.day != d.day):

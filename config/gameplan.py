@@ -20,8 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -34,8 +33,8 @@ from pydantic import (
     JsonValue,
     ValidationError,
 )
-from pydantic.fields import FieldInfo
 
+from config.gameplan_problems import GameplanProblem, problems_from, show_value
 from config.market_calendar import ET
 
 GAMEPLAN_SYMBOLS = ("SPY", "QQQ", "IWM")
@@ -56,10 +55,10 @@ def _parse_hhmm(value: object) -> object:
     if isinstance(value, dt.time):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"must be a string \"HH:MM\", got {_show(value)}")
+        raise ValueError(f"must be a string \"HH:MM\", got {show_value(value)}")
     m = _HHMM.match(value)
     if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        raise ValueError(f"must be a time \"HH:MM\" (00:00-23:59, ET), got {_show(value)}")
+        raise ValueError(f"must be a time \"HH:MM\" (00:00-23:59, ET), got {show_value(value)}")
     return dt.time(int(m.group(1)), int(m.group(2)))
 
 
@@ -204,15 +203,6 @@ class Gameplan(_Strict):
 
 
 # -- errors ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class GameplanProblem:
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"gameplan field '{self.field}': {self.reason}"
-
-
 class GameplanError(Exception):
     """The plan cannot be used: the caller selects Strategy C and raises a critical alert."""
 
@@ -294,7 +284,7 @@ def parse_gameplan(raw: bytes | str, *, path: Path | None = None) -> Gameplan:
     try:
         plan = Gameplan.model_validate_json(text)
     except ValidationError as exc:
-        problems = _problems_from(exc)
+        problems = problems_from(exc, Gameplan, {"Catalyst": Catalyst})
         raise GameplanInvalid("; ".join(str(p) for p in problems), path=path,
                               problems=problems) from None
     problems = semantic_problems(plan)
@@ -329,13 +319,15 @@ def semantic_problems(plan: Gameplan) -> list[GameplanProblem]:
     m = _SESSION_ID.match(plan.session_id)
     if m is None:
         problems.append(GameplanProblem(
-            "session_id", f"must look like gauntlet_YYYYMMDD_HHMM, got {_show(plan.session_id)}"))
+            "session_id",
+            f"must look like gauntlet_YYYYMMDD_HHMM, got {show_value(plan.session_id)}"))
     else:
         try:
             dt.datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M")
         except ValueError:
             problems.append(GameplanProblem(
-                "session_id", f"has no valid date and time in it, got {_show(plan.session_id)}"))
+                "session_id",
+                f"has no valid date and time in it, got {show_value(plan.session_id)}"))
     if len(set(plan.symbols)) != len(plan.symbols):
         problems.append(GameplanProblem("symbols", f"lists a symbol twice: {list(plan.symbols)}"))
     if plan.strategy in ("A", "B") and not plan.symbols:
@@ -349,7 +341,7 @@ def semantic_problems(plan: Gameplan) -> list[GameplanProblem]:
     for i, sym in enumerate(plan.earnings_blackout):
         if not re.fullmatch(r"[A-Z][A-Z.]{0,9}", sym):
             problems.append(GameplanProblem(f"earnings_blackout[{i}]",
-                                            f"must be a ticker symbol, got {_show(sym)}"))
+                                            f"must be a ticker symbol, got {show_value(sym)}"))
     sp = plan.strategy_parameters
     if sp is not None:
         fast = sp.ema_fast if sp.ema_fast is not None else 8
@@ -458,167 +450,3 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a gameplan may contain")
-
-
-_TYPE_WORDS = {
-    "int_type": "must be an integer",
-    "int_from_float": "must be an integer",
-    "float_type": "must be a number",
-    "bool_type": "must be true or false",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "tuple_type": "must be a list",
-    "dict_type": "must be an object",
-    "model_type": "must be an object",
-    "model_attributes_type": "must be an object",
-    "date_type": "must be a date \"YYYY-MM-DD\"",
-    "date_parsing": "must be a date \"YYYY-MM-DD\"",
-    "date_from_datetime_parsing": "must be a date \"YYYY-MM-DD\"",
-    "datetime_type": "must be a date-time with a UTC offset",
-    "datetime_parsing": "must be a date-time with a UTC offset",
-    "datetime_from_date_parsing": "must be a date-time with a UTC offset",
-    "timezone_aware": "must be a date-time WITH a UTC offset (e.g. -05:00)",
-    "finite_number": "must be a finite number",
-    "missing": "required field is missing",
-    "extra_forbidden": "unknown field (not in the gameplan schema)",
-}
-
-
-def _problems_from(exc: ValidationError) -> list[GameplanProblem]:
-    problems: list[GameplanProblem] = []
-    # union errors, by the field holding the union: [(member, field, reason, input)]
-    unions: dict[str, list[tuple[str, str, str, Any]]] = {}
-    for err in exc.errors():
-        if err["type"] == "extra_forbidden":
-            parent, _, _ = _field_name(err["loc"][:-1])
-            name = str(err["loc"][-1])
-            field = name if parent == "<root>" else f"{parent}.{name}"
-            problems.append(GameplanProblem(field, _TYPE_WORDS["extra_forbidden"]))
-            continue
-        field, root, member = _field_name(err["loc"])
-        reason = _reason(err, field)
-        if member is None:
-            problems.append(GameplanProblem(field, reason))
-        else:
-            unions.setdefault(root, []).append((member, field, reason, err.get("input")))
-    for root, errors in unions.items():
-        # an object given where a string-or-object is allowed: the object's own errors
-        if any(m == "str" and isinstance(given, dict) for m, _, _, given in errors):
-            problems.extend(GameplanProblem(f, r) for m, f, r, _ in errors if m != "str")
-        elif root.startswith("catalysts["):
-            problems.append(GameplanProblem(root, "must be a string or an object "
-                                                  "{type, impact[, description]}"))
-        else:
-            reasons = dict.fromkeys(r.split(", got ")[0] for _, _, r, _ in errors)
-            problems.append(GameplanProblem(root, " or ".join(reasons)))
-    return problems
-
-
-def _field_name(loc: Iterable[int | str]) -> tuple[str, str, str | None]:
-    """`('hard_limits', 'pdt_trades_remaining')` -> 'hard_limits.pdt_trades_remaining'.
-
-    pydantic puts the union member's name into the location of a union error
-    (`catalysts.0.str`, `catalysts.0.Catalyst.impact`); it is dropped from the field name
-    and returned as the member, with the field that holds the union as the root.
-    """
-    parts: list[str] = []
-    model: type[BaseModel] | None = Gameplan
-    member: str | None = None
-    root = ""
-    for part in loc:
-        if isinstance(part, int):
-            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
-            continue
-        if model is not None and part in model.model_fields:
-            parts.append(part)
-            model = _nested_model(model.model_fields[part])
-        elif model is None and parts and parts[-1].split("[")[0] in ("key_levels", "scorecard"):
-            parts.append(part)
-        else:
-            member = part
-            root = ".".join(parts)
-            model = _union_member(part)
-    field = ".".join(parts) or "<root>"
-    return field, root or field, member
-
-
-def _nested_model(info: FieldInfo) -> type[BaseModel] | None:
-    ann = info.annotation
-    for candidate in (ann, *getattr(ann, "__args__", ())):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
-
-
-def _union_member(name: str) -> type[BaseModel] | None:
-    return {"Catalyst": Catalyst}.get(name)
-
-
-def _bounds(field: str) -> str | None:
-    """The range declared on a field in words ("between 0 and 3", "> 0 and <= 100")."""
-    model: type[BaseModel] | None = Gameplan
-    info: FieldInfo | None = None
-    for part in field.split("."):
-        name = part.split("[")[0]
-        if model is None or name not in model.model_fields:
-            return None
-        info = model.model_fields[name]
-        model = _nested_model(info)
-    if info is None:
-        return None
-    lo = hi = None
-    lo_op, hi_op = ">=", "<="
-    for meta in info.metadata:
-        if getattr(meta, "ge", None) is not None:
-            lo, lo_op = meta.ge, ">="
-        if getattr(meta, "gt", None) is not None:
-            lo, lo_op = meta.gt, ">"
-        if getattr(meta, "le", None) is not None:
-            hi, hi_op = meta.le, "<="
-        if getattr(meta, "lt", None) is not None:
-            hi, hi_op = meta.lt, "<"
-    if lo is None or hi is None:
-        return None
-    if (lo_op, hi_op) == (">=", "<="):
-        return f"between {lo} and {hi}"
-    return f"{lo_op} {lo} and {hi_op} {hi}"
-
-
-def _reason(err: Any, field: str) -> str:
-    etype: str = err["type"]
-    ctx = err.get("ctx") or {}
-    got = f", got {_show(err.get('input'))}"
-    if etype == "missing":
-        return _TYPE_WORDS[etype]
-    if etype == "extra_forbidden":
-        return _TYPE_WORDS[etype]
-    if etype in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        bounds = _bounds(field)
-        if bounds is not None:
-            return f"must be {bounds}{got}"
-        word = {"greater_than_equal": ">=", "less_than_equal": "<=", "greater_than": ">",
-                "less_than": "<"}[etype]
-        limit = next(iter(ctx.values()), "?")
-        return f"must be {word} {limit}{got}"
-    if etype == "too_long":
-        return f"must have at most {ctx.get('max_length')} items{got}"
-    if etype == "too_short":
-        return f"must have at least {ctx.get('min_length')} item(s){got}"
-    if etype == "string_too_short":
-        return f"must not be empty{got}"
-    if etype == "literal_error":
-        return f"must be one of {ctx.get('expected', '?')}{got}"
-    if etype == "value_error":
-        return str(err["msg"]).removeprefix("Value error, ")
-    if etype in _TYPE_WORDS:
-        return f"{_TYPE_WORDS[etype]}{got}"
-    msg = str(err["msg"])
-    return f"{msg[:1].lower()}{msg[1:]}{got}"
-
-
-def _show(value: Any) -> str:
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -12,13 +12,15 @@ import datetime as dt
 import difflib
 import enum
 import hashlib
+import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from pydantic import (
     BeforeValidator,
     Field,
@@ -199,9 +201,37 @@ def _known_names() -> list[str]:
     return [f.alias for f in Settings.model_fields.values() if f.alias]
 
 
+def check_key_case(keys: Iterable[str], source: str) -> None:
+    """Refuse a key that is one of our settings in another case (`dry_run=false`).
+
+    Names are case-sensitive (pydantic-settings reads `DRY_RUN` only), so a lowercase key would
+    be silently ignored and the bot would run on the default: refused, never ignored.
+    """
+    by_upper = {name.upper(): name for name in _known_names()}
+    for key in keys:
+        name = by_upper.get(key.upper())
+        if name is not None and key != name:
+            raise SettingsError(key, f"setting names are upper case in {source}: write {name}")
+
+
+def check_duplicate_keys(text: str, source: str) -> None:
+    """Refuse a `.env` that sets the same key twice: which line wins is a guess for a human."""
+    seen: dict[str, int] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        key = binding.key
+        if key is None:
+            continue
+        line = binding.original.line
+        if key in seen:
+            raise SettingsError(key, f"set twice in {source}, on lines {seen[key]} and {line}: "
+                                     "keep one")
+        seen[key] = line
+
+
 def check_env_file_keys(values: Mapping[str, str | None], source: str) -> None:
     """Refuse keys in `.env` that look like bot settings but are not one."""
     known = set(_known_names())
+    check_key_case(values, source)
     for key in values:
         if key in known:
             continue
@@ -225,13 +255,16 @@ def load_settings(env_file: Path | None = Path(".env"),
     if env_file is not None:
         if env_file.exists():
             try:
-                raw = dotenv_values(env_file, encoding="utf-8-sig")
+                text = env_file.read_text(encoding="utf-8-sig")
+                raw = dotenv_values(stream=io.StringIO(text))
             except (OSError, UnicodeDecodeError) as exc:
                 raise SettingsError(str(env_file), f"cannot read the settings file: {exc}") from exc
+            check_duplicate_keys(text, str(env_file))
             check_env_file_keys(raw, str(env_file))
             file_values = {k: v for k, v in raw.items() if v is not None}
         elif env_file != Path(".env"):
             raise SettingsError(str(env_file), "settings file not found")
+    check_key_case(env, "the environment")
     known = set(_known_names())
     merged = {k: v for k, v in file_values.items() if k in known}
     merged.update({k: v for k, v in env.items() if k in known})

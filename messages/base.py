@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 
@@ -23,3 +23,11 @@ class Message(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+R = TypeVar("R")
+
+
+class Request(Message, Generic[R]):
+    """A request to GatewayLink whose reply value is an `R`: `LinkClient.call(request)` is
+    typed by the request, so no caller reads an untyped `Reply.value`."""

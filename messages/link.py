@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from typing import Literal
 
-from messages.base import Message, UtcDatetime
+from messages.base import Message, Request, UtcDatetime
+from messages.market import Quote
 
 
 class LinkStatus(enum.StrEnum):
@@ -36,8 +38,32 @@ class LinkState(Message):
         return self.status in (LinkStatus.UP, LinkStatus.DEGRADED)
 
 
+class SymbolUnavailable(Message):
+    """A symbol the Gateway refused for a reason that asking again will not fix this session
+    (IB 200 unknown symbol, 354/10090/10167/10168 no market-data permission, ...)."""
+
+    symbol: str
+    code: int                        # IB's code (runtime/gateway/error_policy.py)
+    reason: str                      # what it means, in words
+    since: UtcDatetime
+    retry_at: UtcDatetime            # in a session +30 min; outside one the next open
+
+
+class FeedSymbols(Message):
+    """Which bar symbols have no data and why. BarFeed is the only writer (latest value
+    `symbols`); health and the console show it, and the strategy sees such a symbol simply
+    without bars (no data: Strategy C for it)."""
+
+    unavailable: tuple[SymbolUnavailable, ...] = ()
+
+    def available(self, symbol: str) -> bool:
+        return all(u.symbol != symbol for u in self.unavailable)
+
+
 NoticeKind = Literal["lost", "restored_data_lost", "restored", "farm_down", "farm_up",
-                     "pacing", "competing_session", "client_id_in_use", "warning", "error"]
+                     "pacing", "competing_session", "client_id_in_use", "permanent",
+                     "warning", "error"]
+"""A code's kind as the link's readers branch on it; `runtime.gateway.error_policy` decides."""
 
 
 class GatewayNotice(Message):
@@ -57,20 +83,6 @@ class GatewayNotice(Message):
 SecType = Literal["STK", "IND"]
 
 
-class SubscribeBars(Message):
-    """1-minute bars of an underlying or index, from `since` (exclusive) and then live.
-
-    The reply carries the bars IB returned for the look-back (the backfill); the stream then
-    carries `BarUpdate`s of the still-forming bar and each new one (keepUpToDate semantics).
-    """
-
-    symbol: str
-    sec_type: SecType = "STK"
-    lookback_s: int          # how far back the initial bars must reach (covers the gap)
-    bar_seconds: int = 60
-    use_rth: bool = True
-
-
 class BarUpdate(Message):
     """The newest state of a forming bar. `ts` is the bar start; a new `ts` starts a new bar."""
 
@@ -84,7 +96,30 @@ class BarUpdate(Message):
     session_id: int
 
 
-class SubscribeQuote(Message):
+class OptionChain(Message):
+    underlying: str
+    expirations: tuple[str, ...]     # YYYYMMDD, ascending
+    strikes: tuple[float, ...]       # ascending
+    multiplier: int = 100
+    trading_class: str | None = None
+    session_id: int = 0
+
+
+class SubscribeBars(Request[list[BarUpdate]]):
+    """1-minute bars of an underlying or index, from `since` (exclusive) and then live.
+
+    The reply carries the bars IB returned for the look-back (the backfill); the stream then
+    carries `BarUpdate`s of the still-forming bar and each new one (keepUpToDate semantics).
+    """
+
+    symbol: str
+    sec_type: SecType = "STK"
+    lookback_s: int          # how far back the initial bars must reach (covers the gap)
+    bar_seconds: int = 60
+    use_rth: bool = True
+
+
+class SubscribeQuote(Request[Quote | None]):
     """Streaming top of book (and greeks for options) for a symbol or an OptionSpec key."""
 
     key: str
@@ -95,22 +130,13 @@ class SubscribeQuote(Message):
     right: Literal["C", "P"] | None = None
 
 
-class CancelSubscription(Message):
+class CancelSubscription(Request[None]):
     subscription_id: int
 
 
-class OptionChainRequest(Message):
+class OptionChainRequest(Request[OptionChain]):
     underlying: str
 
 
-class OptionChain(Message):
-    underlying: str
-    expirations: tuple[str, ...]     # YYYYMMDD, ascending
-    strikes: tuple[float, ...]       # ascending
-    multiplier: int = 100
-    trading_class: str | None = None
-    session_id: int = 0
-
-
-class CurrentTime(Message):
+class CurrentTime(Request[dt.datetime]):
     """reqCurrentTime: the Gateway's clock (also the liveness probe's question)."""

@@ -81,7 +81,10 @@ class GatewayProcess:
         self.clock: Clock | None = None
 
     async def start(self, nursery: trio.Nursery, sim_start: dt.datetime) -> None:
-        args = [sys.executable, "-m", "tools.fake_gateway", "--port", "0", "--control-port",
+        # a restart (after kill -9) listens on the SAME port: the bot's IBKR_PORT does not
+        # change when IBC brings a crashed Gateway back (a new port stranded the bot all day)
+        args = [sys.executable, "-m", "tools.fake_gateway", "--port", str(self.port),
+                "--control-port",
                 "0", "--speed", f"{self.speed:g}", "--seed", str(self.seed),
                 "--start", sim_start.isoformat()]
         if self.bars is not None:

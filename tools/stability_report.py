@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools.stability.analysis import NoLogsError, build_report
+from tools.stability.analysis import NoLogsError, Report, build_report
 from tools.stability.chart import write_chart
 from tools.stability.markdown import render, verdict_line
 from tools.stability.thresholds import (
@@ -55,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def failure_reasons(report: Report) -> list[str]:
+    """The measured reason of each failed criterion, for the terminal (the Markdown has all)."""
+    return [f"  criterion {c.number} ({c.name}) failed: " + "; ".join(c.evidence)
+            for c in report.criteria if not c.passed]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     thresholds = Thresholds(rss_slope_max_mb_per_hour=args.rss_slope_max,
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         write_chart(report, chart)
     out.write_text(render(report, None if args.no_chart else chart.name), encoding="utf-8")
     print(verdict_line(report).replace("**", ""))
+    for line in failure_reasons(report):
+        print(line)
     print(f"report: {out}" + ("" if args.no_chart else f"  chart: {chart}"))
     return EXIT_GO if report.go else EXIT_NO_GO
 

@@ -12,7 +12,9 @@
     │   └─ strategy_selector
     └─ link              one_for_all: a new Gateway session means new subscriptions; backoff
         │                0.25 s -> 30 s with jitter; past its intensity it never gives up: it
-        │                pauses, alerts, and starts over slowly
+        │                pauses, alerts, and starts over slowly. A failed connect is retried
+        │                inside gateway_link (no restart); a restart storm of one cause is one
+        │                alert and a long pause (runtime/gateway/restart_storm.py)
         ├─ gateway_link  owns one ib_async session (thread + asyncio loop + IB()) per incarnation
         └─ bar_feed      session-scoped subscriptions; what it must subscribe to and the last bar
                          delivered live outside the subtree and are re-applied on entry
@@ -23,7 +25,8 @@ the link subtree, so a Gateway restart never touches it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -60,29 +63,57 @@ LINK_BACKOFF = Backoff(initial=0.25, maximum=30.0, factor=2.0, jitter=0.2, reset
 LINK_EXHAUSTED_RETRY = 60.0
 
 
-def build_tree(w: Wiring, env: ActorEnv, view: StatusView | None = None,
-               dump_tree: Callable[[str], dict[str, Any]] | None = None, *,
-               selector_tuning: strategy_selector.Tuning | None = None) -> SupervisorSpec:
+@dataclass(frozen=True)
+class TreeOptions:
+    """Every per-actor tuning and stand-in, in one place; None = the production default.
+
+    Tests, the demo and the soak shorten timings or swap the Gateway for the simulated
+    transport here, and `build_tree` hands each actor its own as an explicit argument (the
+    `services` dict these used to travel in is on its way out, issue 17).
+    """
+
+    transport: Transport | None = None       # the Gateway: ib_async over TCP unless given
+    notifier_config: notifier.NotifierConfig | None = None
+    probe_config: resource_probe.ProbeConfig | None = None
+    probe_sampler: resource_probe.Sampler | None = None   # CPU/RSS/disk readings (psutil)
+    guard_tuning: mode_guard.Tuning | None = None
+    router_tuning: order_router.Tuning | None = None
+    selector_tuning: strategy_selector.Tuning | None = None
+
+    @classmethod
+    def from_services(cls, services: Mapping[str, Any]) -> TreeOptions:
+        """The same options from the old services keys (until every caller passes these)."""
+        return cls(transport=services.get("transport"),
+                   notifier_config=services.get(notifier.CONFIG_SERVICE),
+                   probe_config=services.get(resource_probe.CONFIG_SERVICE),
+                   probe_sampler=services.get(resource_probe.SAMPLER_SERVICE),
+                   guard_tuning=services.get(mode_guard.TUNING_SERVICE),
+                   router_tuning=services.get(order_router.TUNING_SERVICE),
+                   selector_tuning=services.get("strategy_selector.tuning"))
+
+
+def build_tree(w: Wiring, env: ActorEnv, options: TreeOptions | None = None, *,
+               link_memory: gateway_link.Memory | None = None, view: StatusView | None = None,
+               dump_tree: Callable[[str], dict[str, Any]] | None = None) -> SupervisorSpec:
     """The whole tree, each actor wired to fresh clones of its channels per incarnation.
 
-    With a status read-model (`view`, the bot always has one) the HTTP server is a child too,
-    and the Notifier and ResourceProbe read it. `selector_tuning`: the StrategySelector's knobs
-    (tests shorten its plan poll); None is production's defaults. An explicit typed argument,
-    not a services entry."""
-
+    `options`: every tuning and stand-in (the Gateway transport: real ib_async over TCP unless
+    a test or a simulation hands in another, tools.fake_gateway.sim_transport on a MockClock).
+    `link_memory`: GatewayLink's memory, when the caller must reach it (the exhaustion hook).
+    `view`: the status read-model (the bot always has one): with it the HTTP server is a child
+    too (`dump_tree` answers its /tree), and the Notifier and ResourceProbe read it.
+    """
+    opts = options or TreeOptions.from_services(env.services)
     notifier_memory = notifier.Memory()      # the alert drops already reported
 
     async def start_notifier(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await notifier.run(ctx, notifier.Inbox(alerts=w.alerts, status=view), notifier.Outbox(),
-                           env.services.get(notifier.CONFIG_SERVICE), notifier_memory,
-                           task_status=ts)
+                           opts.notifier_config, notifier_memory, task_status=ts)
 
     async def start_probe(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await resource_probe.run(ctx, resource_probe.Inbox(status=view),
                                  resource_probe.Outbox(resources=w.resources),
-                                 env.services.get(resource_probe.CONFIG_SERVICE),
-                                 env.services.get(resource_probe.SAMPLER_SERVICE),
-                                 task_status=ts)
+                                 opts.probe_config, opts.probe_sampler, task_status=ts)
 
     async def start_http(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         assert view is not None and dump_tree is not None
@@ -127,26 +158,29 @@ def build_tree(w: Wiring, env: ActorEnv, view: StatusView | None = None,
                                          governor=w.governor),
             strategy_selector.Outbox(signals=p.sender(w.signals), gameplan=w.gameplan,
                                      decision=w.decision),
-            selector_tuning, task_status=ts)
+            opts.selector_tuning, task_status=ts)
 
-    link_memory = gateway_link.Memory()      # outage timing, sessions, client ids, breakers
-    feed_memory = bar_feed.Memory()          # wish list and the cursor of the last bar delivered
-    transport: Transport = env.services.get("transport") or IbAsyncTransport(
-        env.settings.ibkr_host, env.settings.ibkr_port)
+    # outage timing, sessions, client ids, breakers, and why the subtree restarted (storms)
+    link_memory = link_memory or gateway_link.Memory()
+    # wish list, cursors, disabled symbols; restarts recorded in the same ledger
+    feed_memory = bar_feed.Memory(restarts=link_memory.restarts)
+    link_transport: Transport = opts.transport or IbAsyncTransport(env.settings.ibkr_host,
+                                                                   env.settings.ibkr_port)
 
     async def start_link(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await gateway_link.run(
             ctx, gateway_link.Inbox(requests=p.receiver(w.link_requests)),
             gateway_link.Outbox(link_state=w.link_state, notices=p.sender(w.notices),
                                 broker=p.sender(w.broker_events)),
-            link_memory, transport, task_status=ts)
+            link_memory, link_transport, task_status=ts)
 
     async def start_feed(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         await bar_feed.run(
             ctx, bar_feed.Inbox(link_state=w.link_state, notices=p.receiver(w.notices),
                                 wanted_quotes=w.wanted_quotes),
             bar_feed.Outbox(bars=p.sender(w.bars), link_requests=p.sender(w.link_requests),
-                            vix=w.vix, last_bar=w.last_bar, quotes=w.quotes),
+                            vix=w.vix, last_bar=w.last_bar, quotes=w.quotes,
+                            symbols=w.symbols),
             feed_memory, task_status=ts)
 
     brain = SupervisorSpec(

@@ -12,13 +12,20 @@ from typing import Any
 
 import trio
 
+from actors import gateway_link
 from config.market_calendar import ET
 from config.settings import Settings
-from runtime.app.app import build_tree
+from runtime.app.app import TreeOptions, build_tree
 from runtime.app.os_signals import watch_signals
 from runtime.app.wiring import Wiring
 from runtime.infra.clock import Clock
-from runtime.infra.logs import Journal, open_logging, register_secret, set_log_clock
+from runtime.infra.logs import (
+    Journal,
+    close_logging_now,
+    open_logging,
+    register_secret,
+    set_log_clock,
+)
 from runtime.infra.trade_db import DB_FILE, TradeDb
 from runtime.ops.status_view import RunState, StatusSources, StatusView
 from runtime.supervision.actor import ActorEnv
@@ -46,7 +53,10 @@ class BotOptions:
     sim_speed: float = 1.0                   # ...running this many times faster than real time
     console: bool = True                     # also log to stderr
     handle_signals: bool = True              # False in tests that run several bots in one process
+    # (a bot that handles the signals owns the process: a shutdown stuck on an abandoned task
+    # ends the process, see _exit_stuck)
     services: dict[str, Any] = field(default_factory=dict)
+    tree: TreeOptions | None = None          # per-actor tunings (None: from `services`)
 
 
 @dataclass
@@ -107,6 +117,20 @@ async def run_bot(settings: Settings, options: BotOptions | None = None, *,
         return await _run(settings, options, clock, journal, task_status)
 
 
+def _exit_stuck(journal: Journal, abandoned: list[str], reason: str, clock: Clock,
+                handle: BotHandle) -> None:
+    """The last step of the hard stop: tasks that ignored their cancellation cannot be killed
+    inside trio (it waits for every task), so the process ends without them, logs written out.
+    Exit code EXIT_GAVE_UP: the scheduler treats it as a crash and starts a fresh process."""
+    log.critical("Shutdown (%s): %s would not stop; ending the process without them",
+                 reason, ", ".join(abandoned))
+    journal.emit("shutdown", "runtime", reason=reason, exit_code=EXIT_GAVE_UP, clean=False,
+                 abandoned=abandoned,
+                 uptime_s=round((trio.current_time() - handle.started_at) * clock.speed, 3))
+    close_logging_now()
+    os._exit(EXIT_GAVE_UP)
+
+
 def log_startup(settings: Settings, journal: Journal, clock: Clock, options: BotOptions) -> None:
     mode = settings.mode
     log.info("Crucible bot %s starting (pid %d) at %s ET%s", VERSION, os.getpid(),
@@ -115,11 +139,19 @@ def log_startup(settings: Settings, journal: Journal, clock: Clock, options: Bot
     log.info("Configuration loaded: DRY_RUN=%s, PAPER_TRADING=%s",
              "true" if settings.dry_run else "false", "true" if settings.paper_trading else "false")
     log.info("%s", MODE_LINES[mode.value])
-    log.info("Effective settings: %s",
-             ", ".join(f"{k}={v}" for k, v in settings.redacted().items()))
+    log.info("Settings other than the defaults: %s (all of them: python -m runtime --check)",
+             ", ".join(f"{k}={v}" for k, v in non_default_settings(settings).items())
+             or "none")
     journal.emit("startup", "runtime", mode=mode.value, settings_hash=settings.settings_hash(),
                  pid=os.getpid(), version=VERSION, sim=options.sim_start is not None,
                  speed=options.sim_speed)
+
+
+def non_default_settings(settings: Settings) -> dict[str, str]:
+    """The redacted settings whose value differs from the default: a start line that fits on
+    a screen (the whole list, 600+ characters, is what --check prints)."""
+    defaults = type(settings).model_validate({}).redacted()
+    return {k: v for k, v in settings.redacted().items() if defaults.get(k) != v}
 
 
 def next_daily_stop(settings: Settings, now: dt.datetime) -> dt.datetime | None:
@@ -169,6 +201,26 @@ async def _stop_daily(handle: BotHandle) -> None:
     handle.request_stop("daily stop (DAILY_STOP_TIME)")
 
 
+async def _watch_affordability(handle: BotHandle) -> None:
+    """At start and on every new gameplan: can any allowed contract fit the budgets? One
+    warning with the numbers when not (doctrine/affordability.py), said once per answer."""
+    from runtime.app.affordability_note import affordability_warning
+
+    holder = handle.wiring.gameplan.value_holder
+    said: str | None = None
+    plan = holder.value
+    while True:
+        reading = handle.wiring.vix.value
+        text = affordability_warning(handle.settings, plan,
+                                     vix=reading.value if reading is not None else None)
+        if text is not None and text != said:
+            log.warning("%s", text)
+            handle.journal.emit("affordability", "runtime", fits=False, text=text,
+                                session_id=getattr(plan, "session_id", None))
+        said = text
+        plan, _ = await holder.wait_transition()
+
+
 async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: Journal,
                task_status: trio.TaskStatus[BotHandle]) -> int:
     log_startup(settings, journal, clock, options)
@@ -177,16 +229,18 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
                    services=options.services)
     observers: list[TreeObserver] = []           # the /tree dump, bound once the tree exists
     view = status_view(wiring, settings, clock, journal)
-    spec = build_tree(wiring, env, view, lambda reason: observers[0].dump(reason))
+    link_memory = gateway_link.Memory()
+    spec = build_tree(wiring, env, options.tree, link_memory=link_memory, view=view,
+                      dump_tree=lambda reason: observers[0].dump(reason))
     root = build_nodes(spec)
     view.tree = root.snapshot
+
     def link_exhausted(supervisor: TreeNode) -> None:
         """DESIGN: a link subtree past its restart intensity halts trading (a fault) while it
-        keeps retrying slowly; the next session that comes up clears it."""
+        keeps retrying slowly; GatewayLink (link_state's only writer) says so from its next
+        incarnation until a session is up again."""
         if supervisor.path == "root.link":
-            state = wiring.link_state.value
-            wiring.link_state.set(state.model_copy(update={
-                "exhausted": True, "reason": "the Gateway link exhausted its restarts"}))
+            link_memory.exhausted = True
 
     observer = TreeObserver(root, journal, wiring.alerts, clock, on_exhausted=link_exhausted)
     observers.append(observer)
@@ -208,11 +262,14 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
             observer.dump("start")
             nursery.start_soon(dump_periodically, observer)
             nursery.start_soon(_stop_daily, handle)
+            nursery.start_soon(_watch_affordability, handle)
             task_status.started(handle)
             await handle.stop_requested.wait()
             reason = handle.stop_reason
             log.info("Shutting down (%s): stopping actors in reverse start order", reason)
             await supervisor.stop(reason)
+            if supervisor.abandoned and options.handle_signals:
+                _exit_stuck(journal, supervisor.abandoned, reason, clock, handle)
             nursery.cancel_scope.cancel()
     except* SupervisorGaveUp as group:
         exit_code = EXIT_GAVE_UP

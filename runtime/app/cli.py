@@ -1,8 +1,9 @@
 """`python -m runtime`: argument parsing, settings errors as one line, exit codes.
 
 Exit codes: 0 clean stop (and "already running"); 1 the supervision tree gave up; 2 bad
-settings, a bad command line, another bot instance with other settings on the same STATE_DIR or
-HEALTH_PORT, or (with --check) a gameplan that cannot be used today.
+settings, a bad command line, or another bot instance with other settings on the same STATE_DIR
+or HEALTH_PORT. `--check` adds its own (runtime/app/check.py): 2 also for an unreadable
+gameplan file, 3 a missing or invalid gameplan on a session day, 4 no session today.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-file", type=Path, default=None,
                    help="settings file (default: .env in the working directory)")
     p.add_argument("--check", action="store_true",
-                   help="validate settings and today's gameplan, print them, exit 0 or 2")
+                   help="validate settings and today's gameplan, print them; exit 0 ready, "
+                        "2 bad setting or unreadable plan, 3 no valid plan, 4 no session today")
     p.add_argument("--demo", action="store_true",
                    help="run against the embedded Gateway simulator in DRY_RUN on fast time")
     p.add_argument("--bars", type=Path, help="--demo: replay these 1-minute bars (CSV)")

@@ -24,6 +24,7 @@ import trio
 
 from config.market_calendar import ET, get_calendar
 from config.settings import Settings
+from doctrine.params import DOCTRINE
 from runtime.app.bot import BotHandle, BotOptions, run_bot
 from runtime.app.instance import AlreadyRunning, acquire_instance_lock
 
@@ -32,6 +33,9 @@ DEFAULT_DURATION = 60.0        # wall seconds
 RESTART_AT = 0.4               # the simulated Gateway restart, as a fraction of the run
 RESTART_SECONDS = 3.0          # how long the simulated Gateway stays down (wall seconds)
 DEMO_OPERATOR = "demo"
+DEMO_EQUITY_USD = 5000.0       # the demo account: 3 % risk = $150 a trade, so a ~$60-risk
+                               # ATM weekly SPY/QQQ option fits (the defaults' $600 does not)
+DEMO_TIME_STOP_MIN = 30        # the plan's time stop: an exit by a rule inside the minute
 
 
 def demo_start(today: dt.date) -> dt.datetime:
@@ -56,7 +60,16 @@ def demo_gameplan(day: dt.date) -> dict[str, Any]:
                         "weekly_drawdown_governor_active": False, "max_intraday_pivots": 2},
         "data_quality": {"quarantine_active": False, "last_verified": None},
         "alert_message": "demo run on the embedded Gateway simulator",
+        "strategy_parameters": {"time_stop_minutes": DEMO_TIME_STOP_MIN},
     }
+
+
+def demo_account(settings: Settings) -> dict[str, Any]:
+    """The demo account's money settings: enough equity for one contract to fit the budget."""
+    update: dict[str, Any] = {"starting_equity_usd": DEMO_EQUITY_USD}
+    if "bot_capital_usd" in type(settings).model_fields:   # sizing uses min(capital, equity)
+        update["bot_capital_usd"] = DEMO_EQUITY_USD
+    return update
 
 
 def run_demo(settings: Settings, *, bars: Path | None, speed: float | None,
@@ -101,8 +114,11 @@ async def _demo(settings: Settings, bars: Path | None, speed: float, duration: f
                     "operator_id": DEMO_OPERATOR, "daily_stop_time": None,
                     "gateway_restart_time": restart_at.astimezone(ET).time().replace(
                         second=0, microsecond=0),
+                    **demo_account(settings),
                 })
                 _banner(gw.port, sim_now, speed, duration, bars)
+                trades_file = log_dir / "trades.jsonl"
+                trades_from = trades_file.stat().st_size if trades_file.exists() else 0
                 events: list[dict[str, Any]] = []
                 async with trio.open_nursery() as nursery:
                     bot: BotHandle = await nursery.start(run_bot, demo_settings, BotOptions(
@@ -111,8 +127,27 @@ async def _demo(settings: Settings, bars: Path | None, speed: float, duration: f
                     nursery.start_soon(_script, bot, gw, duration)
         finally:
             lock.release()
-    _summary(events, log_dir)
+    print(demo_summary(events, _read_trades(log_dir / "trades.jsonl", trades_from), log_dir),
+          file=sys.stderr, flush=True)
     return 0
+
+
+def _read_trades(path: Path, offset: int) -> list[dict[str, Any]]:
+    """This run's trade-journal records (the file is appended to across demo runs)."""
+    if not path.exists():
+        return []
+    with path.open("rb") as f:
+        f.seek(offset)
+        lines = f.read().decode("utf-8", errors="replace").splitlines()
+    out: list[dict[str, Any]] = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
 
 
 async def _script(bot: BotHandle, gateway: Any, duration: float) -> None:
@@ -129,29 +164,65 @@ async def _script(bot: BotHandle, gateway: Any, duration: float) -> None:
 def _banner(port: int, sim_now: dt.datetime, speed: float, duration: float,
             bars: Path | None) -> None:
     source = f"replaying {bars}" if bars else "a seeded synthetic market"
+    risk = DOCTRINE["A"].max_risk_pct
     print(f"Crucible demo: embedded Gateway simulator on 127.0.0.1:{port} ({source}), "
           f"simulated clock from {sim_now.astimezone(ET):%Y-%m-%d %H:%M} ET at {speed:g}x "
-          f"for {duration:g} s; DRY-RUN, no account, no network. Ctrl-C stops it early.\n",
+          f"for {duration:g} s; DRY-RUN, no account, no network. Ctrl-C stops it early.\n"
+          f"Demo account: ${DEMO_EQUITY_USD:,.0f} equity and a Strategy A plan for SPY/QQQ "
+          f"(risk {risk:.0%} = ${DEMO_EQUITY_USD * risk:,.0f} a trade, time stop "
+          f"{DEMO_TIME_STOP_MIN} min), chosen so that one ATM weekly option fits the budget: "
+          "you see an entry, its order and fill, an exit by a rule and the P&L. (The default "
+          "$600 account fits none: the bot says so at start.)\n",
           file=sys.stderr, flush=True)
 
 
-def _summary(events: list[dict[str, Any]], log_dir: Path) -> None:
+def demo_summary(events: list[dict[str, Any]], trades: list[dict[str, Any]],
+                 log_dir: Path) -> str:
+    """What happened, in words that say exactly that (a setup is not a trade)."""
     kinds = Counter(e["event"] for e in events)
     sources = Counter(e.get("source") for e in events if e["event"] == "bar")
     signals = Counter((e.get("kind"), e.get("strategy")) for e in events
                       if e["event"] == "signal")
+    decisions = ", ".join(f"{n}x {s}" for (k, s), n in sorted(signals.items(), key=str)
+                          if k == "decision") or "none"
+    setups = sum(n for (k, _), n in signals.items() if k == "entry")
+    refused = sum(n for (k, _), n in signals.items() if k == "rejected")
     ups = [e for e in events if e["event"] == "link_up"]
     outage = [e["outage_s"] for e in ups if e.get("outage_s") is not None]
+    orders = [e for e in events if e["event"] == "order_submitted"]
+    fills = [e for e in events if e["event"] == "fill"]
+    rejected = [e for e in events if e["event"] == "order_rejected"]
+    exits = [t for t in trades if t.get("kind") == "exit"]
+    pnl = sum(float(f.get("realized_pnl") or 0.0) for f in fills)
+    commissions = sum(float(f.get("commission") or 0.0) for f in fills)
+    still_open = sum((1 if f.get("side") == "BUY" else -1) * int(f.get("quantity") or 0)
+                     for f in fills)
     lines = [
         "", "Demo summary",
         f"  Gateway sessions: {len(ups)}"
         + (f" (back up {outage[-1]:.0f} simulated s after the restart)" if outage else ""),
         f"  bars delivered: {kinds['bar']} ({sources['history']} history, "
         f"{sources['backfill']} backfill, {sources['live']} live); gaps: {kinds['bar_gap']}",
-        "  signals: " + (", ".join(f"{n} {k} {s}" for (k, s), n in sorted(signals.items(),
-                                                                      key=str)) or "none"),
+        f"  strategy decisions: {decisions}",
+        f"  entry setups: {setups} signalled, {refused} refused before the money path; "
+        f"{len(rejected)} refused by the money path (risk checks or sizing)",
+    ]
+    lines += [f"  order: {o.get('action')} {o.get('quantity')} {o.get('contract')} "
+              f"{o.get('order_type')} {o.get('limit')} ({o.get('role')}, {o.get('mode')})"
+              for o in orders]
+    lines += [f"  fill: {f.get('side')} {f.get('quantity')} {f.get('contract')} @ "
+              f"{float(f.get('price') or 0):.2f} (commission {float(f.get('commission') or 0):.2f}"
+              f", realised {float(f.get('realized_pnl') or 0):+.2f} USD)" for f in fills]
+    lines += [f"  exit: {t.get('contract')} by rule {t.get('reason')} ({t.get('detail')})"
+              for t in exits]
+    lines += [
+        f"  P&L today: {pnl:+,.2f} USD realised over {len(fills)} fill(s) "
+        f"(after {commissions:,.2f} in commissions); "
+        + (f"{still_open} contract(s) still open" if still_open else "no position open")
+        if fills else "  P&L today: no trade, so no P&L (see the entries refused above)",
         f"  actor restarts: {kinds['actor_restart']} (the link subtree; the brain kept its "
         "state)",
-        f"  logs: {log_dir / 'crucible_bot.log'} and {log_dir / 'events.jsonl'}",
+        f"  logs: {log_dir / 'crucible_bot.log'}, {log_dir / 'events.jsonl'} and "
+        f"{log_dir / 'trades.jsonl'}",
     ]
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    return "\n".join(lines)

@@ -6,10 +6,10 @@
     GatewayLink ──broker_events──▶ OrderRouter        (order status, fills, commissions)
     anyone ──alerts──▶ Notifier                         (drop-oldest, critical kept)
     operator (health endpoint, kill file) ──commands──▶ ModeGuard
-    latest values: link_state (GatewayLink), trading and governor (ModeGuard), vix, last_bar and
-    quotes (BarFeed), wanted_quotes (the option quotes the money path needs), gameplan and
-    decision (StrategySelector: today's validated plan, the strategy in force); the status
-    read-model book (OrderRouter), risk (ModeGuard), resources (ResourceProbe)
+    latest values: link_state (GatewayLink), trading and governor (ModeGuard), vix, last_bar,
+    quotes and symbols (BarFeed), wanted_quotes (the option quotes the money path needs),
+    gameplan and decision (StrategySelector: today's validated plan, the strategy in force);
+    the status read-model book (OrderRouter), risk (ModeGuard), resources (ResourceProbe)
 
 Capacities are generous: a full channel means a consumer is stuck, which the tree dump shows
 as a depth, and backpressure then slows the producer rather than losing an order event.
@@ -26,7 +26,7 @@ from messages.alerts import Alert
 from messages.base import Message
 from messages.brain import EntrySignal, IndicatorSnapshot, StrategyDecision
 from messages.control import OperatorCommand, TradingState, TradingStatus
-from messages.link import GatewayNotice, LinkState, LinkStatus
+from messages.link import FeedSymbols, GatewayNotice, LinkState, LinkStatus
 from messages.market import Bar, BarGap, OptionSpec, Quote, VixReading
 from messages.status import BookStatus, ResourceStatus, RiskStatus
 from runtime.gateway.link_client import Envelope
@@ -61,6 +61,8 @@ class Wiring:
         # the clock time the last live bar arrived (the health endpoint's last_bar_age_s)
         self.last_bar: Latest[dt.datetime | None] = Latest("last_bar", None)
         self.quotes: Latest[Mapping[str, Quote]] = Latest("quotes", {})
+        # the bar symbols IB refused (unknown, no permission) and when they are tried again
+        self.symbols: Latest[FeedSymbols] = Latest("symbols", FeedSymbols())     # BarFeed
         self.wanted_quotes: Latest[frozenset[OptionSpec]] = Latest("wanted_quotes", frozenset())
         self.gameplan: Latest[Gameplan | None] = Latest("gameplan", None)
         self.decision: Latest[StrategyDecision | None] = Latest("decision", None)
@@ -74,7 +76,8 @@ class Wiring:
         return [self.bars, self.snapshots, self.signals, self.orders, self.order_events,
                 self.link_requests, self.notices, self.broker_events, self.commands,
                 self.alerts, self.link_state, self.trading, self.vix, self.last_bar,
-                self.quotes, self.wanted_quotes, self.gameplan, self.decision, self.governor,
+                self.quotes, self.symbols, self.wanted_quotes, self.gameplan, self.decision,
+                self.governor,
                 self.book, self.risk, self.resources]
 
     def depths(self) -> dict[str, int]:

@@ -64,7 +64,7 @@ async def _qualify(session: IbSession, contract: Any) -> Any:
     result = await session.ib_request("qualify", lambda: ib.qualifyContractsAsync(contract),
                                    timeout=QUALIFY_TIMEOUT)
     if not result or result[0] is None or not getattr(result[0], "conId", 0):
-        raise RequestRejected(f"no such contract: {contract!r}")
+        raise RequestRejected(f"no such contract: {contract!r}", 200)
     return result[0]
 
 

@@ -133,6 +133,8 @@ async def _connect(aio: AsyncioLoop, host: str, port: int, params: SessionParams
             aio.to_trio(in_use.set)
 
     await aio.call(lambda: ib.errorEvent.connect(on_error))
+    handshake: list[bool] = []
+    await aio.call(_note_handshake, ib, handshake)
     started = time.perf_counter()
     failure: list[BaseException] = []
 
@@ -157,7 +159,7 @@ async def _connect(aio: AsyncioLoop, host: str, port: int, params: SessionParams
         await _disconnect(aio, ib)
         raise ConnectFailed("client_id_in_use", f"client id {params.client_id} in use (326)")
     if failure:
-        raise _connect_failure(failure[0], timeout)
+        raise _connect_failure(failure[0], timeout, bool(handshake))
     connect_ms = (time.perf_counter() - started) * 1000
 
     def describe() -> tuple[tuple[str, ...], int]:
@@ -170,12 +172,31 @@ async def _connect(aio: AsyncioLoop, host: str, port: int, params: SessionParams
                            readonly=params.readonly, connect_ms=round(connect_ms, 1))
 
 
-def _connect_failure(exc: BaseException, timeout: float) -> ConnectFailed:
+def _note_handshake(ib: Any, handshake: list[bool]) -> None:
+    """On the loop thread: remember when the API handshake completes (ib_async calls the
+    wrapper's connectAck then), so a timeout can say whether the handshake or the session
+    start (login, accounts, next order id) is what hangs."""
+    ack = ib.wrapper.connectAck
+
+    def noted() -> None:
+        handshake.append(True)
+        ack()
+
+    ib.wrapper.connectAck = noted
+
+
+def _connect_failure(exc: BaseException, timeout: float, handshake_done: bool
+                     ) -> ConnectFailed:
     """ib_async's exceptions, in the order that matters (they are all OSErrors)."""
     if isinstance(exc, ConnectionRefusedError):
         return ConnectFailed("refused", str(exc))
     if isinstance(exc, TimeoutError):
-        return ConnectFailed("timeout", f"no API handshake/login within {timeout:g}s")
+        if handshake_done:
+            return ConnectFailed("timeout", f"API handshake done, but no session start "
+                                 f"(accounts, next order id) within {timeout:g}s",
+                                 handshake_done=True)
+        return ConnectFailed("timeout", f"no answer to the API handshake within {timeout:g}s",
+                             handshake_done=False)
     if isinstance(exc, ConnectionError):
         return ConnectFailed("broken", str(exc))
     if isinstance(exc, OSError):

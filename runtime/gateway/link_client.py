@@ -13,15 +13,17 @@ import itertools
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import trio
 
-from messages.base import Message
+from messages.base import Message, Request
 from messages.link import CancelSubscription, LinkState
+from runtime.gateway import error_policy
 from runtime.supervision.channels import Latest
 
 _ids = itertools.count(1)
+R = TypeVar("R")
 
 
 class LinkError(RuntimeError):
@@ -45,8 +47,8 @@ class RequestFailed(LinkError):
 
     @property
     def pacing(self) -> bool:
-        """IB's pacing limits (162 pacing violation, 322 too many requests, 420 real-time)."""
-        return self.code in (162, 322, 420)
+        """IB's pacing limits (162 "pacing violation", 100, 101, 322, 420): the error policy."""
+        return error_policy.is_pacing(self.code, str(self))
 
 
 class RequestPaused(RequestFailed):
@@ -96,15 +98,40 @@ class LinkClient:
     def state(self) -> LinkState:
         return self._state.value
 
+    @overload
+    async def call(self, request: Request[R], *, timeout: float = 15.0) -> R: ...
+
+    @overload
+    async def call(self, request: Message, *, timeout: float = 15.0) -> Any: ...
+
     async def call(self, request: Message, *, timeout: float = 15.0) -> Any:
+        """One request, one reply value: typed by the request when it is a `Request[R]`
+        (the order path's requests that are plain messages still return Any)."""
         reply = await self._send(request, None, timeout)
         return reply.value
 
-    @contextlib.asynccontextmanager
-    async def open_stream(self, request: Message, *, timeout: float = 30.0,
-                          buffer: float = math.inf,
-                          ) -> AsyncIterator[tuple[Any, trio.MemoryReceiveChannel[Message]]]:
+    @overload
+    def open_stream(self, request: Request[R], *, timeout: float = 30.0,
+                    buffer: float = math.inf,
+                    ) -> contextlib.AbstractAsyncContextManager[
+                        tuple[R, trio.MemoryReceiveChannel[Message]]]: ...
+
+    @overload
+    def open_stream(self, request: Message, *, timeout: float = 30.0,
+                    buffer: float = math.inf,
+                    ) -> contextlib.AbstractAsyncContextManager[
+                        tuple[Any, trio.MemoryReceiveChannel[Message]]]: ...
+
+    def open_stream(self, request: Message, *, timeout: float = 30.0,
+                    buffer: float = math.inf,
+                    ) -> contextlib.AbstractAsyncContextManager[
+                        tuple[Any, trio.MemoryReceiveChannel[Message]]]:
         """Subscribe; yields (initial value, stream). Leaving the block cancels it at IB."""
+        return self._open_stream(request, timeout, buffer)
+
+    @contextlib.asynccontextmanager
+    async def _open_stream(self, request: Message, timeout: float, buffer: float,
+                           ) -> AsyncIterator[tuple[Any, trio.MemoryReceiveChannel[Message]]]:
         send, receive = trio.open_memory_channel[Message](buffer)
         reply = await self._send(request, send, timeout)
         try:

@@ -33,14 +33,23 @@ Subscriptions = dict[int, Callable[[], None]]
 class ConnectFailed(OperationalFailure):
     """The Gateway did not give us an API session. `kind` says how it refused."""
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(self, kind: str, detail: str, *, handshake_done: bool | None = None) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind      # refused | timeout | client_id_in_use | broken | error
         self.detail = detail
+        # for a timeout: did the Gateway answer the API handshake (so it is the login/session
+        # start that hangs) or not even that? None: not known
+        self.handshake_done = handshake_done
 
 
 class RequestRejected(RuntimeError):
-    """The Gateway answered, but not with what was asked (unknown contract, no data)."""
+    """The Gateway answered, but not with what was asked (unknown contract, no data).
+    `code` is the IB code it amounts to, when one applies (200 for an unknown contract), so
+    the error policy can read it like one the Gateway sent."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass

@@ -14,6 +14,7 @@ Two kinds of duration exist and must not be mixed:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import time
 
@@ -22,6 +23,12 @@ import trio
 from config.market_calendar import ET
 
 UTC = dt.UTC
+log = logging.getLogger("runtime.clock")
+
+FOLLOW_MIN_LIMIT_S = 600.0
+"""`follow` always accepts corrections up to 10 simulated minutes."""
+FOLLOW_LATE_START_WALL_S = 120.0
+"""...and up to this many WALL seconds of a late start times the speed (60x: 2 hours)."""
 
 
 class Clock:
@@ -39,6 +46,7 @@ class Clock:
                                                    if anchor_trio is not None else 0.0)
         self.speed = float(speed)
         self.follows_gateway = False   # sim mode: re-anchor on the simulator's clock
+        self.refused_jump: float | None = None   # the last correction `follow` refused
 
     @classmethod
     def wall(cls) -> Clock:
@@ -95,14 +103,32 @@ class Clock:
         """Sleep for a market duration (simulated seconds)."""
         await trio.sleep(max(0.0, market_seconds) / self.speed)
 
+    def max_follow_jump(self) -> float:
+        """The largest correction `follow` takes (simulated seconds): what a bot started a
+        couple of wall minutes after its simulator is behind, never less than 10 minutes."""
+        return max(FOLLOW_MIN_LIMIT_S, FOLLOW_LATE_START_WALL_S * self.speed)
+
     def follow(self, reference_now: dt.datetime, tolerance: float = 1.0) -> float:
         """Re-anchor so that now reads `reference_now`; returns the correction (seconds).
 
         Used on a simulated clock to follow the Gateway simulator's time (its clock has one-
         second resolution, hence the tolerance). Never used on the production clock.
+
+        A correction beyond `max_follow_jump()` is refused with a warning and 0.0 returned: a
+        simulator started on another day than `--sim-start` would otherwise move the bot days
+        ahead in silence (and into a weekend it then trades as a "new trading day").
         """
         now_trio = trio.current_time()
         correction = (reference_now - self.utc_at(now_trio)).total_seconds()
+        if abs(correction) > self.max_follow_jump():
+            self.refused_jump = correction
+            log.warning(
+                "The Gateway's clock reads %s ET but the simulated clock %s ET (%+.0fs, %.1f "
+                "days): not followed (more than %.0fs). Start the simulator with --start equal "
+                "to --sim-start.", reference_now.astimezone(ET).strftime("%Y-%m-%d %H:%M:%S"),
+                self.utc_at(now_trio).astimezone(ET).strftime("%Y-%m-%d %H:%M:%S"), correction,
+                correction / 86400, self.max_follow_jump())
+            return 0.0
         if abs(correction) > tolerance:
             self._anchor_utc, self._anchor_trio = reference_now.astimezone(UTC), now_trio
             self._anchor_perf = time.perf_counter()

@@ -1,8 +1,12 @@
-"""The human log and the event journal: rotating files written off the event loop.
+"""The human log and the event journal: `open_logging` sets both up, rotating files written
+off the event loop.
 
 Records are stamped with the runtime's clock on the calling thread (so simulated runs log
-simulated time), formatted there, and handed to a `QueueListener` thread that does the disk
-I/O: a slow or full disk delays the log, never a bar or an order.
+simulated time; log_context.py), formatted there, and handed to a writer thread that does the
+disk I/O: a slow or full disk delays the log, never a bar or an order. The human log goes through
+logging's `QueueListener`; the journal (journal.py), written on every bar, skips logging
+altogether: one orjson call and a put into a bounded queue, ~5 µs on the caller
+(docs/BENCHMARKS.md).
 
 Formats (docs/LOGGING.md has the full contract):
   human   `2026-11-20T09:30:00.123-05:00 INFO     [root.brain.indicators] message`
@@ -14,55 +18,31 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import logging.handlers
-import math
 import queue
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from config.market_calendar import ET
-from runtime.infra.clock import Clock
+from runtime.infra.journal import (  # re-exported: the journal's public names live here too
+    JOURNAL_LOGGER,
+    Journal,
+    JournalStats,
+    JournalWriter,
+    encode_line,
+)
+from runtime.infra.log_context import now_utc, register_secret, scrub, set_log_clock
 
-UTC = dt.UTC
+__all__ = ["HUMAN_LOGGER", "JOURNAL_LOGGER", "HumanFormatter", "Journal", "JournalStats",
+           "JournalWriter", "close_logging_now", "encode_line", "log_block", "now_utc",
+           "open_logging", "register_secret", "scrub", "set_log_clock"]
+
 HUMAN_LOGGER = "crucible"
-JOURNAL_LOGGER = "crucible.journal"
 
-_clock_lock = threading.Lock()
-_clock: Clock | None = None
-_secrets: list[str] = []
-
-
-def set_log_clock(clock: Clock | None) -> None:
-    """Make log timestamps follow `clock` (simulated or real)."""
-    global _clock
-    with _clock_lock:
-        _clock = clock
-
-
-def register_secret(value: str | None) -> None:
-    """Never let `value` reach a log line: it is replaced by `***` wherever it appears."""
-    if value and len(value) >= 6 and value not in _secrets:
-        _secrets.append(value)
-
-
-def scrub(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
-def now_utc() -> dt.datetime:
-    """The log clock's time on any thread (falls back to the wall clock outside trio)."""
-    clock = _clock
-    if clock is not None:
-        return clock.now_utc_any_thread()
-    return dt.datetime.now(UTC)
+_closers: list[Callable[[], None]] = []    # the open_logging blocks still open
 
 
 class _StampFilter(logging.Filter):
@@ -87,8 +67,41 @@ class HumanFormatter(logging.Formatter):
         return f"{ts} {record.levelname:<8} [{record.name}] {text}"
 
 
+HUMAN_QUEUE_LINES = 10_000
+"""Human log lines waiting for the writer thread; past that (a disk stalled for minutes) new lines
+are dropped and counted, and a WARNING line says how many once the writer catches up."""
+
+
 class _PreformattedQueueHandler(logging.handlers.QueueHandler):
-    """Formats on the caller's thread (cheap), ships only the finished line to the writer."""
+    """Formats on the caller's thread (cheap), ships only the finished line to the writer.
+
+    Bounded like the journal: a stalled disk costs dropped lines (counted and reported in the
+    log), never an actor blocked or the process's memory (logging.Handler.handle holds the
+    handler's lock around `emit`, so the counter needs no other).
+    """
+
+    def __init__(self, q: queue.SimpleQueue[logging.LogRecord],
+                 capacity: int = HUMAN_QUEUE_LINES) -> None:
+        super().__init__(q)
+        self._lines = q
+        self.capacity = capacity
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._lines.qsize() >= self.capacity:
+            self.dropped += 1
+            return
+        try:
+            if self.dropped:
+                note = logging.makeLogRecord({
+                    "msg": "%d log lines were dropped: the log writer fell behind",
+                    "args": (self.dropped,), "levelno": logging.WARNING,
+                    "levelname": "WARNING", "name": "runtime.logs"})
+                self.dropped = 0
+                self.enqueue(self.prepare(note))
+            self.enqueue(self.prepare(record))
+        except Exception:
+            self.handleError(record)
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         line = self.format(record)
@@ -100,67 +113,6 @@ class _PreformattedQueueHandler(logging.handlers.QueueHandler):
 class _RawFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return record.getMessage()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return _iso_utc(value)
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    return str(value)
-
-
-def _iso_utc(value: dt.datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN/inf: write them as null rather than produce an unreadable line."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
-class Journal:
-    """The event journal (`events.jsonl`). `emit` never blocks and never raises."""
-
-    def __init__(self, logger: logging.Logger | None = None) -> None:
-        self._logger = logger or logging.getLogger(JOURNAL_LOGGER)
-        self._taps: list[Any] = []
-
-    def emit(self, event: str, actor: str, /, **fields: Any) -> dict[str, Any]:
-        record: dict[str, Any] = {"ts": _iso_utc(now_utc()), "event": event, "actor": actor}
-        record.update(fields)
-        try:
-            line = scrub(json.dumps(_clean(record), default=_json_default, separators=(",", ":"),
-                                    allow_nan=False))
-        except (TypeError, ValueError) as exc:   # a bad field must not lose the event
-            line = json.dumps({"ts": record["ts"], "event": event, "actor": actor,
-                               "journal_error": str(exc)})
-        self._logger.info(line)
-        if self._taps:
-            as_written = json.loads(line)        # taps see exactly what the file says
-            for tap in list(self._taps):
-                tap(as_written)
-        return record
-
-    def add_tap(self, tap: Any) -> None:
-        """Observe every emitted event in-process, as JSON-decoded from the written line."""
-        self._taps.append(tap)
-
-    def remove_tap(self, tap: Any) -> None:
-        with contextlib.suppress(ValueError):
-            self._taps.remove(tap)
 
 
 def _rotating(path: Path, max_bytes: int, backups: int) -> logging.Handler:
@@ -179,7 +131,6 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
     """
     events_file = events_file or log_file.parent / "events.jsonl"
     human_q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    journal_q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
 
     human_file = _rotating(log_file, max_bytes, backup_count)
     human_file.setFormatter(_RawFormatter())
@@ -188,11 +139,8 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(_RawFormatter())
         sinks.append(stream)
-    journal_file = _rotating(events_file, max_bytes, backup_count)
-    journal_file.setFormatter(_RawFormatter())
-
     human_listener = logging.handlers.QueueListener(human_q, *sinks)
-    journal_listener = logging.handlers.QueueListener(journal_q, journal_file)
+    writer = JournalWriter(events_file, max_bytes=max_bytes, backups=backup_count)
 
     root = logging.getLogger()
     saved_level, saved_handlers = root.level, root.handlers[:]
@@ -211,25 +159,33 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
     for name, lvl in quiet_loggers.items():
         logging.getLogger(name).setLevel(lvl)
 
-    jlog = logging.getLogger(JOURNAL_LOGGER)
-    jlog.propagate = False
-    jlog.setLevel(logging.INFO)
-    journal_handler = _PreformattedQueueHandler(journal_q)
-    journal_handler.setFormatter(_RawFormatter())
-    jlog.handlers = [journal_handler]
+    closed = threading.Event()
 
-    human_listener.start()
-    journal_listener.start()
-    try:
-        yield Journal(jlog)
-    finally:
+    def close() -> None:
+        if closed.is_set():
+            return
+        closed.set()
+        writer.close()              # writes what is queued (bounded wait)
         human_listener.stop()       # drains the queue before returning
-        journal_listener.stop()
-        for h in (*sinks, journal_file):
+        for h in sinks:
             h.close()
         root.handlers = saved_handlers
         root.setLevel(saved_level)
-        jlog.handlers = []
+
+    human_listener.start()
+    writer.start()
+    _closers.append(close)
+    try:
+        yield Journal(writer=writer)
+    finally:
+        close()
+        _closers.remove(close)
+
+
+def close_logging_now() -> None:
+    """Write out and close every open log (before `os._exit`, which skips all cleanup)."""
+    for close in list(_closers):
+        close()
 
 
 def log_block(logger: logging.Logger, head: str, lines: list[str],

@@ -5,6 +5,11 @@ renamed over the old one (`os.replace`, atomic on POSIX and Windows), so a crash
 leaves either the old state or the new one, never half of each. Reading distinguishes "there
 is no state yet" (first run: the caller starts from defaults) from "there is state and it is
 unreadable" (StateUnreadable: money paths must fail closed, not start over).
+
+The fsync costs ~0.5 ms typically and 10+ ms at the tail (measured: docs/BENCHMARKS.md); `save`
+pays it on the caller's thread, which for an actor is the event loop, so every actor waits.
+`save_async` pays it in a worker thread: the caller still resumes only once the state is
+durable, but the other actors run meanwhile.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import trio
 
 FORMAT_VERSION = 1
 
@@ -33,6 +40,7 @@ class StateStore:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._async_lock: trio.Lock | None = None    # created in trio, on first use
 
     def path(self, name: str) -> Path:
         if not name or any(c in name for c in "/\\:") or name.startswith("."):
@@ -60,10 +68,29 @@ class StateStore:
 
     def save(self, name: str, state: dict[str, Any]) -> None:
         """Write atomically (temp file, fsync, rename). Raises OSError if the disk refuses."""
+        self._write(name, self._encode(state))
+
+    async def save_async(self, name: str, state: dict[str, Any]) -> None:
+        """`save` with the disk work in a worker thread; returns once the state is durable.
+
+        The state is encoded on the caller (a later change to `state` cannot leak in), and saves
+        through one store are serialised, so an older document never lands after a newer one.
+        Cancellation waits for the write in progress (a half-done save is never abandoned).
+        """
+        data = self._encode(state)
+        if self._async_lock is None:
+            self._async_lock = trio.Lock()
+        async with self._async_lock:
+            await trio.to_thread.run_sync(self._write, name, data)
+
+    @staticmethod
+    def _encode(state: dict[str, Any]) -> bytes:
+        return json.dumps({"format": FORMAT_VERSION, "state": state}, sort_keys=True,
+                          allow_nan=False, default=str, indent=1).encode("utf-8")
+
+    def _write(self, name: str, data: bytes) -> None:
         path = self.path(name)
         self.directory.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"format": FORMAT_VERSION, "state": state}, sort_keys=True,
-                          allow_nan=False, default=str, indent=1).encode("utf-8")
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as f:

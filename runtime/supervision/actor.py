@@ -20,7 +20,7 @@ from runtime.infra.clock import Clock
 from runtime.infra.logs import Journal
 from runtime.supervision.channels import DropOldest, Ports
 from runtime.supervision.supervisor import ActorSpec, Restart
-from runtime.supervision.tree import TreeNode
+from runtime.supervision.tree import Gauge, GaugeValue, TreeNode
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "critical": logging.CRITICAL}
@@ -67,6 +67,10 @@ class ActorContext:
     def set_note(self, note: str | None) -> None:
         """A short status shown in the tree dump (e.g. `session 3 up`)."""
         self.node.note = note
+
+    def gauge(self, gauge: Gauge, value: GaugeValue) -> None:
+        """Show a counted value in the tree dump (display only: the actor keeps its state)."""
+        self.node.set_gauge(gauge, value)
 
 
 class _Depth(Protocol):

@@ -11,155 +11,67 @@ Vocabulary, as in OTP:
 
 Children start in order with `nursery.start`, so a child is ready before the next one starts,
 and stop in reverse order, each waited for before the previous one is asked to stop. A
-`trio.Cancelled` reaching a child is a shutdown, never a crash. A child that raises
-`ExpectedRestart` (the scheduled Gateway restart) is restarted without counting against the
-intensity and without growing the backoff.
+`trio.Cancelled` reaching a child is a shutdown, never a crash.
+
+Stopping is bounded, as in tractor (soft cancel, then hard kill): a child is cancelled and given
+its `stop_grace` to finish its cleanup; one still running after that (a shielded wait that never
+ends, a thread that cannot be cancelled) is abandoned: the escalation is logged as critical and
+reported to the hooks (`stop_overdue`: the journal's `actor_stop_overdue` and an alert), and the
+supervisor carries on (restarts it, or stops the next sibling) without it. Trio cannot kill a
+task, so an abandoned task stays in the nursery until it ends by itself; `stop()` returns anyway
+and lists it in `abandoned`, and the composition root ends the process rather than wait.
+
+A child that raises `ExpectedRestart` (the scheduled Gateway restart) is restarted without
+counting against the intensity and without growing the backoff.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import random
 import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import trio
 
-from runtime.supervision.tree import NodeState, TreeNode
+from runtime.supervision.failures import (
+    ExpectedRestart,
+    FatalInChild,
+    OperationalFailure,
+    SupervisorGaveUp,
+    classify,
+    describe_error,
+    is_operational,
+)
+from runtime.supervision.spec import (
+    ActorSpec,
+    Backoff,
+    ChildSpec,
+    Intensity,
+    Restart,
+    RunFn,
+    Strategy,
+    SupervisorSpec,
+    WhenExhausted,
+    build_nodes,
+)
+from runtime.supervision.tree import ABANDONED_TASKS, NodeState, TreeNode
+
+__all__ = [  # the specs and failures are re-exported: callers import them from here
+    "ActorSpec", "Backoff", "ChildExit", "ChildSpec", "ExpectedRestart", "Intensity",
+    "OperationalFailure", "Restart", "RunFn", "Strategy", "SupervisionHooks", "Supervisor",
+    "SupervisorGaveUp", "SupervisorSpec", "WhenExhausted", "build_nodes", "describe_error",
+    "is_operational", "run_supervisor"]
 
 log = logging.getLogger("runtime.supervision.supervisor")
 
 
-class Restart(enum.StrEnum):
-    PERMANENT = "permanent"
-    TRANSIENT = "transient"
-    TEMPORARY = "temporary"
-
-
-class Strategy(enum.StrEnum):
-    ONE_FOR_ONE = "one_for_one"
-    ONE_FOR_ALL = "one_for_all"
-    REST_FOR_ONE = "rest_for_one"
-
-
-class WhenExhausted(enum.StrEnum):
-    ESCALATE = "escalate"   # stop the children and fail to the parent (OTP)
-    PERSIST = "persist"     # stop the children, report, wait, start over (never give up)
-
-
-class ExpectedRestart(Exception):
-    """Raised by a child that should be restarted without it counting as a failure.
-
-    `delay` (seconds) overrides the backoff for this restart: a Gateway that is known to be
-    coming back is worth polling quickly.
-    """
-
-    def __init__(self, reason: str, *, delay: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.delay = delay
-
-
-class OperationalFailure(Exception):
-    """A failure of the world, not of the code: the Gateway closed the connection, a feed
-    cannot be resubscribed. Restarted and counted like any failure, but logged as a warning
-    without a traceback (the actor has already said what happened in the operator's terms)."""
-
-
-class SupervisorGaveUp(Exception):
-    """A supervisor exceeded its restart intensity and escalates to its parent."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"supervisor {path} gave up: {reason}")
-        self.path = path
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Intensity:
-    """At most `max_restarts` restarts within `within` seconds (trio time)."""
-
-    max_restarts: int = 3
-    within: float = 5.0
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential restart delay with jitter.
-
-    The streak (and so the delay) resets when the failed incarnation had run `reset_after`
-    seconds, or had declared itself healthy (`TreeNode.healthy`, set by the actor: e.g. a
-    Gateway session that came up). Backoff is for crash loops that never get anywhere; a
-    healthy child that later fails restarts at once, and the restart intensity still bounds
-    a loop of short healthy lives.
-    """
-
-    initial: float = 0.25
-    maximum: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.2
-    reset_after: float = 30.0
-
-    def delay(self, streak: int, rng: random.Random) -> float:
-        """Delay before the `streak`-th consecutive restart (1-based)."""
-        if streak <= 0 or self.initial <= 0:
-            return 0.0
-        base = min(self.maximum, self.initial * self.factor ** min(streak - 1, 64))
-        jittered = base * rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
-        return max(0.0, min(self.maximum, jittered))
-
-
 class _TaskStatus(Protocol):
     def started(self, value: None = None) -> None: ...
-
-
-RunFn = Callable[[TreeNode, "trio.TaskStatus[None]"], Awaitable[None]]
-"""An actor body: `async def run(node, task_status)`; calls `task_status.started()` when ready."""
-
-
-@dataclass(frozen=True)
-class ActorSpec:
-    name: str
-    run: RunFn
-    restart: Restart = Restart.PERMANENT
-    stop_grace: float = 5.0
-
-
-@dataclass(frozen=True)
-class SupervisorSpec:
-    name: str
-    children: tuple[ActorSpec | SupervisorSpec, ...]
-    strategy: Strategy = Strategy.ONE_FOR_ONE
-    intensity: Intensity = Intensity()
-    backoff: Backoff = Backoff()
-    restart: Restart = Restart.PERMANENT
-    when_exhausted: WhenExhausted = WhenExhausted.ESCALATE
-    exhausted_retry_delay: float = 60.0
-    stop_grace: float = 10.0
-
-
-ChildSpec = ActorSpec | SupervisorSpec
-
-
-def build_nodes(spec: SupervisorSpec, parent: TreeNode | None = None) -> TreeNode:
-    """The registry nodes of a tree, built once: they outlive every incarnation."""
-    if parent is None:
-        node = TreeNode(name=spec.name, path=spec.name, kind="supervisor",
-                        strategy=str(spec.strategy), restart=str(spec.restart))
-    else:
-        node = parent.child(spec.name, "supervisor", strategy=str(spec.strategy),
-                            restart=str(spec.restart))
-    for c in spec.children:
-        if isinstance(c, SupervisorSpec):
-            build_nodes(c, node)
-        else:
-            node.child(c.name, "actor", restart=str(c.restart))
-    return node
 
 
 @dataclass(frozen=True)
@@ -177,6 +89,9 @@ class ChildExit:
 class SupervisionHooks:
     """Observers of the tree (journal, tree dumps, alerts). The defaults do nothing."""
 
+    def stop_overdue(self, node: TreeNode, incarnation: int, grace: float) -> None:
+        """A cancelled child was still running `grace` seconds later and was abandoned."""
+
     def child_failed(self, exit: ChildExit) -> None:
         """A child ended with an error (or an expected restart)."""
 
@@ -186,56 +101,6 @@ class SupervisionHooks:
 
     def exhausted(self, supervisor: TreeNode, reason: str, escalating: bool) -> None:
         """A supervisor exceeded its restart intensity."""
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for the tree and the logs: the innermost meaningful error."""
-    leaves = list(_leaves(exc))
-    shown = leaves[0] if leaves else exc
-    text = f"{type(shown).__name__}: {shown}" if str(shown) else type(shown).__name__
-    if len(leaves) > 1:
-        text += f" (+{len(leaves) - 1} more)"
-    return text
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for e in exc.exceptions:
-            out.extend(_leaves(e))
-        return out
-    return [exc]
-
-
-class _Fatal(Exception):
-    """Marker: a KeyboardInterrupt/SystemExit inside a child must not be swallowed."""
-
-
-def is_operational(exc: BaseException) -> bool:
-    """Every leaf is an OperationalFailure or an ExpectedRestart (no bug involved)."""
-    return all(isinstance(e, OperationalFailure | ExpectedRestart) for e in _leaves(exc))
-
-
-def _classify(exc: BaseException) -> tuple[BaseException | None, bool, float | None]:
-    """(failure or None for a pure cancellation, expected?, delay).
-
-    Raises the original exception back for KeyboardInterrupt/SystemExit, which end the
-    program rather than an actor.
-    """
-    if isinstance(exc, trio.Cancelled):
-        return None, False, None
-    rest: BaseException | None = exc
-    if isinstance(exc, BaseExceptionGroup):
-        _, rest = exc.split(trio.Cancelled)
-        if rest is None:
-            return None, False, None
-    assert rest is not None
-    leaves = _leaves(rest)
-    if any(not isinstance(e, Exception) for e in leaves):
-        raise _Fatal from exc
-    expected = all(isinstance(e, ExpectedRestart) for e in leaves)
-    delays = [e.delay for e in leaves if isinstance(e, ExpectedRestart) and e.delay is not None]
-    return rest, expected, (min(delays) if expected and delays else None)
 
 
 @dataclass(eq=False)
@@ -302,6 +167,9 @@ class Supervisor:
         self._done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._gave_up: SupervisorGaveUp | None = None
+        self._children_stopped = trio.Event()
+        self.abandoned: list[str] = []
+        """Paths of incarnations (here or below) that outlived their grace and were left."""
 
     # -- public ----------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -319,7 +187,9 @@ class Supervisor:
                     await self._supervise()
                 self.node.state = NodeState.STOPPING
                 await self._stop_children(range(len(self._children)))
+                self._children_stopped.set()   # the nursery now waits only for abandoned tasks
         finally:
+            self._children_stopped.set()
             self._done.set()
         if self._gave_up is not None:
             self.node.state = NodeState.FAILED
@@ -327,9 +197,15 @@ class Supervisor:
         self.node.state = NodeState.STOPPED
 
     async def stop(self, reason: str = "shutdown") -> None:
-        """Ordered stop: children in reverse start order, each waited for. Idempotent."""
+        """Ordered stop: children in reverse start order, each waited for at most its grace.
+
+        Returns when every child has stopped or been abandoned (`abandoned` lists those: then
+        `run` itself cannot return until they end). Idempotent.
+        """
         self._work.cancel(reason)
-        await self._done.wait()
+        await self._children_stopped.wait()
+        if not self.abandoned:
+            await self._done.wait()
 
     @property
     def stopped(self) -> bool:
@@ -361,6 +237,7 @@ class Supervisor:
     async def _child_task(self, c: _Child, task_status: trio.TaskStatus[None]) -> None:
         ready = _Ready(task_status, c)
         incarnation = c.node.incarnation
+        done = c.done          # this incarnation's: an abandoned one must not touch the next's
         error: BaseException | None = None
         expected = False
         delay: float | None = None
@@ -376,16 +253,17 @@ class Supervisor:
                         await c.spec.run(c.node, ready)
                 except BaseException as exc:
                     try:
-                        error, expected, delay = _classify(exc)
-                    except _Fatal:
+                        error, expected, delay = classify(exc)
+                    except FatalInChild:
                         raise exc from None
                     if error is None:
                         raise
         finally:
-            c.alive = False
-            c.scope = None
-            c.supervisor = None
-            c.done.set()
+            if c.node.incarnation == incarnation:
+                c.alive = False
+                c.scope = None
+                c.supervisor = None
+            done.set()
         self._exits_send.send_nowait(
             _Exit(c, incarnation, error, expected, delay, c.stop_requested))
         ready.release()  # unblocks nursery.start if the child died before it was ready
@@ -509,15 +387,31 @@ class Supervisor:
         sup = c.supervisor
         if sup is not None:
             with trio.move_on_after(grace):
-                await sup.stop()
+                await sup.stop()     # its own children, in order, each within its grace
+            self.abandoned += sup.abandoned
         if c.scope is not None:
             c.scope.cancel(f"stopped by {self.node.path}")
         with trio.move_on_after(grace) as waited:
             await c.done.wait()
         if waited.cancelled_caught:
-            self._log.warning("%s did not stop within %.1fs; still waiting", c.node.name, grace)
-            await c.done.wait()
+            self._abandon(c, grace)
         c.node.state = NodeState.STOPPED
+
+    def _abandon(self, c: _Child, grace: float) -> None:
+        """The hard stop: a child deaf to its cancellation is left behind, loudly."""
+        incarnation = c.node.incarnation
+        self._log.critical(
+            "%s (incarnation %d) ignored its cancellation for %.1fs (its stop grace): "
+            "abandoned, carrying on without it; the task ends whenever its shielded work does",
+            c.node.name, incarnation, grace)
+        c.node.last_error = f"did not stop within {grace:g}s of its cancellation: abandoned"
+        c.alive = False
+        c.scope = None
+        c.supervisor = None
+        if c.node.path not in self.abandoned:
+            self.abandoned.append(c.node.path)
+        self.node.set_gauge(ABANDONED_TASKS, len(self.abandoned))
+        self.hooks.stop_overdue(c.node, incarnation, grace)
 
 
 def _format_tb(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ the health endpoint's `/tree` and the tests).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,38 @@ class NodeState(enum.StrEnum):
 DepthProbe = Callable[[], dict[str, int]]
 """Returns {channel name: items buffered} for the channels an actor reads."""
 
+Scalar = int | float | str | bool | None
+GaugeValue = Scalar | Mapping[str, Scalar]
+"""A gauge shows a number (or a short word), or one number per key (contracts per position)."""
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """A value an actor shows in the tree for the operator: display only, never state.
+
+    The name says what is counted and in what unit (`bars_in`, `positions_open`, `lag_ms`),
+    so a number in the dump cannot be mistaken for another (an inbox depth, a total). `counts`
+    is the one-line meaning, shown in `/tree` JSON. Declare gauges as module constants next to
+    the actor that sets them; the actor keeps its state itself and writes the gauge after
+    changing it (`ctx.gauge(BARS_IN, n)`). Nothing may read a gauge to decide anything: other
+    parts get values over channels (messages/status.py for the read-model).
+    """
+
+    name: str
+    counts: str
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier() or not self.name.islower():
+            raise ValueError(f"gauge name {self.name!r}: lower_snake_case, unit or noun last")
+
+
+ROOT_JOURNAL_DROPPED = Gauge("journal_lines_dropped",
+                             "event journal lines lost since start (writer behind or disk "
+                             "refusing); each gap is also a journal_dropped event")
+ABANDONED_TASKS = Gauge("abandoned_tasks",
+                        "incarnations that ignored their cancellation past the stop grace and "
+                        "were left behind (escalated: actor_stop_overdue)")
+
 
 @dataclass(eq=False)
 class TreeNode:
@@ -46,7 +78,13 @@ class TreeNode:
     healthy: bool = False             # this incarnation got where it was going (see Supervisor)
     children: list[TreeNode] = field(default_factory=list)
     depth_probe: DepthProbe | None = None
-    extra: dict[str, Any] = field(default_factory=dict)   # actor-reported state, e.g. breakers
+    gauges: dict[str, tuple[Gauge, GaugeValue]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Deprecated (issue 17): untyped display values; use `set_gauge`. Kept while actors move."""
+
+    def set_gauge(self, gauge: Gauge, value: GaugeValue) -> None:
+        """Show `value` under `gauge.name` in the dump (display only; see `Gauge`)."""
+        self.gauges[gauge.name] = (gauge, value)
 
     def child(self, name: str, kind: str, **kw: Any) -> TreeNode:
         node = TreeNode(name=name, path=f"{self.path}.{name}", kind=kind, **kw)
@@ -96,11 +134,26 @@ class TreeNode:
             out["strategy"] = self.strategy
         if self.note:
             out["note"] = self.note
+        if self.gauges:
+            out["gauges"] = {name: {"value": _json_value(value), "counts": gauge.counts}
+                             for name, (gauge, value) in self.gauges.items()}
         if self.extra:
             out["extra"] = dict(self.extra)
         if self.children:
             out["children"] = [c.snapshot(now) for c in self.children]
         return out
+
+
+def _json_value(value: GaugeValue) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{_fmt_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def _fmt_uptime(seconds: float) -> str:
@@ -120,8 +173,12 @@ def render_snapshot(snapshot: dict[str, Any], depth: int = 0) -> list[str]:
     parts.append(f"inc={snapshot.get('incarnation', 0)} restarts={snapshot.get('restarts', 0)} "
                  f"up={_fmt_uptime(float(snapshot.get('uptime_s') or 0.0))}")
     channels = snapshot.get("channels") or {}
-    if channels:
-        parts.append(" ".join(f"{k}={v}" for k, v in sorted(channels.items())))
+    if channels:   # items waiting in each channel the actor reads: a depth, not a total
+        parts.append(" ".join(f"inbox.{k}={v}" for k, v in sorted(channels.items())))
+    gauges = snapshot.get("gauges") or {}
+    if gauges:
+        parts.append(" ".join(f"{k}={_fmt_value(g.get('value'))}"
+                              for k, g in sorted(gauges.items())))
     if snapshot.get("note"):
         parts.append(f"({snapshot['note']})")
     error = snapshot.get("last_error")

@@ -27,7 +27,7 @@ from doctrine.replay import RawBar
 from messages.base import Message
 from messages.brain import EntrySignal
 from messages.market import Bar, BarGap, BarSource, VixReading
-from runtime.app.app import build_tree
+from runtime.app.app import TreeOptions, build_tree
 from runtime.app.wiring import Wiring
 from runtime.infra.clock import Clock
 from runtime.infra.logs import Journal, open_logging, set_log_clock
@@ -88,7 +88,7 @@ def brain_settings(tmp_path: Path, **env: str) -> Settings:
 def brain_spec(w: Wiring, env: ActorEnv,
                tuning: strategy_selector.Tuning | None = None) -> SupervisorSpec:
     """The app's own `brain` subtree (runtime/app/app.py), wired to `w`."""
-    spec = build_tree(w, env, selector_tuning=tuning)
+    spec = build_tree(w, env, TreeOptions(selector_tuning=tuning))
     found = [c for c in spec.children if isinstance(c, SupervisorSpec) and c.name == "brain"]
     assert found, "runtime/app/app.py has no brain subtree"
     return found[0]

@@ -158,3 +158,16 @@ async def test_the_plans_indicator_periods_reach_the_indicators(
     async with open_brain(tmp_path, et(DAY, 8, 0)) as brain:
         await brain.settle()
         assert brain.indicators.extra["periods"] == "EMA 5/13, RSI 14, BB 20/2"
+
+
+async def test_no_critical_gameplan_alert_on_a_day_without_a_session(
+        tmp_path: Path, plan_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    sunday = dt.date(2024, 3, 10)
+    write_plan(plan_path, plan_dict(dt.date(2024, 3, 8)))           # Friday's plan, stale
+    async with open_brain(tmp_path, et(sunday, 8, 0)) as brain:
+        await brain.settle()
+        await brain.clock.sleep_until(et(sunday, 12, 0))           # well past 09:15
+        assert brain.alerts("critical") == []
+        [said] = [a for a in brain.alerts("info") if "gameplan" in a["title"]]
+        assert said["title"] == "No market session today: the gameplan can wait"
+        assert brain.decision.strategy == "C"

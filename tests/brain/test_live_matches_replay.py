@@ -30,6 +30,7 @@ from tests.brain.conftest import (
     plan_of,
     write_plan,
 )
+from tests.conftest import uses_real_data
 from tests.doctrine.conftest import SPY_2019, VIX_2019, bars_of
 from tools import consistency
 
@@ -111,7 +112,8 @@ async def test_live_brain_makes_the_backtests_decisions_on_the_2019_week(
         decisions = brain.decisions()
 
     replay_entries, replay_strategy = replay_week(spy, vix)
-    assert len(replay_entries) > 20                       # the week has real momentum setups
+    # the real week has > 20 momentum setups; its generated stand-in (a plain clone) fewer
+    assert len(replay_entries) > (20 if uses_real_data() else 10)
     assert live_entries == replay_entries                 # same bars, same order, same signals
     assert len(journal_entries) == len(live_entries)
     assert all(isinstance(s, EntrySignal) and s.option is None and s.contracts is None
@@ -122,7 +124,8 @@ async def test_live_brain_makes_the_backtests_decisions_on_the_2019_week(
         held = [s for at, s in ats if at <= start + 60][-1]
         assert held == expected, dt.datetime.fromtimestamp(start, dt.UTC)
     locks = [d for d in decisions if d["locked"]]
-    assert locks and locks[0]["day"] == "2019-02-14" and locks[0]["pivots"] == 2
+    assert locks and locks[0]["pivots"] == 2
+    assert locks[0]["day"] == "2019-02-14" or not uses_real_data()   # the real VIX: the 14th
 
     # the tool says the same from the journal alone
     logdir = tmp_path / "logs"

@@ -14,10 +14,10 @@ import pytest
 from config.gameplan import Gameplan, parse_gameplan
 from config.market_calendar import MarketCalendar, get_calendar
 from doctrine.replay import RawBar
+from tests.conftest import shared_data_dir
 from tools.replay import read_bars_csv
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = (REPO / ".." / "shared" / "data").resolve()
 SPY_63 = "spy_1m_src-leoxu2023_2024-02-20_2024-05-17_rth.csv"
 SPY_2019 = "spy_1m_src-masonblier_2019-02-11_2019-02-15_rth.csv"
 VIX_2019 = "vix_1m_src-masonblier_2019-02-11_2019-02-15_rth.csv"
@@ -29,10 +29,7 @@ _cache: dict[str, list[RawBar]] = {}
 
 
 def data_file(name: str) -> Path:
-    path = DATA / name
-    if not path.is_file():
-        pytest.skip(f"shared market data {name} not found in {DATA}")
-    return path
+    return shared_data_dir() / name               # real, or the seeded stand-in
 
 
 def bars_of(name: str) -> list[RawBar]:

@@ -1,4 +1,4 @@
-"""Fixtures: real CSV data (skipped when absent), an asyncio thread for ib_async, and a
+"""Fixtures: CSV data (real, or generated when absent), an asyncio thread for ib_async, and a
 simulator factory that starts `open_fake_gateway` on free loopback ports."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from config.market_calendar import ET
+from tests.conftest import shared_data_dir
 from tests.fake_gateway.ib_thread import AsyncioThread, IBClient
 from tools.fake_gateway import FakeGateway, FakeGatewayConfig, open_fake_gateway
 
-DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 SPY_CSV_NAME = "spy_1m_src-leoxu2023_2024-02-20_2024-05-17_rth.csv"
 #: a regular session inside the CSV, with the previous session in the CSV too
 IN_SESSION = dt.datetime(2024, 2, 21, 10, 0, tzinfo=ET)
@@ -22,10 +22,7 @@ IN_SESSION = dt.datetime(2024, 2, 21, 10, 0, tzinfo=ET)
 
 @pytest.fixture(scope="session")
 def spy_csv() -> Path:
-    path = DATA_DIR / SPY_CSV_NAME
-    if not path.is_file():
-        pytest.skip(f"real SPY bars not available at {path} (../shared/data is absent)")
-    return path
+    return shared_data_dir() / SPY_CSV_NAME       # real, or the seeded stand-in
 
 
 @pytest.fixture

@@ -254,3 +254,55 @@ async def test_fill_command_trades_through_a_working_order_and_refuses_anything_
         await run_command(gateway, "fill")
     with pytest.raises(CommandError, match="not a price"):
         await run_command(gateway, "fill X abc")
+
+
+async def test_symbols_limits_what_it_knows_and_the_rest_get_200(gateway: FakeGateway,
+                                                                 ib_client: IBClient) -> None:
+    await ib_client.connect(gateway.port)
+    control = await open_control(gateway)
+    assert await control.command("symbols SPY,VIX") == "ok"
+    assert json.loads(await control.command("status"))["known_symbols"] == ["SPY", "VIX"]
+    iwm = Stock("IWM", "SMART", "USD")
+    assert await ib_client.call(lambda ib: ib.qualifyContractsAsync(iwm)) == [None]
+    assert 200 in ib_client.error_codes()
+    assert (await ib_client.call(lambda ib: ib.qualifyContractsAsync(SPY)))[0].conId
+    assert await control.command("symbols all") == "ok"
+    assert (await ib_client.call(lambda ib: ib.qualifyContractsAsync(iwm)))[0].conId
+
+
+async def test_reject_answers_data_requests_with_the_chosen_code(gateway: FakeGateway,
+                                                                 ib_client: IBClient) -> None:
+    await ib_client.connect(gateway.port)
+    await ib_client.call(lambda ib: ib.qualifyContractsAsync(SPY))
+    control = await open_control(gateway)
+
+    async def history() -> Any:
+        return await ib_client.call(lambda ib: ib.reqHistoricalDataAsync(
+            SPY, "", "1800 S", "1 min", "TRADES", True))
+
+    assert await control.command("reject 10197 SPY") == "ok"
+    assert len(await history()) == 0
+    req_id, _, text = next(e for e in ib_client.errors if e[1] == 10197)
+    assert req_id > 0 and "competing live session" in text
+    assert await control.command("reject 354") == "ok"        # any symbol, another code
+    assert json.loads(await control.command("status"))["rejections"] == {"SPY": 10197,
+                                                                       "*": 354}
+    assert await control.command("reject off SPY") == "ok"
+    assert len(await history()) == 0
+    assert 354 in ib_client.error_codes()
+    assert await control.command("reject off") == "ok"
+    assert len(await history()) > 0
+    for bad in ("reject", "reject x", "reject 1 2 3"):
+        assert (await control.command(bad)).startswith("error: ")
+
+
+async def test_login_pending_answers_the_handshake_but_never_starts_the_session(
+        gateway: FakeGateway, ib_client: IBClient) -> None:
+    control = await open_control(gateway)
+    assert await control.command("login-pending on") == "ok"
+    assert json.loads(await control.command("status"))["login_pending"] is True
+    with pytest.raises(TimeoutError):
+        await ib_client.connect(gateway.port, timeout=1.0)
+    assert await control.command("login-pending off") == "ok"
+    await ib_client.connect(gateway.port)
+    assert await ib_client.call(lambda ib: ib.isConnected())

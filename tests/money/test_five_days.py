@@ -1,7 +1,7 @@
 """Five trading days of the money path on trio's MockClock, with fills during outages.
 
 The whole actor tree runs in PAPER mode against the in-process SimTransport (real SPY bars from
-../shared/data) with the simulator's own broker behind it (tests/money/sim_desk.py). As the
+../shared/data) with the simulator's broker behind it (tools/fake_gateway/sim_orders.py). As the
 operator runs it, the bot starts each morning and stops after the 16:30 ET Gateway restart; its
 state carries over in STATE_DIR. Every day: entries on SPY and QQQ, Gateway restarts while an
 entry or a bracket child is working, fills that land while nobody is connected, a drop, a hang,
@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from messages.brain import EntrySignal
 from messages.control import TradingState
 from messages.market import Right
 from messages.orders import TERMINAL_STATES
+from runtime.app.app import TreeOptions
 from runtime.app.bot import BotHandle, BotOptions, run_bot
 from runtime.infra.clock import Clock
 from tests.conftest import closed_port
@@ -122,7 +124,6 @@ async def test_five_trading_days_end_with_the_brokers_positions_and_one_outcome_
         "GAMEPLAN_PATH": str(tmp_path / "no_gameplan.json"), "DRY_RUN": "false",
         "PAPER_TRADING": "true", "OPERATOR_ID": "op", "PDT_ENABLED": "false"})
     services: dict[str, Any] = {
-        "transport": transport,
         mode_guard.TUNING_SERVICE: mode_guard.Tuning(tick=5.0),
         order_router.TUNING_SERVICE: order_router.Tuning(housekeeping_every=5.0,
                                                          reconcile_every=300.0,
@@ -135,7 +136,7 @@ async def test_five_trading_days_end_with_the_brokers_positions_and_one_outcome_
             async with trio.open_nursery() as nursery:   # one bot process per day
                 bot: BotHandle = await nursery.start(run_bot, settings, BotOptions(
                     sim_start=gw.clock.now_utc(), console=False, handle_signals=False,
-                    services=dict(services)))
+                    tree=replace(TreeOptions.from_services(services), transport=transport)))
                 await _trade_day(bot, gw, desk, session.date, n, log)
                 bot.request_stop("end of the trading day")
         outer.cancel_scope.cancel()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +12,6 @@ import trio
 import trio.testing
 
 from config.market_calendar import ET
-from config.settings import load_settings
 from runtime.app.bot import BotHandle, BotOptions, run_bot
 from runtime.infra.clock import Clock
 from runtime.infra.logs import open_logging
@@ -29,6 +27,7 @@ from runtime.supervision.supervisor import (
 )
 from runtime.supervision.tree import TreeNode
 from tests.conftest import closed_port
+from tests.harness import read_jsonl, settings_for
 
 ACTORS = ("notifier", "resource_probe", "mode_guard", "order_router", "indicators",
           "strategy_selector", "gateway_link", "bar_feed")
@@ -37,9 +36,7 @@ ACTORS = ("notifier", "resource_probe", "mode_guard", "order_router", "indicator
 @asynccontextmanager
 async def open_bot(tmp_path: Path, start: dt.datetime,
                    **overrides: str) -> AsyncIterator[BotHandle]:
-    settings = load_settings(None, {"IBKR_PORT": str(closed_port()), **overrides,
-                                    "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
-                                    "STATE_DIR": str(tmp_path / "state"), "HEALTH_PORT": "0"})
+    settings = settings_for(tmp_path, IBKR_PORT=str(closed_port()), **overrides)
     async with trio.open_nursery() as n:
         handle: BotHandle = await n.start(
             run_bot, settings, BotOptions(sim_start=start, console=False, handle_signals=False))
@@ -48,8 +45,7 @@ async def open_bot(tmp_path: Path, start: dt.datetime,
 
 
 def _events(tmp_path: Path) -> list[dict[str, object]]:
-    text = (tmp_path / "logs" / "events.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines()]
+    return read_jsonl(tmp_path / "logs" / "events.jsonl")
 
 
 async def test_tree_dump_names_every_actor_with_state_incarnation_and_channels(
@@ -147,9 +143,7 @@ async def test_clock_maps_trio_time_to_eastern_across_a_dst_change(
 
 async def test_the_bot_stops_itself_cleanly_at_the_daily_stop_time(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
-    settings = load_settings(None, {"IBKR_PORT": str(closed_port()), "DAILY_STOP_TIME": "17:00",
-                                    "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
-                                    "STATE_DIR": str(tmp_path / "state"), "HEALTH_PORT": "0"})
+    settings = settings_for(tmp_path, IBKR_PORT=str(closed_port()), DAILY_STOP_TIME="17:00")
     start = dt.datetime(2026, 11, 20, 6, 0, tzinfo=ET)
     options = BotOptions(sim_start=start, console=False, handle_signals=False)
     code = await run_bot(settings, options)          # returns by itself

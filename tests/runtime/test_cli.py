@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from config.settings import LIVE_TRADING_ACK_PHRASE
+from config.settings import LIVE_TRADING_ACK_PHRASE, Settings, SettingsError, load_settings
+from runtime.app.check import run_check
 from runtime.app.cli import main
+from tests.harness import wait_until_sync
 
 BAD_SETTINGS = [
     ({"IBKR_PORT": "abc"}, "IBKR_PORT"),
@@ -103,26 +106,112 @@ def test_check_prints_settings_with_secrets_redacted(
     assert "DISCORD_WEBHOOK_URL=***(set)" in captured.out
     assert "very-secret-token" not in captured.out + captured.err
     assert LIVE_TRADING_ACK_PHRASE not in captured.out + captured.err
-    assert code == 2        # no gameplan file for today
-    assert "gameplan" in captured.err
+    assert code in (3, 4)   # no gameplan file: 3 on a session day, 4 on a day without one
+
+
+SESSION_DAY = dt.date(2026, 11, 20)      # a Friday session
+HOLIDAY = dt.date(2026, 11, 26)          # Thanksgiving: no session
+
+
+def _plan_file(tmp_path: Path, day: dt.date, **changes: object) -> Path:
+    from runtime.app.demo import demo_gameplan
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({**demo_gameplan(day), **changes}), encoding="utf-8")
+    return plan
+
+
+def _settings(tmp_path: Path, plan: Path, **env: str) -> Settings:
+    return load_settings(None, {"GAMEPLAN_PATH": str(plan), "OPERATOR_ID": "demo",
+                                "STATE_DIR": str(tmp_path / "state"), **env})
+
+
+def test_check_exit_0_when_the_session_day_has_a_valid_plan(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = _plan_file(tmp_path, SESSION_DAY)
+    assert run_check(_settings(tmp_path, plan, STARTING_EQUITY_USD="5000"), SESSION_DAY) == 0
+    out = capsys.readouterr().out
+    assert "valid for 2026-11-20" in out and "warning" not in out
+
+
+def test_check_exit_3_when_the_plan_is_missing_or_invalid_on_a_session_day(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = _settings(tmp_path, tmp_path / "nope.json")
+    assert run_check(missing, SESSION_DAY) == 3
+    assert "does not exist" in capsys.readouterr().err
+    stale = _plan_file(tmp_path, SESSION_DAY - dt.timedelta(days=1))
+    assert run_check(_settings(tmp_path, stale), SESSION_DAY) == 3
+    bad = _plan_file(tmp_path, SESSION_DAY, strategy="Z")
+    assert run_check(_settings(tmp_path, bad), SESSION_DAY) == 3
+    assert "strategy" in capsys.readouterr().err
+
+
+def test_check_exit_2_when_the_plan_file_is_unreadable(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text("{not json", encoding="utf-8")
+    assert run_check(_settings(tmp_path, plan), SESSION_DAY) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_check_exit_4_on_a_day_without_a_session_even_without_a_plan(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_check(_settings(tmp_path, tmp_path / "nope.json"), HOLIDAY) == 4
+    captured = capsys.readouterr()
+    assert "Nothing to do today: no market session on 2026-11-26" in captured.out
+    assert captured.err == ""
+
+
+def test_check_warns_once_with_numbers_when_no_contract_fits_the_budget(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = _plan_file(tmp_path, SESSION_DAY)
+    assert run_check(_settings(tmp_path, plan), SESSION_DAY) == 0     # $600: nothing fits
+    warnings = [x for x in capsys.readouterr().out.splitlines() if x.startswith("warning")]
+    assert len(warnings) == 1
+    assert "no QQQ/SPY" in warnings[0] and "risk budget $18.00" in warnings[0]
+
+
+@pytest.mark.parametrize("text", ["dry_run=false\n", "Ibkr_Port=4001\n"])
+def test_a_setting_in_the_wrong_case_is_refused_not_ignored(
+        clean_env: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    (clean_env / ".env").write_text(text, encoding="utf-8")
+    assert main(["--check"]) == 2
+    err = capsys.readouterr().err.strip()
+    key = text.split("=")[0]
+    assert err == (f"error: settings: {key}: setting names are upper case in .env: "
+                   f"write {key.upper()}")
+
+
+def test_a_setting_in_the_wrong_case_in_the_environment_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="dry_run: setting names are upper case"):
+        load_settings(None, {"dry_run": "false"})
+
+
+def test_a_duplicate_key_is_refused_naming_both_lines(
+        clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (clean_env / ".env").write_text("DRY_RUN=true\n# paper\nLOG_LEVEL=INFO\nDRY_RUN=false\n",
+                                    encoding="utf-8")
+    assert main(["--check"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: settings: DRY_RUN: set twice in .env, on lines 1 and 4: keep one")
 
 
 def test_check_exits_0_with_valid_settings_and_todays_gameplan(
         clean_env: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    import datetime as dt
-    import json
-
-    from config.market_calendar import ET
+    from config.market_calendar import ET, get_calendar
     from runtime.app.demo import demo_gameplan
 
+    today = dt.datetime.now(ET).date()
     plan = clean_env / "plan.json"
-    plan.write_text(json.dumps(demo_gameplan(dt.datetime.now(ET).date())), encoding="utf-8")
+    plan.write_text(json.dumps(demo_gameplan(today)), encoding="utf-8")
     monkeypatch.setenv("GAMEPLAN_PATH", str(plan))
     monkeypatch.setenv("OPERATOR_ID", "demo")
-    assert main(["--check"]) == 0
+    session_today = get_calendar().session(today) is not None
+    assert main(["--check"]) == (0 if session_today else 4)
     out = capsys.readouterr().out
-    assert "Mode: DRY-RUN" in out and "valid for" in out
+    assert "Mode: DRY-RUN" in out
+    assert ("valid for" if session_today else "Nothing to do today") in out
 
 
 def test_sim_start_is_refused_in_live_mode(
@@ -145,17 +234,16 @@ def _spawn(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[
 
 def _wait_for_line(path: Path, needle: str, proc: subprocess.Popen[str],
                    timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            text = path.read_text(encoding="utf-8")
-            if needle in text:
-                return text
+    def seen() -> bool:
+        if path.exists() and needle in path.read_text(encoding="utf-8"):
+            return True
         if proc.poll() is not None:
             raise AssertionError(f"process exited early ({proc.returncode}): "
                                  f"{proc.stderr.read() if proc.stderr else ''}")
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} not in {path} after {timeout}s")
+        return False
+
+    wait_until_sync(seen, timeout=timeout, poll=0.05)
+    return path.read_text(encoding="utf-8")
 
 
 def test_bad_setting_in_a_real_process_gives_one_line_and_no_traceback(

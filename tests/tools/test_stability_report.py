@@ -319,3 +319,157 @@ def test_command_refuses_an_empty_or_missing_directory(tmp_path: Path,
     assert main([str(tmp_path / "missing")]) == EXIT_NOTHING_TO_JUDGE
     err = capsys.readouterr().err
     assert "no journal" in err and "does not exist" in err
+
+
+# --- what the bot really writes (issue 14) --------------------------------------------------
+
+class _Journal:
+    """A small log directory in the bot's real formats: one run, written line by line."""
+
+    def __init__(self, logdir: Path, start: dt.datetime) -> None:
+        self.logdir = logdir
+        logdir.mkdir(parents=True, exist_ok=True)
+        self.events: list[str] = []
+        self.lines: list[str] = []
+        self.now = start
+
+    def at(self, minutes: float) -> _Journal:
+        self.now = self.now + dt.timedelta(minutes=minutes)
+        return self
+
+    def event(self, name: str, actor: str = "runtime", **fields: object) -> None:
+        import json
+        ts = self.now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.events.append(json.dumps({"ts": ts, "event": name, "actor": actor, **fields}))
+
+    def log(self, level: str, source: str, message: str) -> None:
+        from config.market_calendar import ET
+        stamp = self.now.astimezone(ET).isoformat(timespec="milliseconds")
+        self.lines.append(f"{stamp} {level:<8} [{source}] {message}")
+
+    def start(self, *, sim: bool = False) -> None:
+        self.log("INFO", "runtime", "Configuration loaded: DRY_RUN=true, PAPER_TRADING=false")
+        self.log("INFO", "runtime", "DRY-RUN mode active")
+        self.event("startup", mode="DRY_RUN", settings_hash="abc", pid=1, version="0.1.0",
+                   sim=sim, speed=120.0 if sim else 1.0)
+        self.event("link_up", "root.link.gateway_link", session=1, accounts=["DU1"],
+                   server_version=178, connect_ms=4.0, client_id=1, readonly=True,
+                   outage_s=None)
+        self.event("notify", "root.notifier", severity="info", title="Bot started",
+                   outcome="logged", status=None, count=1, attempts=1, source="runtime")
+        self.event("resource", "root.resource_probe", cpu_pct=0.5, rss_mb=120.0,
+                   log_dir_mb=0.1, disk_free_gb=50.0)
+
+    def stop(self) -> None:
+        self.event("link_down", "root.link.gateway_link", session=1, reason="shutdown",
+                   code=None, expected=False)
+        self.event("shutdown", reason="SIGINT", exit_code=0, clean=True, uptime_s=3600.0)
+
+    def write(self) -> Path:
+        (self.logdir / "events.jsonl").write_text("\n".join(self.events) + "\n",
+                                                  encoding="utf-8")
+        (self.logdir / "crucible_bot.log").write_text("\n".join(self.lines) + "\n",
+                                                      encoding="utf-8")
+        return self.logdir
+
+
+def _saturday(tmp_path: Path) -> _Journal:
+    from config.market_calendar import ET
+    return _Journal(tmp_path / "logs", dt.datetime(2026, 11, 21, 10, 0, tzinfo=ET))
+
+
+def test_a_clean_stop_is_not_a_lost_link_and_trades_jsonl_is_not_the_journal(
+        tmp_path: Path) -> None:
+    j = _saturday(tmp_path)
+    j.start()
+    j.at(60).stop()
+    logdir = j.write()
+    (logdir / "trades.jsonl").write_text('{"ts": "2026-11-21T15:00:00Z", "kind": "fill"}\n' * 8,
+                                         encoding="utf-8")
+    report = build_report(logdir)
+    assert report.outages == []
+    assert [f.name for f in report.logset.event_files] == ["events.jsonl"]
+    assert report.logset.skipped_event_lines == 0 and not report.logset.unknown_events
+    assert report.global_issues == []
+    assert not any("Gateway link lost" in i for s in Severity for i in issues(report, s))
+
+
+def test_a_short_run_outside_the_session_is_go_and_says_what_it_did_not_measure(
+        tmp_path: Path) -> None:
+    j = _saturday(tmp_path)
+    j.start(sim=True)
+    j.at(30).stop()
+    report = build_report(j.write())
+    assert report.go, [(c.number, c.evidence) for c in report.criteria if not c.passed]
+    by = {c.number: c for c in report.criteria}
+    assert by[4].evidence == ["not measured: the logs cover no regular-session time"]
+    assert any(e.startswith("RSS trend not measured") for e in by[5].evidence)
+
+
+def test_one_kill_switch_use_is_one_incident(tmp_path: Path) -> None:
+    j = _saturday(tmp_path)
+    j.start()
+    j.at(10).event("kill_switch", "root.mode_guard", source="http", engaged=True)
+    j.log("WARNING", "root.mode_guard", "Kill switch engaged (http)")
+    j.at(0.01).event("trading_state", "root.mode_guard", state="HALTED",
+                     reasons=["kill switch engaged"], fault=False)
+    j.event("halt", "root.mode_guard", reason="kill switch engaged", state="HALTED",
+            fault=False)
+    j.log("CRITICAL", "root.mode_guard", "Trading HALTED: kill switch engaged")
+    j.at(0.01).event("alert", "root.notifier", severity="critical", title="Trading HALTED",
+                     text="kill switch engaged")
+    j.log("CRITICAL", "root.notifier", "Notification: [CRITICAL] Trading HALTED")
+    j.at(20).stop()
+    report = build_report(j.write())
+    found = [(s, i) for s in Severity for i in issues(report, s)]
+    assert len(found) == 1, found            # not also the halt, the alert, the log lines
+    assert found[0] == (Severity.MAJOR, "Manual intervention: kill switch engaged via http at "
+                                        "10:10:00")
+    assert [c.number for c in report.criteria if not c.passed] == [2]
+
+
+def test_a_drill_and_its_halt_are_expected(tmp_path: Path) -> None:
+    j = _saturday(tmp_path)
+    j.start(sim=True)
+    j.at(10).event("drill", "root.mode_guard", kind="daily_loss", amount=-70.0, limit=60.0)
+    j.at(0.01).event("risk_breach", "root.mode_guard", kind="daily_loss", pnl=-70.0, limit=60.0)
+    j.event("halt", "root.mode_guard", reason="daily loss limit", state="HALTED", fault=False)
+    j.log("CRITICAL", "root.mode_guard", "Trading HALTED: daily loss -70.00 past the limit")
+    j.event("alert", "root.notifier", severity="critical", title="Daily loss limit",
+            text="halted for the day")
+    j.at(20).stop()
+    report = build_report(j.write())
+    assert report.go
+    assert issues(report, Severity.MAJOR) == [] and issues(report, Severity.CRITICAL) == []
+    assert any("Guardrail drill" in i for i in issues(report, Severity.ADVISORY))
+
+
+def test_the_terminal_prints_the_reason_of_each_failed_criterion(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    logdir = tmp_path / "logs"
+    factory.write_logset(logdir, Scenario(crash_on=TUE, days=3))
+    assert main([str(logdir), "--no-chart"]) == EXIT_NO_GO
+    out = capsys.readouterr().out
+    assert "Verdict: NO-GO" in out
+    assert "criterion 1 (No crashes) failed: " in out and "no shutdown record" in out
+
+
+def test_the_chart_spans_the_run_and_carries_the_pnl_of_the_fills(tmp_path: Path) -> None:
+    from tools.stability.chart import _pnl_points, _span, write_chart
+
+    j = _saturday(tmp_path)
+    j.start(sim=True)
+    for after, side, pnl in ((10, "BUY", -1.3), (10, "SELL", 76.7), (10, "BUY", -1.3),
+                             (15, "SELL", -139.3)):
+        j.at(after).event(
+            "fill", "root.order_router", order_ref="r", contract="SPY 2026-11-27 600C",
+            side=side, quantity=2, price=2.5, commission=1.3, mode="DRY_RUN", intent_id="i",
+            exec_id="e", realized_pnl=pnl, commission_estimated=True)
+    j.at(60).stop()
+    report = build_report(j.write())
+    assert [round(v, 2) for _, v, _ in _pnl_points(report)] == [-1.3, 75.4, 74.1, -65.2]
+    span = _span(report)
+    assert span is not None and span[1] - span[0] < dt.timedelta(hours=3)    # not a whole day
+    png = tmp_path / "chart.png"
+    write_chart(report, png)
+    assert png.stat().st_size > 10_000

@@ -23,6 +23,8 @@ class FakeGatewayConfig:
     `start=None` means: 09:25 ET on the second session of the `bars` CSV (a full session of
     history for the bot's warm-up), or the current wall time without a CSV. `read_only` is the
     Gateway's "Read-Only API" setting: every placeOrder is answered with error 321.
+    `known_symbols` limits the contracts it knows (the others get 200, like a typo or a
+    delisted symbol at IB).
     """
 
     port: int = DEFAULT_PORT
@@ -36,6 +38,7 @@ class FakeGatewayConfig:
     seed: int = 1
     read_only: bool = False
     cash: float = DEFAULT_CASH
+    known_symbols: frozenset[str] | None = None   # None: every simulated underlying
 
     def __post_init__(self) -> None:
         for name, port in (("port", self.port), ("control_port", self.control_port)):
@@ -91,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-only", action="store_true",
                    help="the Gateway's Read-Only API setting: placeOrder gets error 321")
     p.add_argument("--cash", type=float, default=DEFAULT_CASH, help="starting cash (USD)")
+    p.add_argument("--symbols", default=None,
+                   help="comma-separated underlyings it knows (default all); others get 200")
     p.add_argument("--log-level", default="INFO",
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log verbosity")
     return p
@@ -104,7 +109,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[FakeGatewayConf
             port=args.port, control_port=args.control_port, bars=args.bars, vix=args.vix,
             speed=args.speed, start=args.start, account=args.account,
             orders_log=args.orders_log, seed=args.seed, read_only=args.read_only,
-            cash=args.cash)
+            cash=args.cash, known_symbols=None if args.symbols is None else frozenset(
+                s.strip().upper() for s in args.symbols.split(",") if s.strip()))
     except ValueError as exc:
         parser.error(str(exc))
     return config, str(args.log_level)

@@ -1,7 +1,10 @@
 """The control port: one line command in, one line reply out (`ok`, `error: …` or JSON).
 
 Commands (CONTRACT.md): status, drop, restart SECONDS, hang, unhang, error CODE,
-clientid-in-use on|off, pacing on|off (plus `help`).
+clientid-in-use on|off, pacing on|off (plus `help`); and for the error policy's tests:
+`reject CODE [SYMBOL]` / `reject off [SYMBOL]` (answer market-data requests with CODE) and
+`symbols SYM,SYM|all` (the underlyings it knows; others get 200), `login-pending on|off`
+(answer the API handshake, never start the session).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ log = logging.getLogger("tools.fake_gateway.control")
 MAX_LINE = 4096
 MAX_RESTART_SECONDS = 3600.0
 HELP = ("commands: status | drop | restart SECONDS | hang | unhang | error CODE | "
-        "clientid-in-use on|off | pacing on|off | fill ORDER_REF [PRICE]")
+        "clientid-in-use on|off | pacing on|off | fill ORDER_REF [PRICE] | "
+        "reject CODE|off [SYMBOL] | symbols SYM,SYM|all | login-pending on|off")
 
 
 class CommandError(ValueError):
@@ -69,6 +73,18 @@ async def run_command(gw: FakeGateway, line: str) -> str:
         await gw.set_clientid_in_use(_on_off(command, args))
     elif command == "pacing":
         await gw.set_pacing(_on_off(command, args))
+    elif command == "reject":
+        if len(args) not in (1, 2) or not (args[0].isdigit() or args[0].lower() == "off"):
+            raise CommandError("usage: reject CODE|off [SYMBOL]")
+        await gw.set_rejection(None if args[0].lower() == "off" else int(args[0]),
+                               args[1] if len(args) == 2 else None)
+    elif command == "login-pending":
+        await gw.set_login_pending(_on_off(command, args))
+    elif command == "symbols":
+        if len(args) != 1:
+            raise CommandError("usage: symbols SYM,SYM|all")
+        await gw.set_known_symbols(None if args[0].lower() == "all" else frozenset(
+            s.strip().upper() for s in args[0].split(",") if s.strip()))
     elif command == "fill":
         if len(args) not in (1, 2):
             raise CommandError("usage: fill ORDER_REF [PRICE]")

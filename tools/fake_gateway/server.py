@@ -61,6 +61,12 @@ STATUS_TEXTS: dict[int, str] = {
     2157: "Sec-def data farm connection is broken:secdefnj",
     2158: "Sec-def data farm connection is OK:secdefnj",
     10197: "No market data during competing live session",
+    354: "Requested market data is not subscribed.",
+    10090: "Part of requested market data is not subscribed.",
+    10167: "Requested market data is not subscribed. Displaying delayed market data.",
+    10168: "Requested market data is not subscribed. Delayed market data is not enabled.",
+    162: "Historical Market Data Service error message:Historical data request pacing "
+         "violation",
 }
 
 
@@ -90,9 +96,12 @@ class FakeGateway:
         self.hung = False
         self.pacing = False
         self.clientid_in_use = False
+        self.login_pending = False
         self.connectivity_lost = False
         self.market_farm_ok = True
         self.hmds_farm_ok = True
+        self.known_symbols = config.known_symbols
+        self.rejections: dict[str | None, int] = {}   # symbol (None: any) -> code for data
         self._nursery = nursery
         self._sessions: dict[int, ClientSession] = {}
         self._unhung = trio.Event()
@@ -236,8 +245,17 @@ class FakeGateway:
 
     def resolve(self, q: ContractQuery, now: dt.datetime) -> list[ContractSpec]:
         symbol = q.symbol.strip().upper()
+        if self.known_symbols is not None and symbol and symbol not in self.known_symbols:
+            return []
         near = self.market.price(symbol, now) if symbol in UNDERLYINGS else None
         return self.book.resolve(q, now, strikes_near=near)
+
+    def rejection(self, symbol: str) -> tuple[int, str] | None:
+        """The error a market-data request for `symbol` is answered with (`reject` command)."""
+        code = self.rejections.get(symbol.strip().upper(), self.rejections.get(None))
+        if code is None:
+            return None
+        return code, STATUS_TEXTS.get(code, f"Simulated error {code}").format(port=self.port)
 
     def day_start(self) -> dt.datetime:
         """Midnight ET of the simulated day (reqExecutions/reqCompletedOrders cover today)."""
@@ -410,6 +428,28 @@ class FakeGateway:
             await self.drop()
         await trio.lowlevel.checkpoint()
 
+    async def set_rejection(self, code: int | None, symbol: str | None = None) -> None:
+        """Answer market-data requests (history, quotes, real-time bars) for `symbol` (None:
+        every symbol) with `code`; code None stops it (for that symbol, or all when None)."""
+        key = symbol.strip().upper() if symbol else None
+        if code is None:
+            if key is None:
+                self.rejections.clear()
+            else:
+                self.rejections.pop(key, None)
+        else:
+            self.rejections[key] = code
+        await trio.lowlevel.checkpoint()
+
+    async def set_known_symbols(self, symbols: frozenset[str] | None) -> None:
+        self.known_symbols = symbols
+        await trio.lowlevel.checkpoint()
+
+    async def set_login_pending(self, on: bool) -> None:
+        """Answer the API handshake but never start a session (a login not finished)."""
+        self.login_pending = on
+        await trio.lowlevel.checkpoint()
+
     async def set_clientid_in_use(self, on: bool) -> None:
         self.clientid_in_use = on
         await trio.lowlevel.checkpoint()
@@ -440,10 +480,13 @@ class FakeGateway:
             "hung": self.hung,
             "pacing": self.pacing,
             "clientid_in_use": self.clientid_in_use,
+            "login_pending": self.login_pending,
             "read_only": self.config.read_only,
             "connectivity_lost": self.connectivity_lost,
             "market_data_farm_ok": self.market_farm_ok,
             "hmds_farm_ok": self.hmds_farm_ok,
+            "known_symbols": None if self.known_symbols is None else sorted(self.known_symbols),
+            "rejections": {k or "*": v for k, v in self.rejections.items()},
             "clients": sorted(s.client_id for s in ready if s.client_id is not None),
             "connections": len(self._sessions),
             "subscriptions": sum(s.subscription_count for s in self._sessions.values()),

@@ -239,6 +239,11 @@ class ClientSession:
         r = FieldReader(fields, 2)
         client_id = r.integer()
         self.client_id = client_id
+        if self.gw.login_pending:
+            # a Gateway whose login has not finished (2FA, a dialog): the handshake is
+            # answered, the session never starts
+            log.info("%s: login pending: startApi left unanswered", self.label)
+            return
         if self.gw.client_id_taken(client_id, self):
             log.info("%s: client id %d is in use: 326 and close", self.label, client_id)
             self.error(-1, 326, "Unable to connect as the client id is already in use. Retry "
@@ -291,6 +296,14 @@ class ClientSession:
             self.error(req_id, 200, NO_SECDEF)
             return None
         return matches[0]
+
+    def _rejected(self, req_id: int, spec: ContractSpec) -> bool:
+        """The `reject CODE [SYMBOL]` fault: answer this data request with that error."""
+        rejection = self.gw.rejection(spec.symbol)
+        if rejection is None:
+            return False
+        self.error(req_id, *rejection)
+        return True
 
     # -- contracts --------------------------------------------------------------------------
     def _req_contract_details(self, fields: list[str]) -> None:
@@ -348,7 +361,7 @@ class ClientSession:
                                     f"id {req_id}")
             return
         spec = self._resolve_one(req_id, q)
-        if spec is None:
+        if spec is None or self._rejected(req_id, spec):
             return
         if not snapshot and not regulatory and len(self.ticks) >= MAX_TICKERS:
             self.error(req_id, 101, "Max number of tickers has been reached")
@@ -385,7 +398,7 @@ class ClientSession:
             r.skip(4 * r.integer())
         keep_up = r.flag() if r.remaining() else False
         spec = self._resolve_one(req_id, q)
-        if spec is None:
+        if spec is None or self._rejected(req_id, spec):
             return
         now = self.gw.clock.now_utc()
         try:
@@ -457,7 +470,7 @@ class ClientSession:
         bar_size = r.integer(5)
         what = r.text().strip().upper()
         spec = self._resolve_one(req_id, q)
-        if spec is None:
+        if spec is None or self._rejected(req_id, spec):
             return
         if bar_size != 5 or what not in WHAT_TO_SHOW or spec.is_option:
             self.error(req_id, 420, "Invalid Real-time Query: only 5-second bars of TRADES, "

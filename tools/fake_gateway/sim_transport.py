@@ -82,6 +82,8 @@ class SimGateway:
         self.clientid_in_use_next = 0
         self.connects = 0
         self.faults: list[str] = []
+        self.known_symbols: frozenset[str] | None = None   # None: every simulated symbol
+        self.rejections: dict[str | None, int] = {}       # symbol (None: any) -> error code
 
     @property
     def accepting(self) -> bool:
@@ -119,6 +121,15 @@ class SimGateway:
                 s.kill_streams()
             s.push_notice(code, text or _TEXTS.get(code, f"code {code}"))
 
+    def refusal(self, symbol: str) -> SimRequestError | None:
+        """How a data request for `symbol` is refused (200 unknown, or a `rejections` code)."""
+        if self.known_symbols is not None and symbol not in self.known_symbols:
+            return SimRequestError(200, "No security definition has been found for the request")
+        code = self.rejections.get(symbol, self.rejections.get(None))
+        if code is None:
+            return None
+        return SimRequestError(code, _TEXTS.get(code, f"simulated error {code}"))
+
     def farm_blip(self) -> None:
         """2103 then 2104; the streams that were open stay dead (IB's silent failure)."""
         self.faults.append("farm blip")
@@ -137,7 +148,20 @@ _TEXTS = {
     2105: "HMDS data farm connection is broken:ushmds",
     2106: "HMDS data farm connection is OK:ushmds",
     10197: "No market data during competing live session",
+    162: "Historical Market Data Service error message:Historical data request pacing "
+         "violation",
+    354: "Requested market data is not subscribed.",
 }
+
+
+class SimRequestError(RuntimeError):
+    """A request the simulated Gateway answered with an error code (like ib_async's
+    RequestError with RaiseRequestErrors on); the code also goes out as a notice."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"API error: {code}: {text}")
+        self.code = code
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -160,7 +184,8 @@ class SimTransport:
             raise ConnectFailed("refused", "Connect call failed (simulated)")
         if gw.hung:
             await trio.sleep(CONNECT_TIMEOUT)
-            raise ConnectFailed("timeout", f"no API handshake/login within {CONNECT_TIMEOUT:g}s")
+            raise ConnectFailed("timeout", f"no answer to the API handshake within "
+                                f"{CONNECT_TIMEOUT:g}s", handshake_done=False)
         if gw.clientid_in_use_next > 0:
             gw.clientid_in_use_next -= 1
             raise ConnectFailed("client_id_in_use", f"client id {params.client_id} in use (326)")
@@ -281,6 +306,10 @@ async def subscribe_bars(session: SimSession, req: SubscribeBars,
     if stream is None:
         raise RequestRejected("SubscribeBars needs a stream")
     market, clock = session.gateway.market, session.gateway.clock
+    refusal = session.gateway.refusal(req.symbol)
+    if refusal is not None:
+        session.push_notice(refusal.code, refusal.text)
+        raise refusal
 
     async def history() -> list[BarUpdate]:
         await trio.lowlevel.checkpoint()

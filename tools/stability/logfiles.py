@@ -1,7 +1,8 @@
 """Read a log directory: the human log and the event journal, rotated files included.
 
-The formats are fixed in notes/LOG_FORMATS.md. Python's RotatingFileHandler names the newest
-backup `.1` and the oldest `.N`, so a file set is read `.N` first and the live file last.
+The formats are fixed in docs/LOGGING.md; only `events.jsonl*` is the journal (trades.jsonl
+is another format). Python's RotatingFileHandler names the newest backup `.1` and the oldest
+`.N`, so a file set is read `.N` first and the live file last.
 Reading is forgiving on purpose: the live files may end in a half-written line (the process is
 still running, or was killed mid-write), a journal may carry events this reader does not know,
 and a crash can leave garbage. Such lines are counted and reported, never fatal.
@@ -18,14 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.market_calendar import UTC
+from tools.stability.events import KNOWN_EVENTS
 
-KNOWN_EVENTS = frozenset({
-    "startup", "shutdown", "link_up", "link_down", "bar", "bar_gap", "signal", "order_intent",
-    "order_rejected", "order_submitted", "order_status", "fill", "halt", "resume",
-    "actor_restart", "tree", "resource", "alert", "notify", "request", "kill_switch",
-    "daily_summary",
-})
-"""Events LOG_FORMATS.md defines. Others are kept (counted as unknown) and otherwise ignored."""
+EVENT_JOURNAL_NAME = r"events\.jsonl(\.\d+)?"
+"""Only the event journal is read: trades.jsonl (and any other .jsonl beside it) has another
+format (`kind`, not `event`) and is not evidence of stability."""
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MB = 1024 * 1024
@@ -123,7 +121,7 @@ def discover(logdir: Path) -> tuple[list[Path], list[Path]]:
         if not path.is_file():
             continue
         name = path.name
-        if re.fullmatch(r".+\.jsonl(\.\d+)?", name):
+        if re.fullmatch(EVENT_JOURNAL_NAME, name):
             event_files.append(path)
         elif re.fullmatch(r".+\.log(\.\d+)?", name):
             log_files.append(path)

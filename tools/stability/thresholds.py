@@ -50,6 +50,15 @@ EXPECTED_MATCH_WINDOW_S = 5.0
 Gateway restart: link_down expected=true, actor_restart expected=true) is the log side of that
 expected event and is not counted as an unexplained warning."""
 
+INCIDENT_WINDOW_S = 120.0
+"""One operator action or drill is one incident: the halt, the critical alert and the log lines
+that follow a kill switch or a guardrail drill within this many (journal) seconds are its
+consequences, reported once with it, never as separate findings."""
+
+SHUTDOWN_LINK_DOWN_S = 300.0
+"""A link_down this close before a CLEAN shutdown is the stop closing the session, not an
+outage (the stop takes a few simulated minutes on an accelerated clock)."""
+
 CONFIRMATION_WINDOW_S = 120.0
 """The `Configuration loaded` and mode lines belong to the startup event within this many
 seconds of them."""

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from config.market_calendar import ET
 from tools.stability.logfiles import Event, LogLine, LogSet
-from tools.stability.thresholds import BARS_RESUME_LOOKAHEAD_MIN
+from tools.stability.thresholds import BARS_RESUME_LOOKAHEAD_MIN, SHUTDOWN_LINK_DOWN_S
 
 EXECUTION_TIME_LIMIT_HINT_H = 22.5
 """A run that vanished this long after its start was most likely stopped by Task Scheduler's
@@ -225,4 +225,15 @@ def build_outages(runs: list[Run]) -> list[Outage]:
                         awaiting_bar = Outage(run=run.number, start=start, down=None,
                                               up=event, end=event.ts)
                         outages.append(awaiting_bar)
+        if open_outage is not None and _closed_by_the_stop(run, open_outage):
+            outages.remove(open_outage)
     return outages
+
+
+def _closed_by_the_stop(run: Run, outage: Outage) -> bool:
+    """A clean stop closes the Gateway session last: that link_down is not an outage."""
+    if run.end_kind is not EndKind.CLEAN or run.shutdown is None:
+        return False
+    reason = outage.down.get_str("reason") if outage.down is not None else None
+    before = (run.shutdown.ts - outage.start).total_seconds()
+    return reason == "shutdown" or 0 <= before <= SHUTDOWN_LINK_DOWN_S

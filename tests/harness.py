@@ -1,0 +1,76 @@
+"""The one shared test harness: helpers every area's tests need, written once.
+
+Each helper here replaces copies that had grown in several test folders (two `wait_until`s,
+three settings builders, several in-memory journals). A helper belongs here when a second
+folder needs it; a rig for one actor stays in that folder's conftest.py.
+
+  wait_until / wait_until_sync   a bounded wait for a condition (trio task / plain thread)
+  settings_for                   Settings rooted in a test's tmp_path (no stray environment)
+  memory_journal                 a Journal whose events land in a list, no file
+  read_jsonl                     a JSON-lines file as dicts (missing file = no lines)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from config.settings import Settings, load_settings
+from runtime.infra.logs import Journal
+
+Event = dict[str, Any]
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0,
+                     poll: float = 0.01) -> None:
+    """Poll `predicate` every `poll` seconds of trio time until true; fail after `timeout`.
+
+    On a MockClock with autojump both are virtual, so the wait costs no wall time; on the real
+    clock `timeout` is a bound, not an expectation.
+    """
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(poll)
+
+
+def wait_until_sync(predicate: Callable[[], bool], timeout: float = 10.0,
+                    poll: float = 0.005) -> None:
+    """The same for code outside trio (a writer thread, a subprocess's file)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout:g}s")
+        time.sleep(poll)
+
+
+def settings_for(tmp_path: Path, **env: str) -> Settings:
+    """Settings whose logs, state, gameplan and health port are the test's own."""
+    base = {"LOG_FILE": str(tmp_path / "logs" / "bot.log"), "STATE_DIR": str(tmp_path / "state"),
+            "GAMEPLAN_PATH": str(tmp_path / "gameplan.json"), "HEALTH_PORT": "0"}
+    base.update(env)
+    return load_settings(None, base)
+
+
+def memory_journal(name: str) -> tuple[Journal, list[Event]]:
+    """A Journal written to a private, non-propagating logger; its events in a list, as the
+    file would have them (the tap sees the decoded line)."""
+    logger = logging.getLogger(f"tests.journal.{name}")
+    logger.propagate = False
+    journal = Journal(logger)
+    events: list[Event] = []
+    journal.add_tap(events.append)
+    return journal, events
+
+
+def read_jsonl(path: Path) -> list[Event]:
+    """Every whole line of a JSON-lines file (a missing file has none)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
