@@ -262,8 +262,7 @@ class _Selector:
             fields["field"] = error.field
         day = et_date_of(now_s)
         deadline = et_epoch(day, self.cfg.plan_deadline)
-        # no session today: nothing to trade, no alarm
-        if self.stage.calendar.session(day) is None:
+        if self.stage.calendar.session(day) is None:   # no session today: nothing to do, no alarm
             self.problem_severity = "info"
             self.ctx.alert("info", "No market session today: the gameplan can wait",
                            f"{text}. Strategy C; a plan for the next session is checked then.",

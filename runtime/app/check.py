@@ -43,8 +43,12 @@ def run_check(settings: Settings, today: dt.date | None = None) -> int:
         print(f"error: gameplan: {problem}", file=sys.stderr)
         return EXIT_BAD_SETTINGS_OR_UNREADABLE_PLAN
     if session is None:
-        print(f"Nothing to do today: no market session on {today.isoformat()}"
-              + (f" (gameplan: {problem})" if problem else "") + f" (exit {EXIT_NO_SESSION})")
+        if problem is None:
+            print(f"Gameplan {settings.gameplan_path}: valid for {today.isoformat()}")
+        else:   # said the same way as on a session day, but it stops nothing today
+            print(f"error: gameplan: {problem}", file=sys.stderr)
+        print(f"Nothing to do today: no market session on {today.isoformat()} "
+              f"(exit {EXIT_NO_SESSION})")
         return EXIT_NO_SESSION
     if problem is not None:
         print(f"error: gameplan: {problem}", file=sys.stderr)
