@@ -51,11 +51,12 @@ from runtime.ops.discord import (
     make_embed,
     webhook_body,
 )
+from runtime.ops.status_view import StatusView
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import DropOldest
 
 CONFIG_SERVICE = "notifier.config"
-"""`ctx.services[CONFIG_SERVICE]` may hold a NotifierConfig (tests, the demo); else defaults."""
+"""The composition root's name for a NotifierConfig (tests, the demo); else defaults."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,22 @@ class NotifierConfig:
 @dataclass(frozen=True)
 class Inbox:
     alerts: DropOldest[Alert]
+    status: StatusView | None = None
+    """The status read-model: link and trading for the startup message, the stop request and
+    the day's P&L for the farewell. None (a benchmark) leaves those fields out."""
 
 
 @dataclass(frozen=True)
 class Outbox:
     """Nothing goes back into the bot: Discord is outside the process."""
+
+
+@dataclass
+class Memory:
+    """What outlives an incarnation: how many of the alerts channel's drops were reported, so
+    a new incarnation reports exactly those lost while no Notifier was reading."""
+
+    inbox_dropped_seen: int = 0
 
 
 # -- the lanes ----------------------------------------------------------------------------
@@ -275,8 +287,9 @@ class Notifier:
     """One incarnation's state: the lanes, the pacer, the webhook and what it has done."""
 
     def __init__(self, ctx: ActorContext, inbox: Inbox, config: NotifierConfig,
-                 url: str | None) -> None:
+                 url: str | None, memory: Memory | None = None) -> None:
         self.ctx = ctx
+        self.memory = memory or Memory()
         self.inbox = inbox
         self.config = config
         self._url = url
@@ -326,13 +339,13 @@ class Notifier:
         The Notifier starts before every other actor, so at its start the link is always
         "not connected yet"; the operator wants to know whether it came up.
         """
-        bot = self.ctx.services.get("bot")
-        if bot is not None:
+        view = self.inbox.status
+        if view is not None:
             with trio.move_on_after(self.config.startup_link_wait_s):
-                await bot.wiring.link_state.wait_value(
+                await view.sources.link_state.wait_value(
                     lambda state: state.up or state.login_pending)
                 # and ModeGuard has seen it: never "Gateway: up | Trading: (link down)"
-                await bot.wiring.trading.wait_value(
+                await view.sources.trading.wait_value(
                     lambda t: not any("link down" in r for r in t.reasons))
         self._queue_startup()
 
@@ -346,25 +359,27 @@ class Notifier:
         s = self.ctx.settings
         fields = {"Mode": s.mode.words, "Settings hash": s.settings_hash(),
                   "PID": str(os.getpid())}
-        bot = self.ctx.services.get("bot")
-        if bot is not None:
-            fields["Gateway"] = link_text(bot.wiring.link_state.value)
-            fields["Trading"] = trading_text(bot.wiring.trading.value)
+        view = self.inbox.status
+        if view is not None:
+            fields["Gateway"] = link_text(view.link)
+            fields["Trading"] = trading_text(view.trading)
         return Alert(severity="info", title=f"Bot started in {s.mode.words} mode at "
                                             f"{et_text(self._started)}",
                      text="", source=self.ctx.path, ts=self._started, key="startup",
                      fields=fields)
 
     def _farewell_alert(self) -> Alert:
-        bot = self.ctx.services.get("bot")
-        requested = bool(bot is not None and bot.stop_requested.is_set())
-        reason = str(bot.stop_reason) if requested and bot is not None else (
+        view = self.inbox.status
+        requested = bool(view is not None and view.run.stop_requested.is_set())
+        reason = view.run.stop_reason if requested and view is not None else (
             "the supervision tree is stopping")
         now = self.ctx.clock.now_utc()
         fields = {"Mode": self.ctx.settings.mode.words}
-        if bot is not None:
-            uptime = (trio.current_time() - float(bot.started_at)) * self.ctx.clock.speed
-            fields["Uptime"] = _duration(uptime)
+        if view is not None:
+            fields["Uptime"] = _duration(view.uptime_bot_s())
+            pnl = view.day_pnl()
+            if pnl is not None:
+                fields["P&L today"] = f"{pnl:+,.2f} USD"
         return Alert(severity="info" if requested else "warning",
                      title=f"Bot stopped ({reason}) at {et_text(now)}", text="",
                      source=self.ctx.path, ts=now, key="shutdown", fields=fields)
@@ -386,10 +401,10 @@ class Notifier:
 
     def _account_inbox_drops(self) -> None:
         """Alerts dropped by the channel itself (only while no Notifier was reading it)."""
-        seen = int(self.ctx.node.extra.get("inbox_dropped_seen", 0))
+        seen = self.memory.inbox_dropped_seen
         now = self.inbox.alerts.dropped
         if now > seen:
-            self.ctx.node.extra["inbox_dropped_seen"] = now
+            self.memory.inbox_dropped_seen = now
             self.lanes.unreported_drops += now - seen
             self.stats.dropped += now - seen
             self.ctx.emit("notify", severity="unknown", title="(dropped before the Notifier "
@@ -608,9 +623,11 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
+async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox,
+              config: NotifierConfig | None = None, memory: Memory | None = None, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    config = ctx.services.get(CONFIG_SERVICE) or NotifierConfig()
+    config = config or NotifierConfig()
     secret = ctx.settings.discord_webhook_url
-    notifier = Notifier(ctx, inbox, config, secret.get_secret_value() if secret else None)
+    notifier = Notifier(ctx, inbox, config, secret.get_secret_value() if secret else None,
+                        memory)
     await notifier.run(task_status)

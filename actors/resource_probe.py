@@ -43,7 +43,10 @@ import psutil
 import trio
 import trio.testing
 
+from messages.status import ResourceStatus
+from runtime.ops.status_view import StatusView
 from runtime.supervision.actor import ActorContext
+from runtime.supervision.channels import Latest
 
 # -- cadence ------------------------------------------------------------------------------
 SAMPLE_EVERY_S = 10.0
@@ -126,7 +129,7 @@ GB = 1024 * MB
 
 CONFIG_SERVICE = "resource_probe.config"
 SAMPLER_SERVICE = "resource_probe.sampler"
-"""`ctx.services` may hold a ProbeConfig and a Sampler (tests inject a fake sampler)."""
+"""The composition root's names for a ProbeConfig and a Sampler (tests inject a fake one)."""
 
 
 @dataclass(frozen=True)
@@ -181,12 +184,16 @@ def on_virtual_clock() -> bool:
 
 @dataclass(frozen=True)
 class Inbox:
-    """Nothing: channel depths are read from the wiring (`ctx.services["bot"]`)."""
+    status: StatusView | None = None
+    """The status read-model: the channel depths reported with each sample."""
 
 
 @dataclass(frozen=True)
 class Outbox:
-    """Nothing: results go to the journal, the tree (`node.extra["resource"]`) and alerts."""
+    """Each report goes to the journal, to `resources` (the status read-model: /health, the
+    console) and, past a limit, to alerts."""
+
+    resources: Latest[ResourceStatus | None] | None = None
 
 
 # -- sampling -----------------------------------------------------------------------------
@@ -397,8 +404,11 @@ class Report:
 class Probe:
     """One incarnation: the samples, the judgements and the alerts."""
 
-    def __init__(self, ctx: ActorContext, sampler: Sampler, config: ProbeConfig) -> None:
+    def __init__(self, ctx: ActorContext, sampler: Sampler, config: ProbeConfig,
+                 inbox: Inbox | None = None, outbox: Outbox | None = None) -> None:
         self.ctx = ctx
+        self.inbox = inbox or Inbox()
+        self.outbox = outbox or Outbox()
         self.sampler = sampler
         self.config = config
         now = trio.current_time()
@@ -502,16 +512,17 @@ class Probe:
         report = self.build_report(disk)
         self._lag_max = 0.0
         self.ctx.emit("resource", **asdict(report))
-        self.ctx.node.extra["resource"] = asdict(report)
         self.ctx.set_note(
             f"cpu {_fmt(report.cpu_pct, '%')} rss {_fmt(report.rss_mb, ' MB')} "
             f"lag {_fmt(report.loop_lag_ms, ' ms')}")
         self.judge(report)
+        if self.outbox.resources is not None:
+            self.outbox.resources.set(self.status_of(report))
 
     def build_report(self, disk: DiskSample) -> Report:
         last = self._last
-        bot = self.ctx.services.get("bot")
-        channels: dict[str, int] = bot.wiring.depths() if bot is not None else {}
+        view = self.inbox.status
+        channels: dict[str, int] = view.sources.depths() if view is not None else {}
         return Report(
             cpu_pct=_round(self.cpu_pct(self.config.report_every_s), 2),
             cpu_pct_15m=_round(self.cpu_pct(self.config.cpu_window_s), 2),
@@ -527,6 +538,13 @@ class Probe:
             loop_lag_ms=(round(max(0.0, self._lag_max) * 1000.0, 1)
                          if self.config.lag_tick_s > 0 else None),
             channels=channels)
+
+    def status_of(self, r: Report) -> ResourceStatus:
+        """The report as the status read-model shows it (`level`: any limit past)."""
+        raised = any(w.active for w in self.watches.values())
+        return ResourceStatus(ts=self.ctx.clock.now_utc(), cpu_pct=r.cpu_pct, rss_mb=r.rss_mb,
+                              log_dir_mb=r.log_dir_mb, disk_free_gb=r.disk_free_gb,
+                              loop_lag_ms=r.loop_lag_ms, level="warning" if raised else "ok")
 
     def judge(self, r: Report) -> None:
         c = self.config
@@ -564,11 +582,11 @@ def _fmt(value: float | None, unit: str) -> str:
     return "?" if value is None else f"{value:g}{unit}"
 
 
-async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, *,
+async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox,
+              config: ProbeConfig | None = None, sampler: Sampler | None = None, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    config: ProbeConfig = ctx.services.get(CONFIG_SERVICE) or (
+    config = config or (
         ProbeConfig.virtual() if on_virtual_clock() else
         ProbeConfig.accelerated(ctx.clock.speed) if ctx.clock.speed > 1 else ProbeConfig())
-    sampler = ctx.services.get(SAMPLER_SERVICE) or PsutilSampler(
-        ctx.settings.log_dir, threaded_disk=config.threaded_disk)
-    await Probe(ctx, sampler, config).run(task_status)
+    sampler = sampler or PsutilSampler(ctx.settings.log_dir, threaded_disk=config.threaded_disk)
+    await Probe(ctx, sampler, config, inbox, outbox).run(task_status)

@@ -26,10 +26,15 @@ class TradingStatus(Message):
 
 
 class OperatorCommand(Message):
-    """A command from the operator (health endpoint, kill-switch file)."""
+    """A command from the operator (health endpoint, console, kill-switch file).
 
-    kind: Literal["kill_switch_on", "kill_switch_off", "dump_tree", "drill_loss"]
-    source: Literal["file", "http", "signal"]
+    `close_position` asks ModeGuard to close one position (`option_key`) through its own exit
+    path; the console sends it and watches for the exit, since ModeGuard decides."""
+
+    kind: Literal["kill_switch_on", "kill_switch_off", "dump_tree", "drill_loss",
+                  "close_position"]
+    source: Literal["file", "http", "signal", "console"]
     ts: UtcDatetime
+    option_key: str | None = None     # close_position: the position to close
     amount_usd: float | None = None   # drill_loss: the simulated loss to book (None: enough
                                       # to take today's P&L 10 % past the daily limit)

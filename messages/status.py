@@ -98,12 +98,13 @@ class RiskStatus(Message):
 
 
 class ResourceStatus(Message):
-    """ResourceProbe's last sample."""
+    """ResourceProbe's last sample. None: not measured (e.g. no loop lag on a virtual clock,
+    no CPU figure before the second sample)."""
 
     ts: UtcDatetime
-    cpu_pct: float
-    rss_mb: float
-    log_dir_mb: float
-    disk_free_gb: float
-    loop_lag_ms: float
+    cpu_pct: float | None = None
+    rss_mb: float | None = None
+    log_dir_mb: float | None = None
+    disk_free_gb: float | None = None
+    loop_lag_ms: float | None = None
     level: Literal["ok", "warning", "critical"] = "ok"

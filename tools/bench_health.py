@@ -1,9 +1,10 @@
-"""`python -m tools.bench_health [--requests N]`: health endpoint latency against a real bot.
+"""`python -m tools.bench_health [--requests N]`: HTTP latency against a real bot.
 
 Starts `python -m runtime` (DRY_RUN, a temporary log and state directory, HEALTH_PORT=0), finds
-its port in STATE_DIR/health_port, then sends N sequential `GET /health` and N/10 `GET /tree`
-requests, each on a new connection (the endpoint serves one request per connection), and
-prints p50 / p99 / max in milliseconds. Then it stops the bot (SIGINT; terminate on Windows).
+its port in STATE_DIR/health_port, then sends N sequential `GET /health` on one kept-alive
+connection and N on a new connection each (`Connection: close`), N/10 `GET /tree`, and N
+`GET /api/status` with the console token (STATE_DIR/console.token), and prints p50 / p99 / max
+in milliseconds. Then it stops the bot (SIGINT; terminate on Windows).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from runtime.ops.access import TOKEN_FILE
 from runtime.ops.health import port_file
 
 
@@ -37,9 +39,9 @@ def _wait_for_port(state_dir: Path, proc: subprocess.Popen[bytes], timeout: floa
     raise RuntimeError(f"no {path} after {timeout:g}s")
 
 
-def _measure(url: str, n: int) -> list[float]:
+def _measure(url: str, n: int, headers: dict[str, str] | None = None) -> list[float]:
     out: list[float] = []
-    with httpx.Client(timeout=5.0) as client:
+    with httpx.Client(timeout=5.0, headers=headers) as client:
         for _ in range(n):
             t0 = time.perf_counter()
             response = client.get(url)
@@ -51,7 +53,7 @@ def _measure(url: str, n: int) -> list[float]:
 
 def _line(name: str, ms: list[float]) -> str:
     s = sorted(ms)
-    return (f"{name:8} n={len(s):5}  p50 {statistics.median(s):7.3f} ms  "
+    return (f"{name:23} n={len(s):5}  p50 {statistics.median(s):7.3f} ms  "
             f"p99 {s[min(len(s) - 1, int(len(s) * 0.99))]:7.3f} ms  max {s[-1]:7.3f} ms")
 
 
@@ -73,8 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             port = _wait_for_port(Path(tmp) / "s", proc, timeout=30)
             base = f"http://127.0.0.1:{port}"
             _measure(f"{base}/health", 50)                 # warm-up
+            token = (Path(tmp) / "s" / TOKEN_FILE).read_text(encoding="ascii").strip()
             print(_line("/health", _measure(f"{base}/health", args.requests)))
+            print(_line("/health new connection", _measure(
+                f"{base}/health", args.requests, {"Connection": "close"})))
             print(_line("/tree", _measure(f"{base}/tree", max(1, args.requests // 10))))
+            print(_line("/api/status", _measure(f"{base}/api/status", args.requests,
+                                                {"Authorization": f"Bearer {token}"})))
         finally:
             if sys.platform == "win32":
                 proc.terminate()

@@ -3,6 +3,8 @@
     root                 one_for_one; giving up ends the process non-zero (scheduler restarts)
     ├─ notifier          started first, stopped last: the last alerts get out
     ├─ resource_probe
+    ├─ http              the loopback HTTP server: /health, /tree, the operator console; a
+    │                    route's bug answers 500, a crash of the server restarts only it
     ├─ mode_guard        restores persisted risk state; never more permissive after a restart
     ├─ order_router      the order ledger survives link restarts; reconciles on every new session
     ├─ brain             rest_for_one: a new Indicators invalidates the selector's inputs
@@ -24,7 +26,7 @@ the link subtree, so a Gateway restart never touches it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,8 @@ from actors import (
 from runtime.app.wiring import Wiring
 from runtime.gateway.ib_transport import IbAsyncTransport
 from runtime.gateway.link_transport import Transport
+from runtime.ops.health import serve_ops
+from runtime.ops.status_view import StatusView
 from runtime.supervision.actor import ActorContext, ActorEnv
 from runtime.supervision.channels import Ports
 from runtime.supervision.supervisor import (
@@ -90,22 +94,35 @@ class TreeOptions:
 
 
 def build_tree(w: Wiring, env: ActorEnv, options: TreeOptions | None = None, *,
-               link_memory: gateway_link.Memory | None = None) -> SupervisorSpec:
+               link_memory: gateway_link.Memory | None = None, view: StatusView | None = None,
+               dump_tree: Callable[[str], dict[str, Any]] | None = None) -> SupervisorSpec:
     """The whole tree, each actor wired to fresh clones of its channels per incarnation.
 
     `options`: every tuning and stand-in (the Gateway transport: real ib_async over TCP unless
     a test or a simulation hands in another, tools.fake_gateway.sim_transport on a MockClock).
     `link_memory`: GatewayLink's memory, when the caller must reach it (the exhaustion hook).
+    `view`: the status read-model (the bot always has one): with it the HTTP server is a child
+    too (`dump_tree` answers its /tree), and the Notifier and ResourceProbe read it.
     """
     opts = options or TreeOptions.from_services(env.services)
+    notifier_memory = notifier.Memory()      # the alert drops already reported
 
     async def start_notifier(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
-        await notifier.run(ctx, notifier.Inbox(alerts=w.alerts), notifier.Outbox(),
-                           task_status=ts)
+        await notifier.run(ctx, notifier.Inbox(alerts=w.alerts, status=view), notifier.Outbox(),
+                           opts.notifier_config, notifier_memory, task_status=ts)
 
     async def start_probe(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
-        await resource_probe.run(ctx, resource_probe.Inbox(), resource_probe.Outbox(),
-                                 task_status=ts)
+        await resource_probe.run(ctx, resource_probe.Inbox(status=view),
+                                 resource_probe.Outbox(resources=w.resources),
+                                 opts.probe_config, opts.probe_sampler, task_status=ts)
+
+    async def start_http(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
+        assert view is not None and dump_tree is not None
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_ops, view, env.journal, p.sender(w.commands),
+                                       dump_tree)
+            ctx.set_note(f"http://127.0.0.1:{port}" if port else "port taken: retrying")
+            ts.started()
 
     async def start_guard(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:
         signals = p.receiver(w.signals)      # typed by the channel (EntrySignal), not the inbox
@@ -187,6 +204,7 @@ def build_tree(w: Wiring, env: ActorEnv, options: TreeOptions | None = None, *,
         "root",
         (env.actor("notifier", start_notifier, reads=[w.alerts], stop_grace=10.0),
          env.actor("resource_probe", start_probe),
+         *((env.actor("http", start_http, stop_grace=3.0),) if view is not None else ()),
          env.actor("mode_guard", start_guard, reads=[w.signals, w.order_events, w.commands]),
          env.actor("order_router", start_router, reads=[w.orders, w.broker_events]),
          brain,

@@ -26,7 +26,8 @@ from runtime.infra.logs import (
     register_secret,
     set_log_clock,
 )
-from runtime.ops.health import serve_health
+from runtime.infra.trade_db import DB_FILE, TradeDb
+from runtime.ops.status_view import RunState, StatusSources, StatusView
 from runtime.supervision.actor import ActorEnv
 from runtime.supervision.observe import TreeObserver, dump_periodically
 from runtime.supervision.supervisor import Supervisor, SupervisorGaveUp, build_nodes
@@ -60,7 +61,8 @@ class BotOptions:
 
 @dataclass
 class BotHandle:
-    """What a running bot exposes to the process around it (CLI, demo, tests, health)."""
+    """What a running bot exposes to the process around it (CLI, demo, tests). Nothing inside
+    the tree reads it: actors and the HTTP server read the status read-model (`status`)."""
 
     settings: Settings
     clock: Clock
@@ -68,14 +70,26 @@ class BotHandle:
     wiring: Wiring
     root: TreeNode
     observer: TreeObserver
-    started_at: float
-    stop_requested: trio.Event
-    stop_reason: str = "stop requested"
+    status: StatusView
+
+    @property
+    def run(self) -> RunState:
+        return self.status.run
+
+    @property
+    def started_at(self) -> float:
+        return self.status.run.started_at
+
+    @property
+    def stop_requested(self) -> trio.Event:
+        return self.status.run.stop_requested
+
+    @property
+    def stop_reason(self) -> str:
+        return self.status.run.stop_reason
 
     def request_stop(self, reason: str) -> None:
-        if not self.stop_requested.is_set():
-            self.stop_reason = reason
-            self.stop_requested.set()
+        self.status.run.request_stop(reason)
 
     def dump_tree(self, reason: str = "request") -> dict[str, Any]:
         return self.observer.dump(reason)
@@ -157,6 +171,27 @@ def next_daily_stop(settings: Settings, now: dt.datetime) -> dt.datetime | None:
     return stop
 
 
+def status_view(wiring: Wiring, settings: Settings, clock: Clock,
+                journal: Journal) -> StatusView:
+    """The status read-model over this run's latest values, tree, journal and trade history."""
+    trades: TradeDb | None = None
+    try:
+        trades = TradeDb(settings.state_dir / DB_FILE)
+    except Exception as exc:             # the history is for the operator; trading goes on
+        log.error("Trade history %s cannot be opened (%s): /api/trades is unavailable",
+                  settings.state_dir / DB_FILE, exc)
+    w = wiring
+    view = StatusView(
+        settings=settings, clock=clock, run=RunState(started_at=trio.current_time()),
+        sources=StatusSources(link_state=w.link_state, trading=w.trading, last_bar=w.last_bar,
+                              decision=w.decision, gameplan=w.gameplan, vix=w.vix,
+                              governor=w.governor, quotes=w.quotes, book=w.book, risk=w.risk,
+                              resources=w.resources, depths=w.depths),
+        tree=dict, trades=trades)                 # the tree is bound once it is built
+    journal.add_tap(view.events)
+    return view
+
+
 async def _stop_daily(handle: BotHandle) -> None:
     stop = next_daily_stop(handle.settings, handle.clock.now_utc())
     if stop is None:
@@ -192,9 +227,13 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
     wiring = Wiring()
     env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=wiring.alerts,
                    services=options.services)
+    observers: list[TreeObserver] = []           # the /tree dump, bound once the tree exists
+    view = status_view(wiring, settings, clock, journal)
     link_memory = gateway_link.Memory()
-    spec = build_tree(wiring, env, options.tree, link_memory=link_memory)
+    spec = build_tree(wiring, env, options.tree, link_memory=link_memory, view=view,
+                      dump_tree=lambda reason: observers[0].dump(reason))
     root = build_nodes(spec)
+    view.tree = root.snapshot
 
     def link_exhausted(supervisor: TreeNode) -> None:
         """DESIGN: a link subtree past its restart intensity halts trading (a fault) while it
@@ -204,10 +243,9 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
             link_memory.exhausted = True
 
     observer = TreeObserver(root, journal, wiring.alerts, clock, on_exhausted=link_exhausted)
+    observers.append(observer)
     handle = BotHandle(settings=settings, clock=clock, journal=journal, wiring=wiring, root=root,
-                       observer=observer, started_at=trio.current_time(),
-                       stop_requested=trio.Event())
-    env.services["bot"] = handle
+                       observer=observer, status=view)
     supervisor = Supervisor(spec, root, hooks=observer, rng=random.Random())
     exit_code = EXIT_OK
     reason = "stopped"
@@ -217,7 +255,6 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
                 nursery.start_soon(watch_signals, handle.request_stop,
                                    nursery.cancel_scope.cancel, handle.dump_tree)
             await nursery.start(supervisor.run)
-            await nursery.start(serve_health, handle)
             # everything built at start (modules, the calendar, the tree) lives for the whole
             # run: keep it out of the collector's scans, which otherwise show up as the
             # multi-millisecond p99.9 of the bar path (docs/BENCHMARKS.md)
@@ -239,8 +276,14 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
         reason = str(group.exceptions[0])
         log.critical("The supervision tree gave up: %s; exiting with code %d", reason, exit_code)
     uptime = trio.current_time() - handle.started_at
+    day = view.day_text()
     journal.emit("shutdown", "runtime", reason=reason, exit_code=exit_code,
-                 clean=exit_code == EXIT_OK, uptime_s=round(uptime * clock.speed, 3))
-    log.info("Stopped (%s) after %.0fs; exit code %d", reason, uptime, exit_code)
+                 clean=exit_code == EXIT_OK, uptime_s=round(uptime * clock.speed, 3),
+                 day_pnl=view.day_pnl())
+    journal.remove_tap(view.events)
+    if view.trades is not None:
+        view.trades.close()
+    log.info("Stopped (%s) after %.0fs; exit code %d%s", reason, uptime, exit_code,
+             f"; {day}" if day else "")
     set_log_clock(None)
     return exit_code

@@ -18,6 +18,7 @@ import pytest
 
 from config.settings import Settings
 from runtime.app.cli import build_parser
+from runtime.ops.http_app import ENDPOINTS  # the routes the HTTP server answers
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "docs" / "REFERENCE.md"
@@ -59,11 +60,10 @@ def test_every_journal_event_is_in_the_reference(reference: str) -> None:
 
 
 def test_every_endpoint_is_in_the_reference(reference: str) -> None:
-    source = (REPO / "runtime" / "ops" / "health.py").read_text(encoding="utf-8")
-    routes = set(re.findall(r'if path == "(/[a-z/-]*)"', source))
-    assert {"/health", "/tree", "/kill-switch"} <= routes
-    missing = sorted(r for r in routes if not re.search(rf"`(GET|POST) {re.escape(r)}`",
-                                                         reference))
+    routes = {e.split(" ", 1)[1] for e in ENDPOINTS}
+    assert {"/health", "/tree", "/kill-switch", "/api/status", "/ws"} <= routes
+    missing = sorted(r for r in routes if not re.search(
+        rf"`(?:(?:GET|POST|WS) )?{re.escape(r)}`", reference))
     assert not missing, f"endpoints missing from docs/REFERENCE.md: {missing}"
 
 

@@ -1,4 +1,5 @@
-"""The health endpoint served for a hand-built BotHandle, so each test sets the state it needs."""
+"""The HTTP server (health, tree, console API) served for a hand-built status read-model, so
+each test sets the latest values it needs. Real HTTP on 127.0.0.1, a real hypercorn."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import httpx
 import trio
 
 from config.market_calendar import ET
-from config.settings import load_settings
-from runtime.app.bot import BotHandle
+from config.settings import Settings, load_settings
+from runtime.app.bot import status_view
 from runtime.app.wiring import Wiring
 from runtime.infra.clock import Clock
 from runtime.infra.logs import Journal
-from runtime.ops.health import serve_health
+from runtime.ops.access import TOKEN_FILE
+from runtime.ops.health import serve_ops
+from runtime.ops.status_view import StatusView
 from runtime.supervision.observe import TreeObserver
 from runtime.supervision.supervisor import ActorSpec, SupervisorSpec, build_nodes
 from runtime.supervision.tree import NodeState, TreeNode
@@ -34,20 +37,25 @@ async def _idle(node: TreeNode, task_status: trio.TaskStatus[None]) -> None:
 
 @dataclass
 class Served:
-    bot: BotHandle
+    view: StatusView
+    wiring: Wiring
+    clock: Clock
+    settings: Settings
     port: int
     events: list[dict[str, Any]]
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient          # no token
+    api: httpx.AsyncClient             # Authorization: Bearer <the console token>
+    token: str
 
     def journal(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == event]
 
 
 @asynccontextmanager
-async def open_health(tmp_path: Path) -> AsyncIterator[Served]:
+async def open_health(tmp_path: Path, **env: str) -> AsyncIterator[Served]:
     settings = load_settings(None, {"LOG_FILE": str(tmp_path / "logs" / "bot.log"),
                                     "STATE_DIR": str(tmp_path / "state"),
-                                    "HEALTH_PORT": "0"})
+                                    "HEALTH_PORT": "0", **env})
     logger = logging.getLogger("tests.health.journal")
     logger.propagate = False
     journal = Journal(logger)
@@ -59,12 +67,22 @@ async def open_health(tmp_path: Path) -> AsyncIterator[Served]:
     for node in root.walk():
         node.state, node.incarnation, node.started_at = NodeState.RUNNING, 1, trio.current_time()
     clock = Clock(START)
-    bot = BotHandle(settings=settings, clock=clock, journal=journal, wiring=wiring, root=root,
-                    observer=TreeObserver(root, journal, wiring.alerts, clock),
-                    started_at=trio.current_time(), stop_requested=trio.Event())
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(serve_health, bot)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
-                                     timeout=5.0) as client:
-            yield Served(bot=bot, port=port, events=events, client=client)
-        nursery.cancel_scope.cancel()
+    view = status_view(wiring, settings, clock, journal)
+    view.tree = root.snapshot
+    observer = TreeObserver(root, journal, wiring.alerts, clock)
+    try:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_ops, view, journal, wiring.commands.clone_sender(),
+                                       observer.dump)
+            token = (settings.state_dir / TOKEN_FILE).read_text(encoding="ascii").strip()
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base, timeout=5.0) as client, \
+                    httpx.AsyncClient(base_url=base, timeout=5.0,
+                                      headers={"Authorization": f"Bearer {token}"}) as api:
+                yield Served(view=view, wiring=wiring, clock=clock, settings=settings, port=port,
+                             events=events, client=client, api=api, token=token)
+            nursery.cancel_scope.cancel()
+    finally:
+        journal.remove_tap(view.events)
+        if view.trades is not None:
+            view.trades.close()

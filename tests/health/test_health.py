@@ -12,7 +12,8 @@ import trio
 
 from messages.control import OperatorCommand, TradingState, TradingStatus
 from messages.link import LinkState, LinkStatus
-from runtime.ops.health import LINK_GRACE_S, MAX_BODY_BYTES, port_file, serve_health
+from runtime.infra.logs import Journal
+from runtime.ops.health import LINK_GRACE_S, MAX_BODY_BYTES, port_file, serve_ops
 from tests.health.conftest import open_health
 
 JSON = {"Content-Type": "application/json"}
@@ -20,10 +21,10 @@ JSON = {"Content-Type": "application/json"}
 
 async def test_health_answers_200_with_the_contract_fields(tmp_path: Path) -> None:
     async with open_health(tmp_path) as h:
-        h.bot.wiring.link_state.set(LinkState(status=LinkStatus.UP, session_id=3,
+        h.wiring.link_state.set(LinkState(status=LinkStatus.UP, session_id=3,
                                               accounts=("DU123",)))
-        h.bot.wiring.trading.set(TradingStatus(state=TradingState.ACTIVE))
-        h.bot.wiring.last_bar.set(h.bot.clock.now_utc() - dt.timedelta(seconds=42))
+        h.wiring.trading.set(TradingStatus(state=TradingState.ACTIVE))
+        h.wiring.last_bar.set(h.clock.now_utc() - dt.timedelta(seconds=42))
         with trio.fail_after(5):
             r = await h.client.get("/health")
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
@@ -42,8 +43,8 @@ async def test_health_answers_200_with_the_contract_fields(tmp_path: Path) -> No
 async def test_a_link_down_past_its_grace_is_unhealthy_except_in_the_restart_window(
         tmp_path: Path, down_for: float, expected_outage: bool, status: int) -> None:
     async with open_health(tmp_path) as h:
-        since = h.bot.clock.now_utc() - dt.timedelta(seconds=down_for)
-        h.bot.wiring.link_state.set(LinkState(status=LinkStatus.DOWN, since=since,
+        since = h.clock.now_utc() - dt.timedelta(seconds=down_for)
+        h.wiring.link_state.set(LinkState(status=LinkStatus.DOWN, since=since,
                                               reason="peer closed",
                                               expected_outage=expected_outage))
         with trio.fail_after(5):
@@ -59,7 +60,7 @@ async def test_a_link_down_past_its_grace_is_unhealthy_except_in_the_restart_win
 async def test_a_link_never_up_counts_from_the_bot_start(tmp_path: Path) -> None:
     async with open_health(tmp_path) as h:
         # the wiring's initial state: down, no `since`; the bot has run 10 minutes
-        h.bot.started_at = trio.current_time() - 600.0
+        h.view.run.started_at = trio.current_time() - 600.0
         with trio.fail_after(5):
             r = await h.client.get("/health")
     assert r.status_code == 503 and r.json()["link_down_s"] >= 600.0
@@ -67,12 +68,12 @@ async def test_a_link_never_up_counts_from_the_bot_start(tmp_path: Path) -> None
 
 async def test_halted_by_a_fault_is_unhealthy_and_a_normal_halt_is_not(tmp_path: Path) -> None:
     async with open_health(tmp_path) as h:
-        h.bot.wiring.link_state.set(LinkState(status=LinkStatus.UP, session_id=1))
-        h.bot.wiring.trading.set(TradingStatus(state=TradingState.HALTED,
+        h.wiring.link_state.set(LinkState(status=LinkStatus.UP, session_id=1))
+        h.wiring.trading.set(TradingStatus(state=TradingState.HALTED,
                                                reasons=("after hours",)))
         with trio.fail_after(5):
             normal = await h.client.get("/health")
-            h.bot.wiring.trading.set(TradingStatus(state=TradingState.HALTED, fault=True,
+            h.wiring.trading.set(TradingStatus(state=TradingState.HALTED, fault=True,
                                                    reasons=("account mismatch",)))
             fault = await h.client.get("/health")
             head = await h.client.head("/health")
@@ -100,7 +101,7 @@ async def test_tree_answers_the_actor_tree_and_dumps_it_at_most_once_a_second(
 async def test_the_kill_switch_sends_an_operator_command_and_journals_it(
         tmp_path: Path) -> None:
     async with open_health(tmp_path) as h:
-        commands = h.bot.wiring.commands.clone_receiver()
+        commands = h.wiring.commands.clone_receiver()
         with trio.fail_after(5):
             on = await h.client.post("/kill-switch", json={"engaged": True})
             off = await h.client.post("/kill-switch", json={"engaged": False})
@@ -124,7 +125,7 @@ async def test_the_kill_switch_refuses_web_pages_other_types_and_bad_bodies(
             bad = await h.client.post("/kill-switch", json={"engaged": "yes"})
             garbage = await h.client.post("/kill-switch", content=b"{", headers=JSON)
             get = await h.client.get("/kill-switch")
-        assert h.bot.wiring.commands.depth() == 0 and h.journal("kill_switch") == []
+        assert h.wiring.commands.depth() == 0 and h.journal("kill_switch") == []
     assert form.status_code == 415 and page.status_code == 403
     assert bad.status_code == 400 and garbage.status_code == 400
     assert get.status_code == 405 and get.headers["allow"] == "POST"
@@ -133,10 +134,10 @@ async def test_the_kill_switch_refuses_web_pages_other_types_and_bad_bodies(
 async def test_the_kill_switch_answers_503_when_the_command_queue_is_full(
         tmp_path: Path) -> None:
     async with open_health(tmp_path) as h:
-        sender = h.bot.wiring.commands.clone_sender()
-        for _ in range(h.bot.wiring.commands.capacity):
+        sender = h.wiring.commands.clone_sender()
+        for _ in range(h.wiring.commands.capacity):
             sender.send_nowait(OperatorCommand(kind="dump_tree", source="signal",
-                                               ts=h.bot.clock.now_utc()))
+                                               ts=h.clock.now_utc()))
         with trio.fail_after(5):
             r = await h.client.post("/kill-switch", json={"engaged": True})
     assert r.status_code == 503 and "full" in r.json()["error"]
@@ -173,21 +174,23 @@ async def test_malformed_or_oversized_requests_are_refused_and_idle_clients_bloc
             garbage = await _raw(h.port, b"\x16\x03\x01 hello\r\n\r\n")
             huge = b"x" * (MAX_BODY_BYTES + 1)
             big = await _raw(h.port, b"POST /kill-switch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                             b"Content-Type: application/json\r\nContent-Length: "
+                             b"Connection: close\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: "
                              + str(len(huge)).encode() + b"\r\n\r\n" + huge)
-            long_head = await _raw(h.port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX: "
-                                   + b"a" * 20000 + b"\r\n\r\n")
+            long_head = await _raw(h.port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   b"Connection: close\r\nX: "
+                                   + b"a" * 200_000 + b"\r\n\r\n")
             ok = await h.client.get("/health")      # answered while `idle` is still open
             await idle.aclose()
     assert garbage.startswith(b"HTTP/1.1 400")
     assert big.startswith(b"HTTP/1.1 413")
-    assert long_head.startswith(b"HTTP/1.1 431") or long_head.startswith(b"HTTP/1.1 400")
+    assert long_head.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), long_head[:200]
     assert ok.status_code in (200, 503)
 
 
 async def test_the_port_is_written_to_the_state_dir_and_removed_at_exit(tmp_path: Path) -> None:
     async with open_health(tmp_path) as h:
-        path = port_file(h.bot.settings.state_dir)
+        path = port_file(h.settings.state_dir)
         assert int(path.read_text(encoding="ascii")) == h.port
         listening = h.journal("health_listening")
         assert listening == [{**listening[0], "host": "127.0.0.1", "port": h.port}]
@@ -202,17 +205,21 @@ async def test_a_taken_port_leaves_the_bot_running_without_the_endpoint(
         port = taken.getsockname()[1]
         async with open_health(tmp_path) as h, trio.open_nursery() as nursery:
             with trio.fail_after(5):
-                got = await nursery.start(lambda task_status: serve_health(
-                    h.bot, port=port, task_status=task_status))
+                got = await nursery.start(lambda task_status: serve_ops(
+                    h.view, Journal(), h.wiring.commands.clone_sender(), lambda _: {},
+                    port=port, task_status=task_status))
             nursery.cancel_scope.cancel()
     assert got is None
     assert any(f"cannot listen on 127.0.0.1:{port}" in r.getMessage() for r in caplog.records)
 
 
-async def test_the_answer_is_one_json_document_per_connection(tmp_path: Path) -> None:
+async def test_the_answer_is_one_json_document_and_names_its_clock(tmp_path: Path) -> None:
     async with open_health(tmp_path) as h:
         with trio.fail_after(5):
-            raw = await _raw(h.port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            raw = await _raw(h.port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Connection: close\r\n\r\n")
+            tree = await h.client.get("/tree")
     head, _, body = raw.partition(b"\r\n\r\n")
-    assert b"connection: close" in head.lower()
-    assert isinstance(json.loads(body), dict)
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["clock"] == "bot"          # uptime_s on the bot's clock
+    assert tree.json()["clock"] == "trio"              # node uptimes in real seconds

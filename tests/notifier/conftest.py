@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,12 @@ from actors import notifier
 from config.market_calendar import ET
 from config.settings import load_settings
 from messages.alerts import Alert, Severity
+from runtime.app.bot import status_view
 from runtime.app.wiring import Wiring
 from runtime.infra.clock import Clock
 from runtime.infra.logs import open_logging
 from runtime.ops.discord import Timeouts
+from runtime.ops.status_view import StatusView
 from runtime.supervision.actor import ActorContext, ActorEnv
 from runtime.supervision.channels import DropOldest
 from runtime.supervision.tree import TreeNode
@@ -33,23 +35,14 @@ message goes at once (the fake bot's Gateway link never comes up unless a test s
 
 
 @dataclass
-class FakeBot:
-    """The part of BotHandle the Notifier reads (link and trading state, stop reason)."""
-
-    wiring: Wiring = field(default_factory=Wiring)
-    stop_requested: trio.Event = field(default_factory=trio.Event)
-    stop_reason: str = "stop requested"
-    started_at: float = field(default_factory=trio.current_time)
-
-
-@dataclass
 class Running:
     ctx: ActorContext            # the Notifier's own context
     source: ActorContext         # another actor raising alerts
     alerts: DropOldest[Alert]
     events: list[dict[str, Any]]
     log_dir: Path
-    bot: FakeBot
+    view: StatusView             # the status read-model it reads
+    wiring: Wiring               # the latest values behind `view`
     stop: Callable[[], None]
 
     def alert(self, severity: Severity, title: str, text: str = "", *,
@@ -69,7 +62,8 @@ class Running:
 async def open_notifier(tmp_path: Path, *, url: str | None,
                         config: notifier.NotifierConfig = FAST,
                         env: dict[str, str] | None = None, level: str = "INFO",
-                        incarnation: int = 1) -> AsyncIterator[Running]:
+                        incarnation: int = 1, alerts: DropOldest[Alert] | None = None,
+                        memory: notifier.Memory | None = None) -> AsyncIterator[Running]:
     """The Notifier actor running as the runtime runs it; leaving the block stops it (cancel),
     which runs its shielded shutdown flush."""
     values = {"LOG_FILE": str(tmp_path / "logs" / "bot.log"),
@@ -81,21 +75,21 @@ async def open_notifier(tmp_path: Path, *, url: str | None,
                       level=level, console=False) as journal:
         events: list[dict[str, Any]] = []
         journal.add_tap(events.append)
-        alerts: DropOldest[Alert] = DropOldest("alerts", 256,
-                                               keep=lambda a: a.severity == "critical")
-        bot = FakeBot()
-        actor_env = ActorEnv(clock=Clock(START), settings=settings, journal=journal,
-                             alerts=alerts, services={notifier.CONFIG_SERVICE: config,
-                                                      "bot": bot})
+        if alerts is None:
+            alerts = DropOldest("alerts", 256, keep=lambda a: a.severity == "critical")
+        wiring = Wiring()
+        clock = Clock(START)
+        view = status_view(wiring, settings, clock, journal)
+        actor_env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=alerts)
         node = TreeNode("notifier", "root.notifier", "actor", incarnation=incarnation)
         source = actor_env.context(TreeNode("strategy_selector",
                                             "root.brain.strategy_selector", "actor"))
         async with trio.open_nursery() as nursery:
             ctx = actor_env.context(node)
-            await nursery.start(notifier.run, ctx, notifier.Inbox(alerts=alerts),
-                                notifier.Outbox())
+            await nursery.start(notifier.run, ctx, notifier.Inbox(alerts=alerts, status=view),
+                                notifier.Outbox(), config, memory)
             yield Running(ctx=ctx, source=source, alerts=alerts, events=events,
-                          log_dir=settings.log_dir, bot=bot,
+                          log_dir=settings.log_dir, view=view, wiring=wiring,
                           stop=nursery.cancel_scope.cancel)
             nursery.cancel_scope.cancel()
 

@@ -11,10 +11,13 @@ import trio
 
 from actors import notifier
 from config.settings import load_settings
+from messages.alerts import Alert
 from messages.link import LinkState, LinkStatus
+from messages.status import BookStatus
 from runtime.app.bot import BotOptions, run_bot
 from runtime.ops.discord import COLOURS, TRUNCATED
-from tests.notifier.conftest import FAST, open_notifier, wait_until
+from runtime.supervision.channels import DropOldest
+from tests.notifier.conftest import FAST, START, open_notifier, wait_until
 from tests.notifier.fake_discord import WEBHOOK_PATH, Hang, Reply, run_fake_discord
 
 
@@ -29,11 +32,12 @@ async def test_startup_names_mode_gateway_and_et_time_and_shutdown_is_the_last_m
                                  config=replace(FAST, startup_link_wait_s=10.0)) as bot:
             await trio.sleep(0.2)
             assert discord.requests() == []         # waiting for the link to have its say
-            bot.bot.wiring.link_state.set(LinkState(status=LinkStatus.UP, session_id=1,
-                                                    accounts=("DU1234567",)))
+            bot.wiring.link_state.set(LinkState(status=LinkStatus.UP, session_id=1,
+                                                accounts=("DU1234567",)))
             await wait_until(lambda: discord.answered() >= 1)
-            bot.bot.stop_requested.set()
-            bot.bot.stop_reason = "SIGTERM"
+            bot.wiring.book.set(BookStatus(ts=bot.view.clock.now_utc(), mode="DRY_RUN",
+                                           realized_pnl_today=-12.5))
+            bot.view.run.request_stop("SIGTERM")
         requests = discord.requests()
     assert all(r.path == WEBHOOK_PATH and not r.problems for r in requests)
     first = requests[0].body["embeds"][0]
@@ -44,6 +48,7 @@ async def test_startup_names_mode_gateway_and_et_time_and_shutdown_is_the_last_m
     assert fields["Gateway"] == "up: session 1 (DU1234567)"
     last = requests[-1].body["embeds"][-1]
     assert last["title"].startswith("Bot stopped (SIGTERM) at 2026-11-20 09:30:")
+    assert {f["name"]: f["value"] for f in last["fields"]}["P&L today"] == "-12.50 USD"
     assert {e["outcome"] for e in bot.notify()} == {"sent"}
     assert requests[0].body["allowed_mentions"] == {"parse": []}
 
@@ -324,3 +329,27 @@ async def test_the_running_bot_announces_its_start_and_its_stop_is_the_last_mess
                     and e["title"].startswith("Bot stopped"))
     assert events[farewell]["outcome"] == "sent"
     assert names.index("shutdown") > farewell          # the Notifier was stopped last
+
+
+async def test_alerts_lost_while_no_notifier_read_are_reported_once_across_incarnations(
+        tmp_path: Path) -> None:
+    alerts: DropOldest[Alert] = DropOldest("alerts", 4)
+    memory = notifier.Memory()
+
+    def lose(n: int) -> None:
+        for i in range(n):
+            alerts.send_nowait(Alert(severity="info", title=f"lost {i}", text="",
+                                     source="root.x", ts=START))
+
+    reported: list[int] = []
+    lose(10)                                     # 6 dropped before the first Notifier
+    for incarnation in (1, 2):
+        async with open_notifier(tmp_path / str(incarnation), url=None, alerts=alerts,
+                                 memory=memory, incarnation=incarnation) as bot:
+            await wait_until(lambda: alerts.depth() == 0)     # what survived is read
+            bot.alert("info", "now read")
+            await wait_until(lambda: any(e["title"] == "now read" for e in bot.notify()))
+            reported += [e["count"] for e in bot.notify("dropped")
+                         if e["title"].startswith("(dropped before")]
+        lose(10)                                 # 6 more while nobody reads
+    assert reported == [6, 6]                    # not 12: the first six were reported once

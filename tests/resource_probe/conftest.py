@@ -17,6 +17,7 @@ from actors.resource_probe import DiskSample, ProbeConfig, ProcessSample
 from config.market_calendar import ET
 from config.settings import load_settings
 from messages.alerts import Alert
+from runtime.app.bot import status_view
 from runtime.app.wiring import Wiring
 from runtime.infra.clock import Clock
 from runtime.infra.logs import Journal
@@ -69,15 +70,11 @@ class FakeSampler:
 
 
 @dataclass
-class _Bot:
-    wiring: Wiring = field(default_factory=Wiring)
-
-
-@dataclass
 class Probed:
     ctx: ActorContext
     alerts: DropOldest[Alert]
     events: list[dict[str, Any]]
+    wiring: Wiring               # `resources` is the probe's outbox; the view reads the depths
     seen: list[Alert] = field(default_factory=list)
 
     def resources(self) -> list[dict[str, Any]]:
@@ -109,13 +106,14 @@ async def open_probe(tmp_path: Path, sampler: FakeSampler | Any,
     events: list[dict[str, Any]] = []
     journal.add_tap(events.append)
     alerts: DropOldest[Alert] = DropOldest("alerts", 10_000)
-    env = ActorEnv(clock=Clock(START), settings=settings, journal=journal, alerts=alerts,
-                   services={resource_probe.SAMPLER_SERVICE: sampler,
-                             resource_probe.CONFIG_SERVICE: config, "bot": _Bot()})
+    wiring = Wiring()
+    clock = Clock(START)
+    view = status_view(wiring, settings, clock, journal)
+    env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=alerts)
     ctx = env.context(TreeNode("resource_probe", "root.resource_probe", "actor",
                                incarnation=1))
     async with trio.open_nursery() as nursery:
-        await nursery.start(resource_probe.run, ctx, resource_probe.Inbox(),
-                            resource_probe.Outbox())
-        yield Probed(ctx=ctx, alerts=alerts, events=events)
+        await nursery.start(resource_probe.run, ctx, resource_probe.Inbox(status=view),
+                            resource_probe.Outbox(resources=wiring.resources), config, sampler)
+        yield Probed(ctx=ctx, alerts=alerts, events=events, wiring=wiring)
         nursery.cancel_scope.cancel()

@@ -50,7 +50,9 @@ async def test_a_resource_event_every_minute_carries_the_contract_fields(
         assert last["loop_lag_ms"] is None                 # lag ticker off in this config
         assert last["channels"] == {name: 0 for name in Wiring().depths()}
         assert last["cpu_pct_15m"] is None                 # not 15 minutes of data yet
-        assert probe.ctx.node.extra["resource"]["rss_mb"] == 180.0
+        published = probe.wiring.resources.value      # the status read-model's value
+        assert published is not None and published.rss_mb == 180.0
+        assert published.level == "ok" and probe.ctx.node.extra == {}
         assert probe.ctx.node.note == "cpu 2.5% rss 180 MB lag ?"
         assert sampler.calls == 31                        # every 10 s, plus the first
     assert probe.warnings() == []

@@ -38,7 +38,7 @@ EVENT_CLASSES: Mapping[str, str] = {
     "affordability": "money",
     # risk
     "trading_state": "risk", "halt": "risk", "resume": "risk", "risk_breach": "risk",
-    "drill": "risk", "kill_switch": "risk",
+    "drill": "risk", "kill_switch": "risk", "operator_action": "risk",
     # operations
     "alert": "operations", "notify": "operations", "resource": "operations",
 }
