@@ -40,7 +40,7 @@ from doctrine.indicators import (
 )
 from doctrine.selection import SelectionConfig, SelectionMemory, SelectionState
 from doctrine.sessions import SessionClock
-from doctrine.signals import EntryRules, Reading, evaluate_entry
+from doctrine.signals import EntryRules, Reading, find_setup, gate_entry
 from messages.brain import EntrySignal, SignalRejected, StrategyDecision
 from messages.market import BarGap, VixReading
 
@@ -148,12 +148,15 @@ class DecisionStage:
         strategy = decision.strategy
         if strategy == "C" or not reading.live:
             return None
+        found = find_setup(reading, strategy, self.rules)
+        if found is None:                    # nearly every bar: no lookups below
+            return None
         day = reading.session_date
         close_s = self._closes.get(day, _UNKNOWN) if day is not None else None
         if close_s is _UNKNOWN:
             close_s = self.session_close(day)
-        return evaluate_entry(reading, strategy, self.rules, session_close_s=close_s,
-                              multiplier=decision.size_multiplier)
+        return gate_entry(reading, strategy, self.rules, found, session_close_s=close_s,
+                          multiplier=decision.size_multiplier)
 
     def session_close(self, day: dt.date | None) -> float | None:
         if day is None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from doctrine.sessions import SessionClock, epoch_of, utc_of
 from messages.brain import IndicatorSnapshot
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from config.market_calendar import Session
 
 _INF = math.inf
+_new_values = tuple.__new__   # IndicatorValues without the NamedTuple's Python __new__
 
 
 class OutOfOrderBar(ValueError):
@@ -110,39 +111,31 @@ class IndicatorParams:
         return max(self.warmup_bars, settle)
 
 
-class IndicatorValues:
-    """The hot-path result of one bar: plain attributes, no validation.
+class IndicatorValues(NamedTuple):
+    """The hot-path result of one bar: plain fields, no validation.
 
     Mirrors `IndicatorSnapshot` (same attribute names), so signals read either one.
-    `ts` is the bar START in UTC epoch seconds.
+    `ts` is the bar START in UTC epoch seconds. A NamedTuple because building one is the
+    cheapest object Python has (`tuple.__new__` in C: a third of a slotted class's
+    `__init__`), and replay builds one per bar.
     """
 
-    __slots__ = ("after_gap", "bar_seconds", "bb_lower", "bb_mid", "bb_upper", "close",
-                 "ema_fast", "ema_slow", "live", "prev_ema_fast", "prev_ema_slow", "rsi",
-                 "session", "symbol", "ts", "vwap")
-
-    def __init__(self, symbol: str, ts: float, bar_seconds: int, close: float,
-                 rsi: float | None, ema_fast: float | None, ema_slow: float | None,
-                 prev_ema_fast: float | None, prev_ema_slow: float | None,
-                 vwap: float | None, bb_upper: float | None, bb_mid: float | None,
-                 bb_lower: float | None, session: Session | None, after_gap: bool,
-                 live: bool) -> None:
-        self.symbol = symbol
-        self.ts = ts
-        self.bar_seconds = bar_seconds
-        self.close = close
-        self.rsi = rsi
-        self.ema_fast = ema_fast
-        self.ema_slow = ema_slow
-        self.prev_ema_fast = prev_ema_fast
-        self.prev_ema_slow = prev_ema_slow
-        self.vwap = vwap
-        self.bb_upper = bb_upper
-        self.bb_mid = bb_mid
-        self.bb_lower = bb_lower
-        self.session = session
-        self.after_gap = after_gap
-        self.live = live
+    symbol: str
+    ts: float
+    bar_seconds: int
+    close: float
+    rsi: float | None
+    ema_fast: float | None
+    ema_slow: float | None
+    prev_ema_fast: float | None
+    prev_ema_slow: float | None
+    vwap: float | None
+    bb_upper: float | None
+    bb_mid: float | None
+    bb_lower: float | None
+    session: Session | None
+    after_gap: bool
+    live: bool
 
     @property
     def end_epoch(self) -> float:
@@ -369,9 +362,9 @@ class IndicatorSet:
         else:
             vwap = None
 
-        return IndicatorValues(self.symbol, ts, bar_seconds, close, self._rsi_value,
-                               self._ema_f, self._ema_s, prev_f, prev_s, vwap, bb_upper,
-                               mid, bb_lower, session, after_gap, live)
+        return _new_values(IndicatorValues, (
+            self.symbol, ts, bar_seconds, close, self._rsi_value, self._ema_f, self._ema_s,
+            prev_f, prev_s, vwap, bb_upper, mid, bb_lower, session, after_gap, live))
 
     def _bb_rebase(self) -> None:
         buf = self._bb_buf

@@ -120,6 +120,7 @@ class ReplayEngine:
         self.rejection_examples: dict[str, str] = {}
         self._vix_daily = vix_daily
         self._vix_reading: tuple[float, float] | None = None
+        self._vix_from = self._vix_until = 0.0     # the daily reading's span: [from, until)
         self.quotes: QuoteSource = quotes if quotes is not None else ModelQuotes(
             self._calendar, risk_free_rate=self.config.risk_free_rate,
             half_spread_pct=self.config.half_spread_pct, strike_step=self.config.strike_step)
@@ -159,8 +160,8 @@ class ReplayEngine:
         if cfg.vix_constant is not None:
             self._vix = cfg.vix_constant
             self._decisions.set_vix(cfg.vix_constant, now)
-        elif self._vix_daily is not None:
-            reading = self._vix_daily.reading_at(now)
+        elif self._vix_daily is not None and not self._vix_from <= now < self._vix_until:
+            reading, self._vix_from, self._vix_until = self._vix_daily.reading_span(now)
             if reading is not self._vix_reading:     # a newly published daily value
                 self._vix_reading = reading
                 if reading is None:

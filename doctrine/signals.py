@@ -148,12 +148,27 @@ def evaluate_entry(r: Reading, strategy: Strategy, rules: EntryRules, *,
     None when there is no setup (the common case: nothing to log), else a signal or a
     rejection naming the gate. `session_close_s` is the close of the bar's session (epoch s).
     """
-    if strategy == "C":
+    if strategy == "C" or not r.live:
         return None
+    found = find_setup(r, strategy, rules)
+    if found is None:
+        return None
+    return gate_entry(r, strategy, rules, found, session_close_s=session_close_s,
+                      multiplier=multiplier)
+
+
+def find_setup(r: Reading, strategy: TradingStrategy, rules: EntryRules
+               ) -> tuple[Direction, tuple[str, ...]] | None:
+    """The strategy's setup on this bar, or None (nearly every bar): the cheap first half of
+    `evaluate_entry`, so a caller looks up what the gates need only when there is a setup."""
     p = rules.params[strategy]
-    found = momentum_setup(r, p) if strategy == "A" else reversion_setup(r, p)
-    if found is None or not r.live:
-        return None
+    return momentum_setup(r, p) if strategy == "A" else reversion_setup(r, p)
+
+
+def gate_entry(r: Reading, strategy: TradingStrategy, rules: EntryRules,
+               found: tuple[Direction, tuple[str, ...]], *, session_close_s: float | None,
+               multiplier: float | None = None) -> EntrySignal | SignalRejected:
+    """The gates of `evaluate_entry` for a setup `find_setup` found on a live bar."""
     direction, reasons = found
     now_s = r.end_epoch
     symbol = r.symbol
@@ -167,8 +182,9 @@ def evaluate_entry(r: Reading, strategy: Strategy, rules: EntryRules, *,
         return reject("session", "bar outside regular trading hours")
     if r.after_gap:
         return reject("gap", "first bar after a gap: the crossover may span missing bars")
-    if symbol not in p.symbols:
-        return reject("symbol", f"strategy {strategy} trades {sorted(p.symbols)} only")
+    symbols = rules.params[strategy].symbols
+    if symbol not in symbols:
+        return reject("symbol", f"strategy {strategy} trades {sorted(symbols)} only")
     if symbol not in rules.symbols:
         plan = rules.plan
         if plan is not None and symbol in plan.earnings_blackout:
