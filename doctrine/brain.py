@@ -77,8 +77,7 @@ class IndicatorStage:
         if ind is None:
             ind = self.sets[symbol] = IndicatorSet(symbol, self.params, self.sessions)
         try:
-            return ind.update_values(ts, high, low, close, volume, bar_seconds=bar_seconds,
-                                     live=live)
+            return ind.update_values(ts, high, low, close, volume, bar_seconds, live)
         except OutOfOrderBar as exc:         # checked first: a duplicate changes nothing
             return Skipped("duplicate", str(exc))
         except BadBar as exc:
@@ -188,9 +187,19 @@ class Brain:
     def step(self, symbol: str, ts: float, high: float, low: float, close: float,
              volume: float, bar_seconds: int = 60, live: bool = True) -> Step | Skipped:
         """One bar through the whole brain, decided at the bar's end."""
-        values = self.indicators.bar(symbol, ts, high, low, close, volume, bar_seconds, live)
-        if isinstance(values, Skipped):
-            return values
+        ind = self.indicators.sets.get(symbol)
+        values = None
+        if ind is not None:    # IndicatorStage.bar's work, one call less (replay's hot path)
+            try:
+                values = ind.update_values(ts, high, low, close, volume, bar_seconds, live)
+            except (OutOfOrderBar, BadBar):
+                pass           # refused before any state changed: the stage says why below
+        if values is None:     # a new symbol, or a refused bar
+            answer = self.indicators.bar(symbol, ts, high, low, close, volume, bar_seconds,
+                                         live)
+            if isinstance(answer, Skipped):
+                return answer
+            values = answer
         decisions = self.decisions
         decision = decisions.selection.evaluate_at(ts + bar_seconds)
         return values, decision, decisions.entry(values, decision)

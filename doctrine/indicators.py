@@ -223,6 +223,11 @@ class IndicatorSet:
         return self._count >= self.params.warmup_bars
 
     @property
+    def last_close(self) -> float | None:
+        """The close of the last counted bar."""
+        return self._prev_close
+
+    @property
     def last_bar_ts(self) -> float | None:
         return None if self._last_ts == -_INF else self._last_ts
 
@@ -242,7 +247,7 @@ class IndicatorSet:
         return values.to_snapshot(bar.source)
 
     def update_values(self, ts: float, high: float, low: float, close: float, volume: float,
-                      *, bar_seconds: int = 60, live: bool = True) -> IndicatorValues:
+                      bar_seconds: int = 60, live: bool = True) -> IndicatorValues:
         """Hot path: one completed bar (start `ts` in UTC epoch seconds) in, values out."""
         if not ts > self._last_ts:
             raise OutOfOrderBar(
