@@ -1,9 +1,12 @@
 """Reading replay's inputs: bar CSVs, VIX files (intraday bars or CBOE's daily file), option quotes.
 
 Every reader refuses bad input with an `InputError` naming the file and line (the CLI prints
-it as one line and exits 2). The bar reader is on the end-to-end throughput path: the
-timestamps of a file share a few date/offset prefixes, so each prefix is parsed once and only
-the clock part per line.
+it as one line and exits 2). The bar reader is on the end-to-end throughput path: a file is
+read by pandas' C parser (pandas is loaded anyway, by the NYSE calendar; ~0.8 us a bar
+against ~2 us in Python), which yields the very floats `float()` does (a test compares every
+bundled file); anything it does not read cleanly (a price it cannot convert, a missing one,
+a timestamp without a UTC offset, time not ascending) is read again by the Python readers,
+which accept what they always did and name the bad line.
 """
 
 from __future__ import annotations
@@ -74,11 +77,40 @@ def read_bars_csv(path: Path) -> list[RawBar]:
         if header != EXPECTED_HEADER:
             raise InputError(f"{path}: header must be {','.join(EXPECTED_HEADER)}, "
                              f"got {','.join(header)}")
+    fast = _bars_by_pandas(path)
+    if fast is not None:
+        return fast
+    with _open(path) as handle:
+        handle.readline()
         body = handle.read()
     fast = _bars_by_column(body)
     if fast is not None:
         return fast
     return _bars(path, io.StringIO(body))     # the careful pass names the bad line
+
+
+def _bars_by_pandas(path: Path) -> list[RawBar] | None:
+    """The whole file through pandas' C parser, or None if it does not read cleanly (then
+    the Python readers decide). Timestamps must carry their offset (`%z`), as they must for
+    the Python reader; an empty volume is 0, as there."""
+    import numpy as np
+    import pandas as pd
+
+    floats = {name: np.float64 for name in EXPECTED_HEADER[1:]}
+    try:
+        frame = pd.read_csv(path, header=0, names=EXPECTED_HEADER, engine="c",
+                            dtype={"timestamp": str, **floats}, keep_default_na=False,
+                            na_values=[""], encoding="utf-8-sig")
+        stamps = pd.to_datetime(frame["timestamp"], format="%Y-%m-%dT%H:%M:%S%z", utc=True)
+        epochs = stamps.dt.as_unit("s").astype("int64").to_numpy()
+    except (ValueError, TypeError, OverflowError, pd.errors.ParserError):
+        return None
+    prices = frame[EXPECTED_HEADER[1:5]]
+    if len(frame) == 0 or prices.isna().to_numpy().any() or not (np.diff(epochs) > 0).all():
+        return None
+    columns = [prices[name].to_numpy().tolist() for name in EXPECTED_HEADER[1:5]]
+    volume = frame["volume"].fillna(0.0).to_numpy().tolist()
+    return list(zip(epochs.astype(np.float64).tolist(), *columns, volume, strict=True))
 
 
 def _bars_by_column(body: str) -> list[RawBar] | None:
