@@ -40,7 +40,13 @@ from doctrine.indicators import (
 )
 from doctrine.selection import SelectionConfig, SelectionMemory, SelectionState
 from doctrine.sessions import SessionClock
-from doctrine.signals import EntryRules, Reading, find_setup, gate_entry
+from doctrine.signals import (
+    EntryRules,
+    Reading,
+    gate_entry,
+    momentum_setup,
+    reversion_setup,
+)
 from messages.brain import EntrySignal, SignalRejected, StrategyDecision
 from messages.market import BarGap, VixReading
 
@@ -147,14 +153,16 @@ class DecisionStage:
         strategy = decision.strategy
         if strategy == "C" or not reading.live:
             return None
-        found = find_setup(reading, strategy, self.rules)
+        rules = self.rules                   # find_setup, inlined (a call per bar saved)
+        p = rules.params[strategy]
+        found = momentum_setup(reading, p) if strategy == "A" else reversion_setup(reading, p)
         if found is None:                    # nearly every bar: no lookups below
             return None
         day = reading.session_date
         close_s = self._closes.get(day, _UNKNOWN) if day is not None else None
         if close_s is _UNKNOWN:
             close_s = self.session_close(day)
-        return gate_entry(reading, strategy, self.rules, found, session_close_s=close_s,
+        return gate_entry(reading, strategy, rules, found, session_close_s=close_s,
                           multiplier=decision.size_multiplier)
 
     def session_close(self, day: dt.date | None) -> float | None:

@@ -257,7 +257,9 @@ class IndicatorSet:
                 and 0.0 <= volume < _INF):
             raise BadBar(f"{self.symbol} bar at {utc_of(ts).isoformat()}: high={high!r} "
                          f"low={low!r} close={close!r} volume={volume!r}")
-        session = self._sessions.locate(ts)
+        sessions = self._sessions
+        session = (sessions.current if sessions.open_s <= ts < sessions.close_s
+                   else sessions.locate(ts))              # locate's own first test, inlined
         after_gap = self._gap_pending or (
             session is not None and session is self._last_session and ts != self._last_end)
         self._gap_pending = False

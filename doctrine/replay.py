@@ -27,7 +27,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from config.gameplan import DataQuality, Gameplan, HardLimits, PlanSymbol
 from config.market_calendar import MarketCalendar, Session, get_calendar
@@ -47,6 +47,39 @@ from messages.market import OptionSpec
 
 RawBar = tuple[float, float, float, float, float, float]
 """(start in UTC epoch seconds, open, high, low, close, volume)."""
+
+
+class BarColumns(Sequence[RawBar]):
+    """Bars as six columns, the way a C CSV parser hands them over: `replay_all` reads the
+    columns without building a tuple per bar; to everything else a Sequence of RawBar."""
+
+    __slots__ = ("close", "high", "low", "open", "ts", "volume")
+
+    def __init__(self, ts: list[float], open_: list[float], high: list[float],
+                 low: list[float], close: list[float], volume: list[float]) -> None:
+        if not len(ts) == len(open_) == len(high) == len(low) == len(close) == len(volume):
+            raise ValueError("bar columns of different lengths")
+        self.ts, self.open, self.high, self.low, self.close, self.volume = (
+            ts, open_, high, low, close, volume)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @overload
+    def __getitem__(self, i: int) -> RawBar: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[RawBar]: ...
+
+    def __getitem__(self, i: int | slice) -> RawBar | list[RawBar]:
+        if isinstance(i, slice):
+            return list(zip(self.ts[i], self.open[i], self.high[i], self.low[i],
+                            self.close[i], self.volume[i], strict=True))
+        return (self.ts[i], self.open[i], self.high[i], self.low[i], self.close[i],
+                self.volume[i])
+
+    def __iter__(self) -> Iterator[RawBar]:
+        return zip(self.ts, self.open, self.high, self.low, self.close, self.volume,
+                   strict=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +472,11 @@ def replay_all(engine: ReplayEngine, bars: Mapping[str, Sequence[RawBar]],
         if vix is None and len(bars) == 1:       # one stream: already in order, no generator
             ((symbol, series),) = bars.items()
             on_bar = engine.on_bar
+            if isinstance(series, BarColumns):   # no tuple per bar
+                for ts, high, low, close, volume in zip(series.ts, series.high, series.low,
+                                                        series.close, series.volume, strict=True):
+                    on_bar(symbol, ts, high, low, close, volume)
+                return
             for b in series:
                 on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
             return

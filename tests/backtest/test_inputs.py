@@ -35,7 +35,9 @@ def test_every_bundled_bar_file_reads_bit_identical_through_either_reader(path: 
     expected = careful(path)
     assert len(expected) > 100
     assert read_bars_csv(path) == expected
-    assert _bars_by_pandas(path) == expected
+    columns = _bars_by_pandas(path)
+    assert columns is not None and list(columns) == expected
+    assert columns[0] == expected[0] and columns[-3:] == expected[-3:]
 
 
 def test_an_empty_volume_is_zero_as_before(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from doctrine.option_quotes import QuoteRow, RecordedQuotes
-from doctrine.replay import RawBar
+from doctrine.replay import BarColumns, RawBar
 from doctrine.vix_daily import DailyVix
 from messages.market import OptionSpec
 
@@ -72,14 +72,20 @@ def _slow(text: str) -> float:
 
 def read_bars_csv(path: Path) -> list[RawBar]:
     """Bars from a CSV, as (start epoch s, open, high, low, close, volume), ascending."""
+    return list(read_bar_columns(path))
+
+
+def read_bar_columns(path: Path) -> Sequence[RawBar]:
+    """`read_bars_csv` without a tuple per bar where the C parser read the file (replay's
+    throughput path: `replay_all` reads the columns)."""
     with _open(path) as handle:
         header = _header(path, handle)
         if header != EXPECTED_HEADER:
             raise InputError(f"{path}: header must be {','.join(EXPECTED_HEADER)}, "
                              f"got {','.join(header)}")
-    fast = _bars_by_pandas(path)
-    if fast is not None:
-        return fast
+    columns = _bars_by_pandas(path)
+    if columns is not None:
+        return columns
     with _open(path) as handle:
         handle.readline()
         body = handle.read()
@@ -89,7 +95,7 @@ def read_bars_csv(path: Path) -> list[RawBar]:
     return _bars(path, io.StringIO(body))     # the careful pass names the bad line
 
 
-def _bars_by_pandas(path: Path) -> list[RawBar] | None:
+def _bars_by_pandas(path: Path) -> BarColumns | None:
     """The whole file through pandas' C parser, or None if it does not read cleanly (then
     the Python readers decide). Timestamps must carry their offset (`%z`), as they must for
     the Python reader; an empty volume is 0, as there."""
@@ -108,9 +114,9 @@ def _bars_by_pandas(path: Path) -> list[RawBar] | None:
     prices = frame[EXPECTED_HEADER[1:5]]
     if len(frame) == 0 or prices.isna().to_numpy().any() or not (np.diff(epochs) > 0).all():
         return None
-    columns = [prices[name].to_numpy().tolist() for name in EXPECTED_HEADER[1:5]]
+    o, h, lo, c = (prices[name].to_numpy().tolist() for name in EXPECTED_HEADER[1:5])
     volume = frame["volume"].fillna(0.0).to_numpy().tolist()
-    return list(zip(epochs.astype(np.float64).tolist(), *columns, volume, strict=True))
+    return BarColumns(epochs.astype(np.float64).tolist(), o, h, lo, c, volume)
 
 
 def _bars_by_column(body: str) -> list[RawBar] | None:
@@ -185,7 +191,8 @@ def _bars(path: Path, handle: IO[str]) -> list[RawBar]:
 
 def infer_bar_seconds(bars: Sequence[RawBar]) -> int:
     """The smallest step between consecutive bars (60 for 1-minute files)."""
-    starts = list(map(operator.itemgetter(0), bars))
+    starts = bars.ts if isinstance(bars, BarColumns) else list(map(operator.itemgetter(0),
+                                                                     bars))
     steps = [d for d in map(operator.sub, itertools.islice(starts, 1, None), starts) if d > 0]
     return round(min(steps)) if steps else 60
 
