@@ -27,7 +27,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from config.market_calendar import MarketCalendar
 from doctrine.options import OptionQuote
@@ -44,11 +44,11 @@ _SQRT2 = math.sqrt(2.0)
 _exp, _sqrt, _log, _erfc, _floor = math.exp, math.sqrt, math.log, math.erfc, math.floor
 
 
-@dataclass(frozen=True, slots=True)
-class Calm:
+class Calm(NamedTuple):
     """A held option's bid provably stays inside its premium band while the underlying stays
     within `room` - `theta_s` x (seconds since `t0`) of `s0`, the VIX stays `vix` and the time
-    is before `until`: replay then skips repricing it (no premium exit can fire)."""
+    is before `until`: replay then skips repricing it (no premium exit can fire). A NamedTuple:
+    one is built per repricing, and a frozen dataclass costs several times more to build."""
 
     s0: float
     t0: float

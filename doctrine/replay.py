@@ -37,7 +37,7 @@ from doctrine.exits import ExitRules, OpenPosition, check_exit, premium_band, ti
 from doctrine.indicators import IndicatorParams
 from doctrine.option_quotes import Calm, ModelQuotes, QuoteSource
 from doctrine.options import OptionQuote, Refusal, RiskBudget, plan_option_entry
-from doctrine.params import TradingStrategy, force_close_dte
+from doctrine.params import StrategyParams, TradingStrategy, force_close_dte
 from doctrine.replay_record import ReplayRecord
 from doctrine.selection import SelectionConfig
 from doctrine.sessions import SessionClock, et_date_of, et_epoch
@@ -166,6 +166,7 @@ class ReplayEngine:
         self.calm_enabled = True                     # False: reprice every bar (tests)
         self.calm_skips = 0
         self.keep_records = True
+        self._waived: dict[str, tuple[StrategyParams, StrategyParams]] = {}
 
     @property
     def calendar(self) -> MarketCalendar:
@@ -282,8 +283,7 @@ class ReplayEngine:
             self._refuse(info, "position", f"a {entry.symbol} position is already open")
             return
         strategy = entry.strategy
-        params = dataclasses.replace(self._decisions.rules.params[strategy], min_option_volume=0,
-                                     min_open_interest=0)
+        params = self._entry_params(strategy)
         today = et_date_of(now)
         plan = self.plan_template
         budget = RiskBudget(equity=self.book.equity,
@@ -316,6 +316,16 @@ class ReplayEngine:
         info.update(option=result.option.key, contracts=result.contracts, price=price,
                     commission=round(commission, 2), dte=result.dte,
                     sizing=result.size.reason)
+
+    def _entry_params(self, strategy: TradingStrategy) -> StrategyParams:
+        """The plan's parameters for `strategy` with the liquidity minimums waived (modelled
+        quotes have no volume or open interest); once per plan's parameters, not per entry."""
+        params = self._decisions.rules.params[strategy]
+        cached = self._waived.get(strategy)
+        if cached is None or cached[0] is not params:
+            cached = self._waived[strategy] = (params, dataclasses.replace(
+                params, min_option_volume=0, min_open_interest=0))
+        return cached[1]
 
     def _refuse(self, info: dict[str, Any], stage: str, reason: str) -> None:
         self.rejected[stage] += 1
