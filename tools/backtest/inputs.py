@@ -193,6 +193,10 @@ def infer_bar_seconds(bars: Sequence[RawBar]) -> int:
     """The smallest step between consecutive bars (60 for 1-minute files)."""
     starts = bars.ts if isinstance(bars, BarColumns) else list(map(operator.itemgetter(0),
                                                                      bars))
+    if len(starts) > 1:
+        step: float = min(map(operator.sub, itertools.islice(starts, 1, None), starts))
+        if step > 0:                 # ascending (the readers make sure): no filtering needed
+            return round(step)
     steps = [d for d in map(operator.sub, itertools.islice(starts, 1, None), starts) if d > 0]
     return round(min(steps)) if steps else 60
 
