@@ -69,24 +69,28 @@ class Reading(Protocol):
 def momentum_setup(r: Reading, p: StrategyParams) -> tuple[Direction, tuple[str, ...]] | None:
     """Strategy A's condition on this bar, with the reasons, or None."""
     fast, slow, pf, ps = r.ema_fast, r.ema_slow, r.prev_ema_fast, r.prev_ema_slow
+    if fast is None or slow is None or pf is None or ps is None:
+        return None
+    up = pf <= ps and fast > slow
+    if not up and not (pf >= ps and fast < slow):
+        return None                                  # no crossover: nearly every bar
     rsi, vwap = r.rsi, r.vwap
-    if fast is None or slow is None or pf is None or ps is None or rsi is None or vwap is None:
+    if rsi is None or vwap is None:
         return None
     close = r.close
-    if pf <= ps and fast > slow:
+    if up:
         if p.rsi_min <= rsi <= p.rsi_max and close > vwap:
             return "bullish", (
                 f"EMA fast {fast:.4f} crossed above EMA slow {slow:.4f} on this bar",
                 f"RSI {rsi:.2f} in [{p.rsi_min:g}, {p.rsi_max:g}]",
                 f"close {close:.4f} > session VWAP {vwap:.4f}")
         return None
-    if pf >= ps and fast < slow:
-        lo, hi = 100.0 - p.rsi_max, 100.0 - p.rsi_min
-        if lo <= rsi <= hi and close < vwap:
-            return "bearish", (
-                f"EMA fast {fast:.4f} crossed below EMA slow {slow:.4f} on this bar",
-                f"RSI {rsi:.2f} in [{lo:g}, {hi:g}]",
-                f"close {close:.4f} < session VWAP {vwap:.4f}")
+    lo, hi = 100.0 - p.rsi_max, 100.0 - p.rsi_min
+    if lo <= rsi <= hi and close < vwap:
+        return "bearish", (
+            f"EMA fast {fast:.4f} crossed below EMA slow {slow:.4f} on this bar",
+            f"RSI {rsi:.2f} in [{lo:g}, {hi:g}]",
+            f"close {close:.4f} < session VWAP {vwap:.4f}")
     return None
 
 
