@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from config.market_calendar import Session
 
 _INF = math.inf
+_sqrt = math.sqrt
 _new_values = tuple.__new__   # IndicatorValues without the NamedTuple's Python __new__
 
 
@@ -347,7 +348,7 @@ class IndicatorSet:
             dev = s1 / bn
             var = s2 / bn - dev * dev
             bb_mid = self._bb_anchor + dev
-            band = self._bb_std * math.sqrt(var) if var > 0.0 else 0.0
+            band = self._bb_std * _sqrt(var) if var > 0.0 else 0.0
             bb_upper: float | None = bb_mid + band
             bb_lower: float | None = bb_mid - band
             mid: float | None = bb_mid

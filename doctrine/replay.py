@@ -167,6 +167,7 @@ class ReplayEngine:
         self.calm_skips = 0
         self.keep_records = True
         self._waived: dict[str, tuple[StrategyParams, StrategyParams]] = {}
+        self._bands: dict[str, tuple[OpenPosition, tuple[float, float]]] = {}  # premium_band
 
     @property
     def calendar(self) -> MarketCalendar:
@@ -267,7 +268,7 @@ class ReplayEngine:
                            "right": entry.right, "reasons": list(entry.reasons),
                            "size_multiplier": entry.size_multiplier, "accepted": True}
             if cfg.dry_run:
-                self._enter(entry, signal_info, close, now)
+                self._enter(entry, signal_info, close, now, values.session)
         else:
             self.rejected[entry.stage] += 1
             self.rejection_examples.setdefault(entry.stage, entry.reason)
@@ -278,13 +279,13 @@ class ReplayEngine:
 
     # -- the dry-run money path ------------------------------------------------------------------
     def _enter(self, entry: EntrySignal, info: dict[str, Any], close: float,
-               now: float) -> None:
+               now: float, session: Session | None) -> None:
         if entry.symbol in self._held:
             self._refuse(info, "position", f"a {entry.symbol} position is already open")
             return
         strategy = entry.strategy
         params = self._entry_params(strategy)
-        today = et_date_of(now)
+        today = session.date if session is not None else et_date_of(now)  # the same day
         plan = self.plan_template
         budget = RiskBudget(equity=self.book.equity,
                             account_max_position_pct=self.config.account_max_position_pct,
@@ -344,7 +345,10 @@ class ReplayEngine:
                                session_close_s=close_s) is None):
             self.calm_skips += 1
             return None
-        mark, calm = self.quotes.mark(pos.option, close, now, self._vix, premium_band(pos))
+        band = self._bands.get(pos.symbol)
+        if band is None or band[0] is not pos:
+            band = self._bands[pos.symbol] = (pos, premium_band(pos))
+        mark, calm = self.quotes.mark(pos.option, close, now, self._vix, band[1])
         found = check_exit(pos, mark=mark, now_s=now, today=today, session_close_s=close_s)
         if found is None:
             if calm is not None and self.calm_enabled:

@@ -218,10 +218,9 @@ def read_vix(path: Path, *, first: dt.date | None = None,
         rows: list[tuple[dt.date, float, float]] = []
         lo = (first - dt.timedelta(days=10)).isoformat() if first is not None else ""
         hi = last.isoformat() if last is not None else "9999"
-        for lineno, line in enumerate(handle, start=2):
+        wanted = [(n, line) for n, line in enumerate(handle, start=2) if lo <= line[:10] <= hi]
+        for lineno, line in wanted:
             if not line.strip():
-                continue
-            if not lo <= line[:10] <= hi:
                 continue
             parts = line.rstrip("\r\n").split(",")
             try:
