@@ -115,9 +115,12 @@ class ModelQuotes:
         return out
 
     def strikes(self, underlying: str, expiry: dt.date, price: float) -> list[float]:
+        """Eleven strikes around the price: the at-the-money one and one step out (the only
+        moneyness the doctrine names) are always among them, and a longer ladder only
+        costs the strike choice time on every entry."""
         step = self.strike_step
         centre = round(price / step) * step
-        return [centre + i * step for i in range(-30, 31)]
+        return [centre + i * step for i in range(-5, 6)]
 
     def quote(self, spec: OptionSpec, underlying_price: float, now_s: float,
               vix: float | None) -> OptionQuote | None:
