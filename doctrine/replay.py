@@ -27,10 +27,12 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 
 from config.gameplan import DataQuality, Gameplan, HardLimits, PlanSymbol
 from config.market_calendar import MarketCalendar, Session, get_calendar
+from doctrine.bars import BarColumns as BarColumns  # re-exported: replay's input types
+from doctrine.bars import RawBar as RawBar
 from doctrine.brain import Brain, Skipped
 from doctrine.dry_run import FillModel, PositionBook
 from doctrine.exits import ExitRules, OpenPosition, check_exit, premium_band, time_exit_at
@@ -44,42 +46,6 @@ from doctrine.sessions import SessionClock, et_date_of, et_epoch
 from doctrine.vix_daily import DAILY_MAX_AGE_S, DailyVix
 from messages.brain import EntrySignal, StrategyDecision
 from messages.market import OptionSpec
-
-RawBar = tuple[float, float, float, float, float, float]
-"""(start in UTC epoch seconds, open, high, low, close, volume)."""
-
-
-class BarColumns(Sequence[RawBar]):
-    """Bars as six columns, the way a C CSV parser hands them over: `replay_all` reads the
-    columns without building a tuple per bar; to everything else a Sequence of RawBar."""
-
-    __slots__ = ("close", "high", "low", "open", "ts", "volume")
-
-    def __init__(self, ts: list[float], open_: list[float], high: list[float],
-                 low: list[float], close: list[float], volume: list[float]) -> None:
-        if not len(ts) == len(open_) == len(high) == len(low) == len(close) == len(volume):
-            raise ValueError("bar columns of different lengths")
-        self.ts, self.open, self.high, self.low, self.close, self.volume = (
-            ts, open_, high, low, close, volume)
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    @overload
-    def __getitem__(self, i: int) -> RawBar: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[RawBar]: ...
-
-    def __getitem__(self, i: int | slice) -> RawBar | list[RawBar]:
-        if isinstance(i, slice):
-            return list(zip(self.ts[i], self.open[i], self.high[i], self.low[i],
-                            self.close[i], self.volume[i], strict=True))
-        return (self.ts[i], self.open[i], self.high[i], self.low[i], self.close[i],
-                self.volume[i])
-
-    def __iter__(self) -> Iterator[RawBar]:
-        return zip(self.ts, self.open, self.high, self.low, self.close, self.volume,
-                   strict=True)
 
 
 @dataclass(frozen=True, slots=True)

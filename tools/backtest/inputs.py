@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from doctrine.bars import BarColumns, RawBar
 from doctrine.option_quotes import QuoteRow, RecordedQuotes
-from doctrine.replay import BarColumns, RawBar
 from doctrine.vix_daily import DailyVix
 from messages.market import OptionSpec
 

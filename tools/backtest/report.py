@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from config.market_calendar import ET
+from doctrine.bars import BarColumns, RawBar
 from doctrine.dry_run import Trade
-from doctrine.replay import BarColumns, RawBar, ReplayEngine
+from doctrine.replay import ReplayEngine
 from doctrine.sessions import et_date_of, et_epoch
 from tools.backtest.stats import (
     BuyAndHold,
