@@ -198,10 +198,10 @@ class ModelQuotes:
         d1 = (_log(s / k) + (r - 0.0 + 0.5 * sigma * sigma) * t) / vol_t
         d2 = d1 - vol_t
         if spec.right == "C":
-            return s * 1.0 * (0.5 * _erfc(-d1 / _SQRT2)) - k * df_r * (
-                0.5 * _erfc(-d2 / _SQRT2))
-        return k * df_r * (0.5 * _erfc(d2 / _SQRT2)) - s * 1.0 * (
-            0.5 * _erfc(d1 / _SQRT2))
+            return max(s * 1.0 * (0.5 * _erfc(-d1 / _SQRT2)) - k * df_r * (
+                0.5 * _erfc(-d2 / _SQRT2)), 0.0)
+        return max(k * df_r * (0.5 * _erfc(d2 / _SQRT2)) - s * 1.0 * (
+            0.5 * _erfc(d1 / _SQRT2)), 0.0)
 
     def expiry_close_s(self, expiry: dt.date) -> float:
         cached = self._expiry_close.get(expiry)
