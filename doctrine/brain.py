@@ -40,7 +40,13 @@ from doctrine.indicators import (
 )
 from doctrine.selection import SelectionConfig, SelectionMemory, SelectionState
 from doctrine.sessions import SessionClock
-from doctrine.signals import EntryRules, Reading, evaluate_entry
+from doctrine.signals import (
+    EntryRules,
+    Reading,
+    gate_entry,
+    momentum_setup,
+    reversion_setup,
+)
 from messages.brain import EntrySignal, SignalRejected, StrategyDecision
 from messages.market import BarGap, VixReading
 
@@ -77,8 +83,7 @@ class IndicatorStage:
         if ind is None:
             ind = self.sets[symbol] = IndicatorSet(symbol, self.params, self.sessions)
         try:
-            return ind.update_values(ts, high, low, close, volume, bar_seconds=bar_seconds,
-                                     live=live)
+            return ind.update_values(ts, high, low, close, volume, bar_seconds, live)
         except OutOfOrderBar as exc:         # checked first: a duplicate changes nothing
             return Skipped("duplicate", str(exc))
         except BadBar as exc:
@@ -148,12 +153,17 @@ class DecisionStage:
         strategy = decision.strategy
         if strategy == "C" or not reading.live:
             return None
+        rules = self.rules                   # find_setup, inlined (a call per bar saved)
+        p = rules.params[strategy]
+        found = momentum_setup(reading, p) if strategy == "A" else reversion_setup(reading, p)
+        if found is None:                    # nearly every bar: no lookups below
+            return None
         day = reading.session_date
         close_s = self._closes.get(day, _UNKNOWN) if day is not None else None
         if close_s is _UNKNOWN:
             close_s = self.session_close(day)
-        return evaluate_entry(reading, strategy, self.rules, session_close_s=close_s,
-                              multiplier=decision.size_multiplier)
+        return gate_entry(reading, strategy, rules, found, session_close_s=close_s,
+                          multiplier=decision.size_multiplier)
 
     def session_close(self, day: dt.date | None) -> float | None:
         if day is None:
@@ -185,9 +195,19 @@ class Brain:
     def step(self, symbol: str, ts: float, high: float, low: float, close: float,
              volume: float, bar_seconds: int = 60, live: bool = True) -> Step | Skipped:
         """One bar through the whole brain, decided at the bar's end."""
-        values = self.indicators.bar(symbol, ts, high, low, close, volume, bar_seconds, live)
-        if isinstance(values, Skipped):
-            return values
+        ind = self.indicators.sets.get(symbol)
+        values = None
+        if ind is not None:    # IndicatorStage.bar's work, one call less (replay's hot path)
+            try:
+                values = ind.update_values(ts, high, low, close, volume, bar_seconds, live)
+            except (OutOfOrderBar, BadBar):
+                pass           # refused before any state changed: the stage says why below
+        if values is None:     # a new symbol, or a refused bar
+            answer = self.indicators.bar(symbol, ts, high, low, close, volume, bar_seconds,
+                                         live)
+            if isinstance(answer, Skipped):
+                return answer
+            values = answer
         decisions = self.decisions
         decision = decisions.selection.evaluate_at(ts + bar_seconds)
         return values, decision, decisions.entry(values, decision)

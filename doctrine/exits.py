@@ -21,6 +21,7 @@ Without a mark (no quote) the premium checks cannot run; the time-based ones sti
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 from config.gameplan import Gameplan
@@ -101,6 +102,22 @@ def check_exit(pos: OpenPosition, *, mark: float | None, now_s: float, today: dt
         return "time_stop", f"held {(now_s - pos.entry_s) / 60:.0f} min >= " \
                             f"{r.time_stop_s / 60:g} min"
     return None
+
+
+def time_exit_at(pos: OpenPosition, *, today: dt.date, session_close_s: float | None) -> float:
+    """The first instant of `today` at which `check_exit(pos, mark=None, ...)` names a reason
+    (the DTE force-close, the session end or the time stop); -inf if one fires already.
+    Replay skips the time-based checks of a calm position until then (a second earlier,
+    so float rounding in `now - entry >= time_stop` cannot matter)."""
+    r = pos.rules
+    if (pos.option.expiry - today).days <= r.force_close_dte:
+        return -math.inf
+    at = math.inf
+    if session_close_s is not None:
+        at = session_close_s - r.flatten_before_close_s
+    if r.time_stop_s is not None:
+        at = min(at, pos.entry_s + r.time_stop_s)
+    return at
 
 
 def premium_band(pos: OpenPosition) -> tuple[float, float]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from doctrine.sessions import SessionClock, epoch_of, utc_of
 from messages.brain import IndicatorSnapshot
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from config.market_calendar import Session
 
 _INF = math.inf
+_sqrt = math.sqrt
+_new_values = tuple.__new__   # IndicatorValues without the NamedTuple's Python __new__
 
 
 class OutOfOrderBar(ValueError):
@@ -110,39 +112,31 @@ class IndicatorParams:
         return max(self.warmup_bars, settle)
 
 
-class IndicatorValues:
-    """The hot-path result of one bar: plain attributes, no validation.
+class IndicatorValues(NamedTuple):
+    """The hot-path result of one bar: plain fields, no validation.
 
     Mirrors `IndicatorSnapshot` (same attribute names), so signals read either one.
-    `ts` is the bar START in UTC epoch seconds.
+    `ts` is the bar START in UTC epoch seconds. A NamedTuple because building one is the
+    cheapest object Python has (`tuple.__new__` in C: a third of a slotted class's
+    `__init__`), and replay builds one per bar.
     """
 
-    __slots__ = ("after_gap", "bar_seconds", "bb_lower", "bb_mid", "bb_upper", "close",
-                 "ema_fast", "ema_slow", "live", "prev_ema_fast", "prev_ema_slow", "rsi",
-                 "session", "symbol", "ts", "vwap")
-
-    def __init__(self, symbol: str, ts: float, bar_seconds: int, close: float,
-                 rsi: float | None, ema_fast: float | None, ema_slow: float | None,
-                 prev_ema_fast: float | None, prev_ema_slow: float | None,
-                 vwap: float | None, bb_upper: float | None, bb_mid: float | None,
-                 bb_lower: float | None, session: Session | None, after_gap: bool,
-                 live: bool) -> None:
-        self.symbol = symbol
-        self.ts = ts
-        self.bar_seconds = bar_seconds
-        self.close = close
-        self.rsi = rsi
-        self.ema_fast = ema_fast
-        self.ema_slow = ema_slow
-        self.prev_ema_fast = prev_ema_fast
-        self.prev_ema_slow = prev_ema_slow
-        self.vwap = vwap
-        self.bb_upper = bb_upper
-        self.bb_mid = bb_mid
-        self.bb_lower = bb_lower
-        self.session = session
-        self.after_gap = after_gap
-        self.live = live
+    symbol: str
+    ts: float
+    bar_seconds: int
+    close: float
+    rsi: float | None
+    ema_fast: float | None
+    ema_slow: float | None
+    prev_ema_fast: float | None
+    prev_ema_slow: float | None
+    vwap: float | None
+    bb_upper: float | None
+    bb_mid: float | None
+    bb_lower: float | None
+    session: Session | None
+    after_gap: bool
+    live: bool
 
     @property
     def end_epoch(self) -> float:
@@ -230,6 +224,11 @@ class IndicatorSet:
         return self._count >= self.params.warmup_bars
 
     @property
+    def last_close(self) -> float | None:
+        """The close of the last counted bar."""
+        return self._prev_close
+
+    @property
     def last_bar_ts(self) -> float | None:
         return None if self._last_ts == -_INF else self._last_ts
 
@@ -249,7 +248,7 @@ class IndicatorSet:
         return values.to_snapshot(bar.source)
 
     def update_values(self, ts: float, high: float, low: float, close: float, volume: float,
-                      *, bar_seconds: int = 60, live: bool = True) -> IndicatorValues:
+                      bar_seconds: int = 60, live: bool = True) -> IndicatorValues:
         """Hot path: one completed bar (start `ts` in UTC epoch seconds) in, values out."""
         if not ts > self._last_ts:
             raise OutOfOrderBar(
@@ -259,7 +258,9 @@ class IndicatorSet:
                 and 0.0 <= volume < _INF):
             raise BadBar(f"{self.symbol} bar at {utc_of(ts).isoformat()}: high={high!r} "
                          f"low={low!r} close={close!r} volume={volume!r}")
-        session = self._sessions.locate(ts)
+        sessions = self._sessions
+        session = (sessions.current if sessions.open_s <= ts < sessions.close_s
+                   else sessions.locate(ts))              # locate's own first test, inlined
         after_gap = self._gap_pending or (
             session is not None and session is self._last_session and ts != self._last_end)
         self._gap_pending = False
@@ -347,7 +348,7 @@ class IndicatorSet:
             dev = s1 / bn
             var = s2 / bn - dev * dev
             bb_mid = self._bb_anchor + dev
-            band = self._bb_std * math.sqrt(var) if var > 0.0 else 0.0
+            band = self._bb_std * _sqrt(var) if var > 0.0 else 0.0
             bb_upper: float | None = bb_mid + band
             bb_lower: float | None = bb_mid - band
             mid: float | None = bb_mid
@@ -369,9 +370,9 @@ class IndicatorSet:
         else:
             vwap = None
 
-        return IndicatorValues(self.symbol, ts, bar_seconds, close, self._rsi_value,
-                               self._ema_f, self._ema_s, prev_f, prev_s, vwap, bb_upper,
-                               mid, bb_lower, session, after_gap, live)
+        return _new_values(IndicatorValues, (
+            self.symbol, ts, bar_seconds, close, self._rsi_value, self._ema_f, self._ema_s,
+            prev_f, prev_s, vwap, bb_upper, mid, bb_lower, session, after_gap, live))
 
     def _bb_rebase(self) -> None:
         buf = self._bb_buf

@@ -27,7 +27,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from config.market_calendar import MarketCalendar
 from doctrine.options import OptionQuote
@@ -44,11 +44,11 @@ _SQRT2 = math.sqrt(2.0)
 _exp, _sqrt, _log, _erfc, _floor = math.exp, math.sqrt, math.log, math.erfc, math.floor
 
 
-@dataclass(frozen=True, slots=True)
-class Calm:
+class Calm(NamedTuple):
     """A held option's bid provably stays inside its premium band while the underlying stays
     within `room` - `theta_s` x (seconds since `t0`) of `s0`, the VIX stays `vix` and the time
-    is before `until`: replay then skips repricing it (no premium exit can fire)."""
+    is before `until`: replay then skips repricing it (no premium exit can fire). A NamedTuple:
+    one is built per repricing, and a frozen dataclass costs several times more to build."""
 
     s0: float
     t0: float
@@ -115,9 +115,12 @@ class ModelQuotes:
         return out
 
     def strikes(self, underlying: str, expiry: dt.date, price: float) -> list[float]:
+        """Eleven strikes around the price: the at-the-money one and one step out (the only
+        moneyness the doctrine names) are always among them, and a longer ladder only
+        costs the strike choice time on every entry."""
         step = self.strike_step
         centre = round(price / step) * step
-        return [centre + i * step for i in range(-30, 31)]
+        return [centre + i * step for i in range(-5, 6)]
 
     def quote(self, spec: OptionSpec, underlying_price: float, now_s: float,
               vix: float | None) -> OptionQuote | None:
@@ -195,10 +198,10 @@ class ModelQuotes:
         d1 = (_log(s / k) + (r - 0.0 + 0.5 * sigma * sigma) * t) / vol_t
         d2 = d1 - vol_t
         if spec.right == "C":
-            return s * 1.0 * (0.5 * _erfc(-d1 / _SQRT2)) - k * df_r * (
-                0.5 * _erfc(-d2 / _SQRT2))
-        return k * df_r * (0.5 * _erfc(d2 / _SQRT2)) - s * 1.0 * (
-            0.5 * _erfc(d1 / _SQRT2))
+            return max(s * 1.0 * (0.5 * _erfc(-d1 / _SQRT2)) - k * df_r * (
+                0.5 * _erfc(-d2 / _SQRT2)), 0.0)
+        return max(k * df_r * (0.5 * _erfc(d2 / _SQRT2)) - s * 1.0 * (
+            0.5 * _erfc(d1 / _SQRT2)), 0.0)
 
     def expiry_close_s(self, expiry: dt.date) -> float:
         cached = self._expiry_close.get(expiry)

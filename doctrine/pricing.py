@@ -59,9 +59,11 @@ def bs_price(s: float, k: float, t: float, sigma: float, right: Right, r: float 
         return max(forward_intrinsic, 0.0) if right == "C" else max(-forward_intrinsic, 0.0)
     d1 = (math.log(s / k) + (r - q + 0.5 * sigma * sigma) * t) / vol_t
     d2 = d1 - vol_t
+    # far out of the money the two terms cancel to a denormal that can come out negative
+    # (-1e-321): an option is never worth less than nothing
     if right == "C":
-        return s * df_q * norm_cdf(d1) - k * df_r * norm_cdf(d2)
-    return k * df_r * norm_cdf(-d2) - s * df_q * norm_cdf(-d1)
+        return max(s * df_q * norm_cdf(d1) - k * df_r * norm_cdf(d2), 0.0)
+    return max(k * df_r * norm_cdf(-d2) - s * df_q * norm_cdf(-d1), 0.0)
 
 
 def bs_greeks(s: float, k: float, t: float, sigma: float, right: Right, r: float = 0.0,

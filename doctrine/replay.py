@@ -31,22 +31,21 @@ from typing import Any
 
 from config.gameplan import DataQuality, Gameplan, HardLimits, PlanSymbol
 from config.market_calendar import MarketCalendar, Session, get_calendar
+from doctrine.bars import BarColumns as BarColumns  # re-exported: replay's input types
+from doctrine.bars import RawBar as RawBar
 from doctrine.brain import Brain, Skipped
 from doctrine.dry_run import FillModel, PositionBook
-from doctrine.exits import ExitRules, OpenPosition, check_exit, premium_band
+from doctrine.exits import ExitRules, OpenPosition, check_exit, premium_band, time_exit_at
 from doctrine.indicators import IndicatorParams
 from doctrine.option_quotes import Calm, ModelQuotes, QuoteSource
 from doctrine.options import OptionQuote, Refusal, RiskBudget, plan_option_entry
-from doctrine.params import TradingStrategy, force_close_dte
+from doctrine.params import StrategyParams, TradingStrategy, force_close_dte
 from doctrine.replay_record import ReplayRecord
 from doctrine.selection import SelectionConfig
 from doctrine.sessions import SessionClock, et_date_of, et_epoch
 from doctrine.vix_daily import DAILY_MAX_AGE_S, DailyVix
 from messages.brain import EntrySignal, StrategyDecision
 from messages.market import OptionSpec
-
-RawBar = tuple[float, float, float, float, float, float]
-"""(start in UTC epoch seconds, open, high, low, close, volume)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +107,10 @@ class ReplayEngine:
         self._vix: float | None = None
         self._decision: StrategyDecision | None = None
         self.decisions: list[StrategyDecision] = []
-        # counters for the summary
-        self.bars: dict[str, int] = {}
-        self.strategy_bars: dict[str, int] = {}
+        # counters for the summary (bars per symbol: the indicator sets count them)
+        self._strategy_bars: dict[str, int] = {}
+        self._counted = 0                            # bars counted so far, all symbols
+        self._counted_at_decision = 0                # ...when the decision in force began
         self._session: Session | None = None
         self._session_close_s = 0.0
         self.signals: Counter[str] = Counter()
@@ -120,21 +120,49 @@ class ReplayEngine:
         self.rejection_examples: dict[str, str] = {}
         self._vix_daily = vix_daily
         self._vix_reading: tuple[float, float] | None = None
+        self._vix_from = self._vix_until = 0.0     # the daily reading's span: [from, until)
         self.quotes: QuoteSource = quotes if quotes is not None else ModelQuotes(
             self._calendar, risk_free_rate=self.config.risk_free_rate,
             half_spread_pct=self.config.half_spread_pct, strike_step=self.config.strike_step)
         self.sessions: set[dt.date] = set()
         self.skipped: Counter[str] = Counter()
-        self._last_close: dict[str, float] = {}
         self._held: dict[str, OpenPosition] = {}     # the book's open position per symbol
-        self._calm: dict[str, Calm] = {}             # ...and where its bid cannot exit
+        self._calm: dict[str, tuple[Calm, float]] = {}  # ...where its bid cannot exit, and
+        #                                                until when no time-based exit fires
         self.calm_enabled = True                     # False: reprice every bar (tests)
         self.calm_skips = 0
         self.keep_records = True
+        self._waived: dict[str, tuple[StrategyParams, StrategyParams]] = {}
+        self._bands: dict[str, tuple[OpenPosition, tuple[float, float]]] = {}  # premium_band
 
     @property
     def calendar(self) -> MarketCalendar:
         return self._calendar
+
+    @property
+    def bars(self) -> dict[str, int]:
+        """Bars counted per symbol (duplicates and refused bars are in `skipped`)."""
+        return {s: ind.bars_seen for s, ind in sorted(self.brain.indicators.sets.items())
+                if ind.bars_seen}
+
+    @property
+    def strategy_bars(self) -> dict[str, int]:
+        """Bars counted under each strategy (counted per decision, not per bar: hot path)."""
+        counts = dict(self._strategy_bars)
+        if self._decision is not None:
+            s = self._decision.strategy
+            counts[s] = counts.get(s, 0) + self._counted - self._counted_at_decision
+        return counts
+
+    def _new_decision(self, decision: StrategyDecision) -> None:
+        old = self._decision
+        if old is not None:
+            counts = self._strategy_bars
+            counts[old.strategy] = (counts.get(old.strategy, 0) + self._counted
+                                    - self._counted_at_decision)
+        self._counted_at_decision = self._counted
+        self._decision = decision
+        self.decisions.append(decision)
 
     # -- inputs ----------------------------------------------------------------------------------
     def on_gap(self, symbol: str) -> None:
@@ -159,8 +187,8 @@ class ReplayEngine:
         if cfg.vix_constant is not None:
             self._vix = cfg.vix_constant
             self._decisions.set_vix(cfg.vix_constant, now)
-        elif self._vix_daily is not None:
-            reading = self._vix_daily.reading_at(now)
+        elif self._vix_daily is not None and not self._vix_from <= now < self._vix_until:
+            reading, self._vix_from, self._vix_until = self._vix_daily.reading_span(now)
             if reading is not self._vix_reading:     # a newly published daily value
                 self._vix_reading = reading
                 if reading is None:
@@ -175,14 +203,9 @@ class ReplayEngine:
             return None
         values, decision, entry = step  # type: ignore[misc]
         if decision is not self._decision:
-            self._decision = decision
-            self.decisions.append(decision)
+            self._new_decision(decision)
+        self._counted += 1
         strategy = decision.strategy
-        bars = self.bars
-        bars[symbol] = bars.get(symbol, 0) + 1
-        counts = self.strategy_bars
-        counts[strategy] = counts.get(strategy, 0) + 1
-        self._last_close[symbol] = close
         session = values.session
         exit_info = None
         if session is not None:
@@ -190,11 +213,16 @@ class ReplayEngine:
                 self._session = session
                 self._session_close_s = session.close.timestamp()
                 self.sessions.add(session.date)
-            if cfg.dry_run:
+            if self._held:                          # only ever filled by the dry run
                 pos = self._held.get(symbol)
                 if pos is not None:
-                    exit_info = self._manage(pos, close, now, session.date,
-                                             self._session_close_s)
+                    quiet = self._calm.get(symbol)
+                    if quiet is not None and now < quiet[1] and quiet[0].holds(
+                            close, now, self._vix):
+                        self.calm_skips += 1        # no exit can fire: see _manage
+                    else:
+                        exit_info = self._manage(pos, close, now, session.date,
+                                                 self._session_close_s)
         if entry is None:
             return ReplayRecord(values, strategy, None, exit_info) if self.keep_records \
                 else None
@@ -206,7 +234,7 @@ class ReplayEngine:
                            "right": entry.right, "reasons": list(entry.reasons),
                            "size_multiplier": entry.size_multiplier, "accepted": True}
             if cfg.dry_run:
-                self._enter(entry, signal_info, close, now)
+                self._enter(entry, signal_info, close, now, values.session)
         else:
             self.rejected[entry.stage] += 1
             self.rejection_examples.setdefault(entry.stage, entry.reason)
@@ -217,14 +245,13 @@ class ReplayEngine:
 
     # -- the dry-run money path ------------------------------------------------------------------
     def _enter(self, entry: EntrySignal, info: dict[str, Any], close: float,
-               now: float) -> None:
+               now: float, session: Session | None) -> None:
         if entry.symbol in self._held:
             self._refuse(info, "position", f"a {entry.symbol} position is already open")
             return
         strategy = entry.strategy
-        params = dataclasses.replace(self._decisions.rules.params[strategy], min_option_volume=0,
-                                     min_open_interest=0)
-        today = et_date_of(now)
+        params = self._entry_params(strategy)
+        today = session.date if session is not None else et_date_of(now)  # the same day
         plan = self.plan_template
         budget = RiskBudget(equity=self.book.equity,
                             account_max_position_pct=self.config.account_max_position_pct,
@@ -257,6 +284,16 @@ class ReplayEngine:
                     commission=round(commission, 2), dte=result.dte,
                     sizing=result.size.reason)
 
+    def _entry_params(self, strategy: TradingStrategy) -> StrategyParams:
+        """The plan's parameters for `strategy` with the liquidity minimums waived (modelled
+        quotes have no volume or open interest); once per plan's parameters, not per entry."""
+        params = self._decisions.rules.params[strategy]
+        cached = self._waived.get(strategy)
+        if cached is None or cached[0] is not params:
+            cached = self._waived[strategy] = (params, dataclasses.replace(
+                params, min_option_volume=0, min_open_interest=0))
+        return cached[1]
+
     def _refuse(self, info: dict[str, Any], stage: str, reason: str) -> None:
         self.rejected[stage] += 1
         self.rejection_examples.setdefault(stage, reason)
@@ -265,19 +302,24 @@ class ReplayEngine:
     def _manage(self, pos: OpenPosition, close: float, now: float, today: dt.date,
                 close_s: float | None) -> dict[str, Any] | None:
         """Exits of a held position at this bar. While its Calm holds, no premium exit can
-        fire, so only the time-based checks run (the bid is computed only if one fires): the
-        same exits as repricing every bar, at a fraction of the cost (a test pins that)."""
-        calm = self._calm.get(pos.symbol)
-        if (calm is not None and self.calm_enabled and calm.holds(close, now, self._vix)
+        fire, so only the time-based checks run (the bid is computed only if one fires); and
+        until `time_exit_at` (on_bar checks that) none of those can fire either: the same
+        exits as repricing every bar, at a fraction of the cost (a test pins that)."""
+        quiet = self._calm.get(pos.symbol)
+        if (quiet is not None and quiet[0].holds(close, now, self._vix)
                 and check_exit(pos, mark=None, now_s=now, today=today,
                                session_close_s=close_s) is None):
             self.calm_skips += 1
             return None
-        mark, calm = self.quotes.mark(pos.option, close, now, self._vix, premium_band(pos))
+        band = self._bands.get(pos.symbol)
+        if band is None or band[0] is not pos:
+            band = self._bands[pos.symbol] = (pos, premium_band(pos))
+        mark, calm = self.quotes.mark(pos.option, close, now, self._vix, band[1])
         found = check_exit(pos, mark=mark, now_s=now, today=today, session_close_s=close_s)
         if found is None:
-            if calm is not None:
-                self._calm[pos.symbol] = calm
+            if calm is not None and self.calm_enabled:
+                self._calm[pos.symbol] = (calm, time_exit_at(
+                    pos, today=today, session_close_s=close_s) - 1.0)
             else:
                 self._calm.pop(pos.symbol, None)
             return None
@@ -322,17 +364,19 @@ class ReplayEngine:
         book = self.book
         marks = {}
         for pos in book.open_positions:
-            q = self._quote(pos.option, self._last_close.get(pos.symbol, 0.0) or 1.0,
-                            self._day_end_s)
+            ind = self.brain.indicators.sets.get(pos.symbol)
+            last = ind.last_close if ind is not None else None
+            q = self._quote(pos.option, last or 1.0, self._day_end_s)
             if q is not None and q.bid is not None:
                 marks[pos.option.key] = q.bid
         wins = sum(1 for t in book.trades if t.pnl > 0)
+        strategy_bars = self.strategy_bars
         return {
             "summary": True,
-            "bars": sum(self.bars.values()),
-            "bars_by_symbol": dict(sorted(self.bars.items())),
+            "bars": self._counted,
+            "bars_by_symbol": self.bars,
             "sessions": len(self.sessions),
-            "strategy_bars": {k: self.strategy_bars.get(k, 0) for k in ("A", "B", "C")},
+            "strategy_bars": {k: strategy_bars.get(k, 0) for k in ("A", "B", "C")},
             "decisions": len(self.decisions),
             "pivots": sum(self._pivots_by_day().values()),
             "locked_days": sum(1 for d in {d.day for d in self.decisions if d.locked}),
@@ -405,6 +449,17 @@ def replay_all(engine: ReplayEngine, bars: Mapping[str, Sequence[RawBar]],
     state afterwards (the report, the sweep)."""
     engine.keep_records = False
     try:
+        if vix is None and len(bars) == 1:       # one stream: already in order, no generator
+            ((symbol, series),) = bars.items()
+            on_bar = engine.on_bar
+            if isinstance(series, BarColumns):   # no tuple per bar
+                for ts, high, low, close, volume in zip(series.ts, series.high, series.low,
+                                                        series.close, series.volume, strict=True):
+                    on_bar(symbol, ts, high, low, close, volume)
+                return
+            for b in series:
+                on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
+            return
         for _ in run_replay(engine, bars, vix, vix_seconds):
             pass
     finally:

@@ -39,13 +39,13 @@ def et_date_of(epoch: float) -> dt.date:
 class SessionClock:
     """Which regular session (if any) contains an instant; O(1) for time-ordered queries."""
 
-    __slots__ = ("_cal", "_close", "_gap_hi", "_gap_lo", "_open", "_session")
+    __slots__ = ("_cal", "_gap_hi", "_gap_lo", "close_s", "current", "open_s")
 
     def __init__(self, calendar: MarketCalendar | None = None) -> None:
         self._cal = calendar if calendar is not None else get_calendar()
-        self._session: Session | None = None
-        self._open = math.inf
-        self._close = -math.inf
+        self.current: Session | None = None   # the last session located, [open_s, close_s)
+        self.open_s = math.inf
+        self.close_s = -math.inf
         self._gap_lo = math.inf   # a known stretch [lo, hi) with no session in it
         self._gap_hi = -math.inf
 
@@ -55,16 +55,16 @@ class SessionClock:
 
     def locate(self, epoch: float) -> Session | None:
         """The session whose regular hours [open, close) contain `epoch`, else None."""
-        if self._open <= epoch < self._close:
-            return self._session
+        if self.open_s <= epoch < self.close_s:
+            return self.current
         if self._gap_lo <= epoch < self._gap_hi:
             return None
         when = utc_of(epoch)
         session = self._cal.session_at(when)
         if session is not None:
-            self._session = session
-            self._open = session.open.timestamp()
-            self._close = session.close.timestamp()
+            self.current = session
+            self.open_s = session.open.timestamp()
+            self.close_s = session.close.timestamp()
             return session
         self._gap_lo = epoch
         self._gap_hi = self._cal.next_session_after(when).open.timestamp()

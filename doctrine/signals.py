@@ -69,24 +69,28 @@ class Reading(Protocol):
 def momentum_setup(r: Reading, p: StrategyParams) -> tuple[Direction, tuple[str, ...]] | None:
     """Strategy A's condition on this bar, with the reasons, or None."""
     fast, slow, pf, ps = r.ema_fast, r.ema_slow, r.prev_ema_fast, r.prev_ema_slow
+    if fast is None or slow is None or pf is None or ps is None:
+        return None
+    up = pf <= ps and fast > slow
+    if not up and not (pf >= ps and fast < slow):
+        return None                                  # no crossover: nearly every bar
     rsi, vwap = r.rsi, r.vwap
-    if fast is None or slow is None or pf is None or ps is None or rsi is None or vwap is None:
+    if rsi is None or vwap is None:
         return None
     close = r.close
-    if pf <= ps and fast > slow:
+    if up:
         if p.rsi_min <= rsi <= p.rsi_max and close > vwap:
             return "bullish", (
                 f"EMA fast {fast:.4f} crossed above EMA slow {slow:.4f} on this bar",
                 f"RSI {rsi:.2f} in [{p.rsi_min:g}, {p.rsi_max:g}]",
                 f"close {close:.4f} > session VWAP {vwap:.4f}")
         return None
-    if pf >= ps and fast < slow:
-        lo, hi = 100.0 - p.rsi_max, 100.0 - p.rsi_min
-        if lo <= rsi <= hi and close < vwap:
-            return "bearish", (
-                f"EMA fast {fast:.4f} crossed below EMA slow {slow:.4f} on this bar",
-                f"RSI {rsi:.2f} in [{lo:g}, {hi:g}]",
-                f"close {close:.4f} < session VWAP {vwap:.4f}")
+    lo, hi = 100.0 - p.rsi_max, 100.0 - p.rsi_min
+    if lo <= rsi <= hi and close < vwap:
+        return "bearish", (
+            f"EMA fast {fast:.4f} crossed below EMA slow {slow:.4f} on this bar",
+            f"RSI {rsi:.2f} in [{lo:g}, {hi:g}]",
+            f"close {close:.4f} < session VWAP {vwap:.4f}")
     return None
 
 
@@ -148,12 +152,27 @@ def evaluate_entry(r: Reading, strategy: Strategy, rules: EntryRules, *,
     None when there is no setup (the common case: nothing to log), else a signal or a
     rejection naming the gate. `session_close_s` is the close of the bar's session (epoch s).
     """
-    if strategy == "C":
+    if strategy == "C" or not r.live:
         return None
+    found = find_setup(r, strategy, rules)
+    if found is None:
+        return None
+    return gate_entry(r, strategy, rules, found, session_close_s=session_close_s,
+                      multiplier=multiplier)
+
+
+def find_setup(r: Reading, strategy: TradingStrategy, rules: EntryRules
+               ) -> tuple[Direction, tuple[str, ...]] | None:
+    """The strategy's setup on this bar, or None (nearly every bar): the cheap first half of
+    `evaluate_entry`, so a caller looks up what the gates need only when there is a setup."""
     p = rules.params[strategy]
-    found = momentum_setup(r, p) if strategy == "A" else reversion_setup(r, p)
-    if found is None or not r.live:
-        return None
+    return momentum_setup(r, p) if strategy == "A" else reversion_setup(r, p)
+
+
+def gate_entry(r: Reading, strategy: TradingStrategy, rules: EntryRules,
+               found: tuple[Direction, tuple[str, ...]], *, session_close_s: float | None,
+               multiplier: float | None = None) -> EntrySignal | SignalRejected:
+    """The gates of `evaluate_entry` for a setup `find_setup` found on a live bar."""
     direction, reasons = found
     now_s = r.end_epoch
     symbol = r.symbol
@@ -167,8 +186,9 @@ def evaluate_entry(r: Reading, strategy: Strategy, rules: EntryRules, *,
         return reject("session", "bar outside regular trading hours")
     if r.after_gap:
         return reject("gap", "first bar after a gap: the crossover may span missing bars")
-    if symbol not in p.symbols:
-        return reject("symbol", f"strategy {strategy} trades {sorted(p.symbols)} only")
+    symbols = rules.params[strategy].symbols
+    if symbol not in symbols:
+        return reject("symbol", f"strategy {strategy} trades {sorted(symbols)} only")
     if symbol not in rules.symbols:
         plan = rules.plan
         if plan is not None and symbol in plan.earnings_blackout:

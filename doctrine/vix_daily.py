@@ -71,6 +71,12 @@ class DailyVix:
     def reading_at(self, now_s: float) -> tuple[float, float] | None:
         """(value, published at) of the latest reading at `now_s`; the same tuple object
         while it stays the latest (so a caller can tell "new reading" by identity)."""
+        return self.reading_span(now_s)[0]
+
+    def reading_span(self, now_s: float
+                     ) -> tuple[tuple[float, float] | None, float, float]:
+        """(`reading_at(now_s)`, from, until): the reading stays the same for every instant
+        in [from, until), so a time-ordered caller (replay, per bar) asks again only after."""
         if not self._lo <= now_s < self._hi:          # a new ET day (cached: hot path)
             day = et_date_of(now_s)
             self._lo = et_epoch(day, dt.time(0, 0))
@@ -78,7 +84,9 @@ class DailyVix:
             self._switch_s = et_epoch(day, DAILY_OPEN_ET)
             self._day_value = self._readings_for(day)
         before, after = self._day_value
-        return after if now_s >= self._switch_s else before
+        if now_s >= self._switch_s:
+            return after, self._switch_s, self._hi
+        return before, self._lo, self._switch_s
 
     def _readings_for(self, day: dt.date) -> tuple[tuple[float, float] | None,
                                                    tuple[float, float] | None]:

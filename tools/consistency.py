@@ -1,41 +1,32 @@
 """`python -m tools.consistency LOGDIR [--gameplan JSON] [--out FILE]`: live vs backtest.
 
-A bot whose live decisions drift from its backtest cannot be trusted: what was tested is not
-what trades. The decisions themselves are one code path (doctrine/brain.py: the actors drive
-its stages, replay drives `Brain`), so what this tool checks is the I/O AROUND the brain: that
-the actors received every bar once, in order, with the VIX reading of its minute applied first,
-the plan in force, and journaled what they decided. It reads the event journal of a run
-(`events.jsonl` and its rotated `events.jsonl.1 … .N`), rebuilds the exact bar stream the
-bot received (every `bar` event: symbol, bar_ts, OHLCV, source; VIX bars carry the symbol VIX;
-`bar_gap` events mark holes), replays it through doctrine.replay.ReplayEngine in replay's own
-order (VIX before bars at the same instant), and compares, for every bar the bot received LIVE:
+The decisions are one code path (doctrine/brain.py: the actors drive its stages, replay
+drives `Brain`), so this checks the I/O AROUND the brain: that the actors got every bar once,
+in order, with its minute's VIX applied first and the plan in force, and journaled what they
+decided. It rebuilds the bar stream from a run's journal (`events.jsonl` and its rotations
+`.1 … .N`: `bar` events, VIX bars under the symbol VIX, `bar_gap` holes), replays it through
+doctrine.replay.ReplayEngine (VIX before bars at the same instant) and compares, on every bar
+the bot received LIVE, the entry signals and refused setups (`signal` events of kind "entry"
+and "rejected": symbol, bar, strategy, direction, stage) and the decision in force (the last
+kind "decision" at or before the bar's end: strategy, rule, pivots, locked, VIX gate).
+History and backfill bars warm both sides but are not compared. The plan is `--gameplan`
+(every day, date rewritten, as tools.replay does) or the first plan the bot accepted.
 
-* the entry signals (symbol, bar_ts, strategy, direction) with the journal's `signal` events
-  of kind "entry";
-* the refused setups (symbol, bar_ts, strategy, direction, stage) with kind "rejected";
-* the strategy decision in force (strategy, rule, pivots, locked, VIX gate) with the last
-  `signal` event of kind "decision" whose instant `at` is at or before the bar's end.
-
-History and backfill bars warm the indicators in both, but are not compared: the live bot
-never enters on them and did not live through them. The plan is `--gameplan` (schema checked,
-applied to every day with its date rewritten, as tools.replay does) or, by default, the first
-plan the bot accepted (`gameplan` events carry it).
-
-Exit codes: 0 MATCH, 1 MISMATCH (the first differences are printed), 2 unusable input (no
-journal, no bars, no live bar, no plan). `compare_logdir()` returns the result object for the
-soak and the tests.
+Exit codes: 0 MATCH, 1 MISMATCH (the first differences printed), 2 unusable input (no
+journal, no bars, no live bar, no plan). `compare_logdir()` returns the result (soak, tests).
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import dataclasses
 import datetime as dt
 import json
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,43 +39,27 @@ from tools.replay import infer_bar_seconds
 VIX_SYMBOL = "VIX"
 MAX_DIFFERENCES = 20
 _ROTATED = re.compile(r"^events\.jsonl\.(\d+)$")
-
-EntryKey = tuple[str, float, str, str]
-"""(symbol, bar start epoch s, strategy, direction)."""
-RejectKey = tuple[str, float, str, str, str]
-"""(symbol, bar start epoch s, strategy, direction, stage)."""
+SignalKey = tuple[str, float, str, str, str]
+"""(symbol, bar start epoch s, strategy, direction, stage: "" for an entry)."""
 DecisionKey = tuple[str, str, int, bool, str]
-"""(strategy, rule, pivots, locked, VIX gate): what a decision decides."""
+"""(strategy, rule, pivots, locked, VIX gate)."""
 
 
 class UnusableInput(Exception):
     """The journal cannot be compared (exit code 2, one line naming the problem)."""
 
 
-# -- reading the journal --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LiveDecision:
-    at: float
-    key: DecisionKey
-    line: str            # where it is in the journal: file:line
-
-
 @dataclass
 class RunJournal:
     """What a run's journal says, in the shapes the comparison needs."""
 
-    files: list[Path]
     bars: dict[str, list[RawBar]] = field(default_factory=dict)
     vix: list[RawBar] = field(default_factory=list)
     sources: dict[tuple[str, float], str] = field(default_factory=dict)
-    gaps: dict[str, set[float]] = field(default_factory=dict)   # bar starts right after a gap
-    entries: list[EntryKey] = field(default_factory=list)
-    rejected: list[RejectKey] = field(default_factory=list)
-    decisions: list[LiveDecision] = field(default_factory=list)
+    gaps: set[tuple[str, float]] = field(default_factory=set)   # (symbol, bar after a gap)
+    signals: list[SignalKey] = field(default_factory=list)
+    decisions: list[tuple[float, DecisionKey, str]] = field(default_factory=list)  # at, key, line
     plans: list[dict[str, Any]] = field(default_factory=list)
-    duplicate_bars: int = 0
     conflicting_bars: int = 0
     bad_lines: int = 0
     processes: int = 0
@@ -94,34 +69,15 @@ def journal_files(logdir: Path) -> list[Path]:
     """The journal oldest first: events.jsonl.N … events.jsonl.1, events.jsonl."""
     rotated = sorted(((int(m.group(1)), p) for p in logdir.iterdir()
                       if (m := _ROTATED.match(p.name))), reverse=True)
-    files = [p for _, p in rotated]
     current = logdir / "events.jsonl"
-    if current.is_file():
-        files.append(current)
-    return files
+    return [p for _, p in rotated] + ([current] if current.is_file() else [])
 
 
 def _epoch(value: Any) -> float:
-    if not isinstance(value, str):
-        raise ValueError(f"not an ISO 8601 time: {value!r}")
-    when = dt.datetime.fromisoformat(value)
+    when = dt.datetime.fromisoformat(value)     # TypeError/ValueError: the caller names the line
     if when.tzinfo is None:
         raise ValueError(f"time without a UTC offset: {value!r}")
     return when.timestamp()
-
-
-def _lines(files: Sequence[Path]) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    for path in files:
-        with path.open(encoding="utf-8") as handle:
-            for n, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    yield f"{path.name}:{n}", None
-                    continue
-                yield f"{path.name}:{n}", obj if isinstance(obj, dict) else None
 
 
 def read_journal(logdir: Path, *, vix_symbol: str = VIX_SYMBOL) -> RunJournal:
@@ -130,69 +86,56 @@ def read_journal(logdir: Path, *, vix_symbol: str = VIX_SYMBOL) -> RunJournal:
     files = journal_files(logdir)
     if not files:
         raise UnusableInput(f"{logdir}: no events.jsonl in it")
-    run = RunJournal(files=files)
-    seen: dict[tuple[str, float], tuple[float, ...]] = {}
-    for where, ev in _lines(files):
-        if ev is None:
-            run.bad_lines += 1
-            continue
-        kind = ev.get("event")
-        try:
-            if kind == "bar":
-                _read_bar(run, ev, seen, vix_symbol)
-            elif kind == "bar_gap":
-                run.gaps.setdefault(str(ev["symbol"]), set()).add(_epoch(ev["end"]))
-            elif kind == "signal":
-                _read_signal(run, ev, where)
-            elif kind == "gameplan":
-                if ev.get("status") == "accepted" and isinstance(ev.get("plan"), dict):
-                    run.plans.append(ev["plan"])
-            elif kind == "startup":
-                run.processes += 1
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UnusableInput(f"{where}: a {kind} event the tool cannot read: {exc}") from None
+    run = RunJournal()
+    seen: dict[tuple[str, float], RawBar] = {}
+    for path in files:
+        with path.open(encoding="utf-8") as handle:
+            for n, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        ev = json.loads(line)
+                    except json.JSONDecodeError:
+                        ev = None
+                    if not isinstance(ev, dict):
+                        run.bad_lines += 1
+                        continue
+                    try:
+                        _read_event(run, ev, f"{path.name}:{n}", seen, vix_symbol)
+                    except (KeyError, TypeError, ValueError) as exc:
+                        raise UnusableInput(f"{path.name}:{n}: a {ev.get('event')} event the "
+                                            f"tool cannot read: {exc}") from None
     for series in (*run.bars.values(), run.vix):
-        series.sort(key=lambda b: b[0])
+        series.sort()
     return run
 
 
-def _read_bar(run: RunJournal, ev: dict[str, Any], seen: dict[tuple[str, float], tuple[float, ...]],
-              vix_symbol: str) -> None:
-    symbol = str(ev["symbol"])
-    ts = _epoch(ev["bar_ts"])
-    raw: RawBar = (ts, float(ev["open"]), float(ev["high"]), float(ev["low"]),
-                   float(ev["close"]), float(ev.get("volume") or 0.0))
-    key = (symbol, ts)
-    if key in seen:
-        # the same bar again: a new process re-reading history. The bot counts it once.
-        run.duplicate_bars += 1
-        if seen[key] != raw[1:]:
-            run.conflicting_bars += 1
-        return
-    seen[key] = raw[1:]
-    run.sources[key] = str(ev.get("source", "live"))
-    if symbol == vix_symbol:
-        run.vix.append(raw)
-    else:
-        run.bars.setdefault(symbol, []).append(raw)
-
-
-def _read_signal(run: RunJournal, ev: dict[str, Any], where: str) -> None:
-    kind = ev.get("kind")
-    if kind == "decision":
-        run.decisions.append(LiveDecision(
-            at=_epoch(ev["at"]),
-            key=(str(ev["strategy"]), str(ev["rule"]), int(ev["pivots"]), bool(ev["locked"]),
-                 str(ev["vix_gate"])), line=where))
-    elif kind == "entry":
-        run.entries.append((str(ev["symbol"]), _epoch(ev["bar_ts"]), str(ev["strategy"]),
-                            str(ev["direction"])))
-    elif kind == "rejected":
-        run.rejected.append((str(ev["symbol"]), _epoch(ev["bar_ts"]), str(ev["strategy"]),
-                             str(ev["direction"]), str(ev["stage"])))
-
-
-# -- the comparison -------------------------------------------------------------------------------
+def _read_event(run: RunJournal, ev: dict[str, Any], where: str,
+                seen: dict[tuple[str, float], RawBar], vix_symbol: str) -> None:
+    event, kind = ev.get("event"), ev.get("kind")
+    if event == "bar":
+        symbol, ts = str(ev["symbol"]), _epoch(ev["bar_ts"])
+        raw: RawBar = (ts, float(ev["open"]), float(ev["high"]), float(ev["low"]),
+                       float(ev["close"]), float(ev.get("volume") or 0.0))
+        if (symbol, ts) in seen:      # a new process re-reading history: counted once
+            run.conflicting_bars += seen[(symbol, ts)] != raw
+            return
+        seen[(symbol, ts)] = raw
+        run.sources[(symbol, ts)] = str(ev.get("source", "live"))
+        (run.vix if symbol == vix_symbol else run.bars.setdefault(symbol, [])).append(raw)
+    elif event == "bar_gap":
+        run.gaps.add((str(ev["symbol"]), _epoch(ev["end"])))
+    elif event == "signal" and kind == "decision":
+        run.decisions.append((_epoch(ev["at"]), (
+            str(ev["strategy"]), str(ev["rule"]), int(ev["pivots"]), bool(ev["locked"]),
+            str(ev["vix_gate"])), where))
+    elif event == "signal" and kind in ("entry", "rejected"):
+        run.signals.append((str(ev["symbol"]), _epoch(ev["bar_ts"]), str(ev["strategy"]),
+                            str(ev["direction"]), str(ev["stage"]) if kind == "rejected" else ""))
+    elif event == "gameplan" and ev.get("status") == "accepted" and isinstance(
+            ev.get("plan"), dict):
+        run.plans.append(ev["plan"])
+    elif event == "startup":
+        run.processes += 1
 
 
 @dataclass(frozen=True)
@@ -204,8 +147,8 @@ class Difference:
     replay: str
 
     def describe(self) -> str:
-        when = dt.datetime.fromtimestamp(self.at, dt.UTC).isoformat().replace("+00:00", "Z")
-        return f"{self.kind} {self.symbol} bar {when}: live {self.live} | replay {self.replay}"
+        return f"{self.kind} {self.symbol} bar {_iso(self.at)}: live {self.live} | " \
+               f"replay {self.replay}"
 
 
 @dataclass
@@ -238,58 +181,39 @@ class ConsistencyResult:
             f"refused setups: live {self.rejected_live}, replay {self.rejected_replay}",
             f"strategy in force checked on {self.bars_decision_checked} live bars "
             f"({self.decisions_live} live decision events)",
-        ]
-        lines.extend(f"note: {n}" for n in self.notes)
+            *(f"note: {n}" for n in self.notes)]
         if self.match:
-            lines.append("MATCH")
-        else:
-            lines.append(f"MISMATCH: {self.difference_count} difference(s); the first:")
-            lines.extend(f"  {d.describe()}" for d in self.differences)
-        return lines
+            return [*lines, "MATCH"]
+        return [*lines, f"MISMATCH: {self.difference_count} difference(s); the first:",
+                *(f"  {d.describe()}" for d in self.differences)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "match": self.match, "bars": self.bars, "live_bars": self.live_bars,
-            "vix_bars": self.vix_bars, "entries_live": self.entries_live,
-            "entries_replay": self.entries_replay, "rejected_live": self.rejected_live,
-            "rejected_replay": self.rejected_replay, "decisions_live": self.decisions_live,
-            "bars_decision_checked": self.bars_decision_checked, "plan": self.plan,
-            "difference_count": self.difference_count,
-            "differences": [{"kind": d.kind, "bar_ts": _iso(d.at), "symbol": d.symbol,
-                             "live": d.live, "replay": d.replay} for d in self.differences],
-            "notes": self.notes,
-        }
+        out = dataclasses.asdict(self)
+        out["differences"] = [{"kind": d.kind, "bar_ts": _iso(d.at), "symbol": d.symbol,
+                               "live": d.live, "replay": d.replay} for d in self.differences]
+        return {"match": self.match, **out}
 
 
 def plan_of_run(run: RunJournal) -> tuple[Gameplan, list[str]]:
-    """The first plan the bot accepted, and notes about later plans that differ."""
+    """The first plan the bot accepted, and a note if later plans differ."""
     if not run.plans:
         raise UnusableInput("the journal has no accepted gameplan: give --gameplan")
-    notes = []
+    plan = dict(run.plans[0])       # as pydantic dumps it ("10:00:00"); the schema reads "HH:MM"
+    for key in ("entry_window_start", "entry_window_end"):
+        if isinstance(plan.get(key), str):
+            plan[key] = plan[key][:5]
+    gate = plan.get("vix_gate")
+    if isinstance(gate, dict) and isinstance(gate.get("check_time"), str):
+        plan["vix_gate"] = {**gate, "check_time": gate["check_time"][:5]}
     try:
-        first = parse_gameplan(json.dumps(_as_written(run.plans[0])))
+        first = parse_gameplan(json.dumps(plan))
     except GameplanError as exc:
         raise UnusableInput(f"the journaled gameplan does not validate: {exc}") from None
     variants = {json.dumps({k: v for k, v in p.items() if k not in ("date", "session_id")},
                            sort_keys=True) for p in run.plans}
-    if len(variants) > 1:
-        notes.append(f"the bot accepted {len(variants)} different plans (apart from dates); "
-                     "replay applies the first to every day, so differences are expected "
-                     "after a change")
-    return first, notes
-
-
-def _as_written(plan: dict[str, Any]) -> dict[str, Any]:
-    """The journal holds the plan as pydantic dumps it ("10:00:00"); the schema reads the
-    operator's "HH:MM"."""
-    out = dict(plan)
-    for key in ("entry_window_start", "entry_window_end"):
-        if isinstance(out.get(key), str):
-            out[key] = out[key][:5]
-    gate = out.get("vix_gate")
-    if isinstance(gate, dict) and isinstance(gate.get("check_time"), str):
-        out["vix_gate"] = {**gate, "check_time": gate["check_time"][:5]}
-    return out
+    return first, ([f"the bot accepted {len(variants)} different plans (apart from dates); "
+                    "replay applies the first to every day, so differences are expected "
+                    "after a change"] if len(variants) > 1 else [])
 
 
 def compare_logdir(logdir: Path, plan: Gameplan | None = None, *,
@@ -300,108 +224,91 @@ def compare_logdir(logdir: Path, plan: Gameplan | None = None, *,
 
 def compare_run(run: RunJournal, plan: Gameplan | None = None, *,
                 max_differences: int = MAX_DIFFERENCES) -> ConsistencyResult:
-    notes: list[str] = []
     if not run.bars:
         raise UnusableInput("the journal has no bar events")
     live = {k for k, s in run.sources.items() if s == "live" and k[0] in run.bars}
     if not live:
         raise UnusableInput("the journal has no live bar: nothing the bot decided on")
+    notes: list[str] = []
     if plan is None:
         plan, notes = plan_of_run(run)
-    planned = {str(p.get("date")) for p in run.plans}
-    unplanned = sorted({_et_day(k[1]) for k in live} - planned)
-    if unplanned:
-        notes.append(f"live day(s) without an accepted gameplan: {', '.join(unplanned)}: the "
-                     "bot held C there, replay applied the plan")
-    if run.conflicting_bars:
-        notes.append(f"{run.conflicting_bars} bar(s) journaled twice with different values; "
-                     "the first was used")
-    if run.processes > 1:
-        notes.append(f"{run.processes} processes in the journal: each restart re-warmed its "
-                     "indicators from history, which replay does not")
-    if run.bad_lines:
-        notes.append(f"{run.bad_lines} unreadable journal line(s) skipped")
-    series = [b for s in run.bars.values() for b in s]
-    bar_seconds = infer_bar_seconds(sorted(series))
-    vix_seconds = infer_bar_seconds(run.vix) if run.vix else None
+    unplanned = sorted({_et_day(k[1]) for k in live} - {str(p.get("date")) for p in run.plans})
+    for count, note in (
+            (len(unplanned), f"live day(s) without an accepted gameplan: "
+                             f"{', '.join(unplanned)}: the bot held C there, replay applied "
+                             "the plan"),
+            (run.conflicting_bars, f"{run.conflicting_bars} bar(s) journaled twice with "
+                                   "different values; the first was used"),
+            (run.processes > 1, f"{run.processes} processes in the journal: each restart "
+                                "re-warmed its indicators from history, which replay does not"),
+            (run.bad_lines, f"{run.bad_lines} unreadable journal line(s) skipped")):
+        if count:
+            notes.append(note)
+    bar_seconds = infer_bar_seconds(sorted(b for s in run.bars.values() for b in s))
     engine = ReplayEngine(sorted(run.bars), plan=plan,
-                             config=ReplayConfig(dry_run=False, bar_seconds=bar_seconds))
-
-    result = ConsistencyResult(bars=len(series), live_bars=len(live), vix_bars=len(run.vix),
-                               plan=plan.session_id, notes=notes)
-    replay_entries: list[EntryKey] = []
-    replay_rejected: list[RejectKey] = []
+                          config=ReplayConfig(dry_run=False, bar_seconds=bar_seconds))
+    signals: list[SignalKey] = []
     in_force: list[tuple[str, float, DecisionKey]] = []
     for at, kind, symbol, b in merge_events(run.bars, run.vix or None, bar_seconds,
-                                            vix_seconds):
+                                            infer_bar_seconds(run.vix) if run.vix else None):
         if kind == 0:
             engine.on_vix(b[4], at)
             continue
-        if b[0] in run.gaps.get(symbol, ()):
+        if (symbol, b[0]) in run.gaps:
             engine.on_gap(symbol)
         record = engine.on_bar(symbol, b[0], b[2], b[3], b[4], b[5])
         if record is None or (symbol, b[0]) not in live:
             continue
         d = engine.decisions[-1]
         in_force.append((symbol, b[0], (d.strategy, d.rule, d.pivots, d.locked, d.vix_gate)))
-        sig = record.signal
-        if sig is None:
-            continue
-        if sig["accepted"]:
-            replay_entries.append((symbol, b[0], sig["strategy"], sig["direction"]))
-        else:
-            replay_rejected.append((symbol, b[0], sig["strategy"], sig["direction"],
-                                    sig["stage"]))
+        if (sig := record.signal) is not None:
+            signals.append((symbol, b[0], sig["strategy"], sig["direction"],
+                            "" if sig["accepted"] else sig["stage"]))
 
-    diffs: list[Difference] = []
-    diffs += _compare_sets("entry", [e for e in run.entries if (e[0], e[1]) in live],
-                           replay_entries)
-    diffs += _compare_sets("rejected", [r for r in run.rejected if (r[0], r[1]) in live],
-                           replay_rejected)
-    diffs += _compare_decisions(run.decisions, in_force, bar_seconds)
+    live_signals = [s for s in run.signals if (s[0], s[1]) in live]
+    diffs = _compare_signals(live_signals, signals) + _compare_decisions(
+        run.decisions, in_force, bar_seconds)
     diffs.sort(key=lambda d: (d.at, d.symbol, d.kind))
-    result.entries_live = len(run.entries)
-    result.entries_replay = len(replay_entries)
-    result.rejected_live = len(run.rejected)
-    result.rejected_replay = len(replay_rejected)
-    result.decisions_live = len(run.decisions)
-    result.bars_decision_checked = len(in_force)
-    result.difference_count = len(diffs)
-    result.differences = diffs[:max_differences]
-    return result
+    entries = sum(1 for s in run.signals if not s[4])
+    replay_entries = sum(1 for s in signals if not s[4])
+    return ConsistencyResult(
+        bars=sum(map(len, run.bars.values())), live_bars=len(live), vix_bars=len(run.vix),
+        entries_live=entries, entries_replay=replay_entries,
+        rejected_live=len(run.signals) - entries, rejected_replay=len(signals) - replay_entries,
+        decisions_live=len(run.decisions), bars_decision_checked=len(in_force),
+        plan=plan.session_id, differences=diffs[:max_differences],
+        difference_count=len(diffs), notes=notes)
 
 
-def _compare_sets(kind: str, live: Sequence[tuple[Any, ...]],
-                  replay: Sequence[tuple[Any, ...]]) -> list[Difference]:
+def _compare_signals(live: Sequence[SignalKey], replay: Sequence[SignalKey]
+                     ) -> list[Difference]:
     """Multisets keyed by (symbol, bar): a signal journaled twice is a difference too."""
-    out: list[Difference] = []
     live_count, replay_count = Counter(live), Counter(replay)
+    out = []
     for key in sorted(set(live_count) | set(replay_count)):
         n_live, n_replay = live_count[key], replay_count[key]
         if n_live != n_replay:
-            what = " ".join(str(x) for x in key[2:])
-            out.append(Difference(kind, key[1], key[0],
+            what = " ".join(x for x in key[2:] if x)
+            out.append(Difference("rejected" if key[4] else "entry", key[1], key[0],
                                   f"{what} x{n_live}" if n_live else "none",
                                   f"{what} x{n_replay}" if n_replay else "none"))
     return out
 
 
-def _compare_decisions(live: Sequence[LiveDecision],
+def _compare_decisions(live: Sequence[tuple[float, DecisionKey, str]],
                        in_force: Sequence[tuple[str, float, DecisionKey]],
                        bar_seconds: int) -> list[Difference]:
     """The live decision in force at a bar's end: the last one whose instant is not after it
     (the bot evaluates at data instants that never go back, so journal order breaks ties)."""
-    ordered = sorted(live, key=lambda d: d.at)     # stable: journal order among equal instants
-    instants = [d.at for d in ordered]
-    out: list[Difference] = []
+    ordered = sorted(live, key=lambda d: d[0])     # stable: journal order among equal instants
+    instants = [d[0] for d in ordered]
+    out = []
     for symbol, start, key in in_force:
         i = bisect.bisect_right(instants, start + bar_seconds)
         if i == 0:
             out.append(Difference("decision", start, symbol, "no decision yet", _show(key)))
-            continue
-        got = ordered[i - 1]
-        if got.key != key:
-            out.append(Difference("decision", start, symbol, f"{_show(got.key)} ({got.line})",
+        elif (got := ordered[i - 1])[1] != key:
+            out.append(Difference("decision", start, symbol, f"{_show(got[1])} ({got[2]})",
                                   _show(key)))
     return out
 
@@ -419,10 +326,7 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-# -- the command ----------------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.consistency", description=(
         "Replay a run's journaled bars through the backtest engine and compare its entry "
         "signals and strategy decisions with the ones the live bot journaled."))
@@ -431,31 +335,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="plan to replay with (default: the first plan the bot accepted)")
     ap.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     ap.add_argument("--vix-symbol", default=VIX_SYMBOL, help="symbol of the VIX bars")
-    return ap
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = ap.parse_args(argv)
     try:
-        plan = None
-        if args.gameplan is not None:
-            try:
-                plan = read_gameplan(args.gameplan)
-            except GameplanError as exc:
-                raise UnusableInput(str(exc)) from None
-        run = read_journal(args.logdir, vix_symbol=args.vix_symbol)
-        result = compare_run(run, plan)
+        try:
+            plan = read_gameplan(args.gameplan) if args.gameplan is not None else None
+        except GameplanError as exc:
+            raise UnusableInput(str(exc)) from None
+        result = compare_run(read_journal(args.logdir, vix_symbol=args.vix_symbol), plan)
+        print("\n".join(result.summary_lines()))
+        if args.out is not None:
+            args.out.write_text(json.dumps(result.to_dict(), indent=1) + "\n",
+                                encoding="utf-8")
     except (UnusableInput, OSError) as exc:
         print(f"consistency: {exc}", file=sys.stderr)
         return 2
-    for line in result.summary_lines():
-        print(line)
-    if args.out is not None:
-        try:
-            args.out.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
-        except OSError as exc:
-            print(f"consistency: {args.out}: cannot write: {exc}", file=sys.stderr)
-            return 2
     return 0 if result.match else 1
 
 

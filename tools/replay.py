@@ -49,6 +49,7 @@ from tools.backtest.inputs import (
     EXPECTED_HEADER,
     InputError,
     infer_bar_seconds,
+    read_bar_columns,
     read_bars_csv,
     read_option_quotes,
     read_vix,
@@ -125,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 class Inputs:
     """Everything read from the command line's files, validated."""
 
-    bars: dict[str, list[RawBar]]
+    bars: dict[str, Sequence[RawBar]]
     bar_seconds: int
     vix_bars: list[RawBar] | None
     vix_seconds: int | None
@@ -153,7 +154,7 @@ def read_inputs(args: argparse.Namespace, *, quiet: bool = False) -> Inputs:
     names = [s.upper() for s in symbols] or [symbol_from_filename(p) for p in paths]
     if len(set(names)) != len(names):
         raise InputError(f"two --bars files for the same symbol: {names}")
-    bars = {name: read_bars_csv(path) for name, path in zip(names, paths, strict=True)}
+    bars = {name: read_bar_columns(path) for name, path in zip(names, paths, strict=True)}
     lengths = {name: infer_bar_seconds(series) for name, series in bars.items()}
     if len(set(lengths.values())) != 1:
         raise InputError(f"bar lengths differ between files: {lengths}")

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from config.market_calendar import ET
-from doctrine.exits import ExitRules, OpenPosition, check_exit, exit_signal
+from doctrine.exits import ExitRules, OpenPosition, check_exit, exit_signal, time_exit_at
 from messages.market import OptionSpec
 from tests.doctrine.conftest import PlanFactory
 
@@ -95,3 +95,30 @@ def test_exit_signal_carries_option_premiums() -> None:
     assert (sig.entry_premium, sig.mark, sig.contracts, sig.option.key) == \
         (2.0, 1.5, 2, "SPY 2024-02-26 500C")
     assert sig.pnl_pct == pytest.approx(-0.25)
+
+
+@pytest.mark.parametrize(("strategy", "expiry", "entry_minute"), [
+    ("A", dt.date(2024, 2, 26), 0),       # the time stop first (90 min)
+    ("B", dt.date(2024, 2, 26), 0),       # 45 min
+    ("A", dt.date(2024, 2, 26), 300),     # entered 15:30: the session end first
+    ("A", dt.date(2024, 2, 23), 0),       # 3 DTE: fires at once
+])
+def test_time_exit_at_is_the_first_instant_a_time_based_exit_fires(
+        strategy: str, expiry: dt.date, entry_minute: int) -> None:
+    """Replay skips check_exit(mark=None) before time_exit_at: it must be None at every
+    earlier second of the day and a reason from that instant on."""
+    pos = dataclasses.replace(position(strategy, expiry=expiry,
+                                       rules=ExitRules.for_strategy(strategy, None)),
+                              entry_s=ENTRY + entry_minute * 60)
+    at = time_exit_at(pos, today=DAY, session_close_s=CLOSE)
+
+    def fires(now: float) -> bool:
+        return check_exit(pos, mark=None, now_s=now, today=DAY, session_close_s=CLOSE) \
+            is not None
+
+    if at == float("-inf"):
+        assert fires(pos.entry_s)
+        return
+    assert pos.entry_s < at < CLOSE
+    assert fires(at) and fires(at + 60)
+    assert not any(fires(now) for now in range(int(pos.entry_s), int(at)))

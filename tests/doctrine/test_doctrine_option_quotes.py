@@ -11,6 +11,7 @@ import pytest
 
 from config.market_calendar import get_calendar
 from doctrine.option_quotes import ModelQuotes, RecordedQuotes
+from doctrine.options import choose_strike
 from doctrine.replay import ReplayConfig, ReplayEngine, run_replay
 from doctrine.sessions import et_epoch
 from messages.market import OptionSpec
@@ -32,6 +33,21 @@ def test_model_bid_is_the_quote_s_bid_bit_for_bit() -> None:
         vix = rng.choice((None, 0.0, rng.uniform(9.0, 40.0)))
         q = model.quote(spec, s, at, vix)
         assert model.bid(spec, s, at, vix) == (q.bid if q is not None else None)
+
+
+def test_the_model_s_short_ladder_gives_the_strike_a_wide_one_gives() -> None:
+    """ModelQuotes lists eleven strikes; the strike the doctrine picks (ATM or one step out,
+    calls and puts, ties at half a dollar included) is the one a 61-strike ladder gives."""
+    model = ModelQuotes(get_calendar())
+    rng = random.Random(2)
+    prices = [rng.uniform(50.0, 700.0) for _ in range(2000)] + [500.5, 499.5, 500.0]
+    for price in prices:
+        short = model.strikes("SPY", dt.date(2024, 3, 15), price)
+        wide = [round(price) + i * 1.0 for i in range(-30, 31)]
+        for right in ("C", "P"):
+            for moneyness in ("ATM", "OTM1"):
+                assert choose_strike(short, price, right, moneyness) == \
+                    choose_strike(wide, price, right, moneyness)
 
 
 def spec(key: str) -> OptionSpec:

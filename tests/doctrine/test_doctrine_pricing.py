@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from doctrine.pricing import bs_greeks, bs_price, years_between
@@ -23,6 +23,7 @@ def test_textbook_values() -> None:
 @settings(max_examples=200, deadline=None)
 @given(s=st.floats(10, 1000), k=st.floats(10, 1000), t=st.floats(1e-4, 2),
        sigma=st.floats(0.01, 1.5), r=st.floats(0, 0.1), q=st.floats(0, 0.05))
+@example(s=10.0, k=516.5, t=0.01322080474108032, sigma=0.8932260410088744, r=0.0, q=0.0)
 def test_put_call_parity(s: float, k: float, t: float, sigma: float, r: float,
                          q: float) -> None:
     call = bs_price(s, k, t, sigma, "C", r, q)

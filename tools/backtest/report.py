@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from config.market_calendar import ET
+from doctrine.bars import BarColumns, RawBar
 from doctrine.dry_run import Trade
-from doctrine.replay import RawBar, ReplayEngine
+from doctrine.replay import ReplayEngine
 from doctrine.sessions import et_date_of, et_epoch
 from tools.backtest.stats import (
     BuyAndHold,
@@ -53,10 +54,12 @@ def session_days(bars: Sequence[RawBar], bar_seconds: int) -> list[DayBar]:
     over every bar (this is on the end-to-end path)."""
     out: list[DayBar] = []
     i, n = 0, len(bars)
+    starts = bars.ts if isinstance(bars, BarColumns) else None
     while i < n:
         day = et_date_of(bars[i][0])
         day_end = et_epoch(day + dt.timedelta(days=1), dt.time(0, 0))
-        j = bisect.bisect_left(bars, day_end, lo=i, key=_start)
+        j = (bisect.bisect_left(starts, day_end, lo=i) if starts is not None
+             else bisect.bisect_left(bars, day_end, lo=i, key=_start))
         out.append(DayBar(day, bars[i][1], bars[j - 1][4], bars[j - 1][0] + bar_seconds))
         i = j
     return out
