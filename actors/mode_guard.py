@@ -594,6 +594,9 @@ class _Guard:
             if cmd.kind == "drill_loss":
                 self._drill_loss(cmd)
                 continue
+            if cmd.kind == "close_position":
+                self._close_position(cmd)
+                continue
             if cmd.kind not in ("kill_switch_on", "kill_switch_off"):
                 continue
             engaged = cmd.kind == "kill_switch_on"
@@ -609,6 +612,27 @@ class _Guard:
                                f"{self.kill_path}: {exc}", key="kill-file")
             self._set_kill(engaged, cmd.source)
             self.evaluate()
+
+    def _close_position(self, cmd: OperatorCommand) -> None:
+        """The operator closes one position (the console's button): the same exit intent as
+        any exit rule, through the router's pre-trade gate; allowed in every trading state,
+        since a sell only reduces risk. A position that does not exist (or is already being
+        closed) is said so, not guessed at."""
+        found = [p for p in self.positions or () if p.option_key == cmd.option_key]
+        if not found:
+            self.ctx.alert("warning", "Close refused: no such position",
+                           f"{cmd.option_key!r} via {cmd.source}: the bot holds no such "
+                           "position; nothing was sent", key="operator-close")
+            return
+        p = found[0]
+        if p.exiting or p.option_key in self.exits_sent:
+            self.ctx.alert("info", "Close: already exiting",
+                           f"{p.option_key} via {cmd.source}: an exit is already working",
+                           key="operator-close")
+            return
+        self.ctx.alert("info", "Closing one position on the operator's request",
+                       f"{p.option_key} x{p.contracts} via {cmd.source}", key="operator-close")
+        self._send_exit(p, "operator", f"closed by the operator via {cmd.source}", urgent=False)
 
     def _drill_loss(self, cmd: OperatorCommand) -> None:
         """Guardrail drill: book a simulated loss and let the real limit logic react.

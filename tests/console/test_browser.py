@@ -26,7 +26,8 @@ from tests.money.conftest import (
 
 from .browser import click, in_browser, needs_chromium, open_chromium, text_of, wait_page
 
-PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op"}
+PAPER = {"DRY_RUN": "false", "PAPER_TRADING": "true", "OPERATOR_ID": "op",
+         "BOT_CAPITAL_USD": "100000"}   # BOT_CAPITAL_USD=600 (the default) affords no contract here
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 

@@ -359,6 +359,30 @@ async def test_kill_switch_file_cancels_entries_flattens_and_halts(
         assert [e["engaged"] for e in a.journal("kill_switch")] == [True, False]
 
 
+async def test_the_operator_closes_one_position_through_an_exit_intent_and_a_stranger_is_refused(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        a.quote(SPY_CALL, 2.00, 2.05)
+        await g.router_ready(positions=(position(),))
+        await g.wait_state(TradingState.ACTIVE)
+        now = a.env.clock.now_utc()
+        await g.commands.send(OperatorCommand(kind="close_position", source="console", ts=now,
+                                              option_key="NOPE"))
+        await g.commands.send(OperatorCommand(kind="close_position", source="console", ts=now,
+                                              option_key=SPY_CALL.key))
+        await g.commands.send(OperatorCommand(kind="close_position", source="console", ts=now,
+                                              option_key=SPY_CALL.key))   # twice: one exit
+        await trio.sleep(2)
+        exits = await g.of(ExitIntent)
+        assert [(e.option_key, e.reason, e.urgent) for e in exits] == [
+            (SPY_CALL.key, "operator", False)]
+        titles = [x["title"] for x in a.journal("alert")]
+        assert "Close refused: no such position" in titles
+        assert "Close: already exiting" in titles
+        assert a.wiring.trading.value.state is TradingState.ACTIVE   # closing halts nothing
+
+
 async def test_an_exhausted_link_subtree_halts_as_a_fault_until_a_session_is_up_again(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
