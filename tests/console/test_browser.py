@@ -75,25 +75,28 @@ async def test_the_page_is_refused_without_the_token_then_shows_the_tree_and_the
     assert [(a["action"], a["source"]) for a in actions] == [("kill_switch_on", "console")]
 
 
-async def test_a_position_appears_after_an_entry_and_its_pnl_follows_the_quotes(
+async def test_a_position_appears_after_an_entry_its_pnl_follows_the_quotes_and_close_flattens_it(
         tmp_path: Path, shared_data: Path) -> None:
-    published = False
     async with open_money_bot(tmp_path, shared_data, env=PAPER) as h:
         with trio.fail_after(240):
             await wait_trading(h)
             base, token = _console(h)
             key = await _enter(h)
-            with trio.move_on_after(20):
-                await h.bot.wiring.book.wait_value(lambda b: b is not None and bool(b.positions))
-            published = h.bot.wiring.book.value is not None
-            if published:
-                with open_chromium() as driver:
-                    await in_browser(lambda: driver.get(f"{base}/?token={token}"))
-                    await wait_page(driver, lambda d: key in text_of(d, "positions"),
-                                    f"the position {key}")
-                    first = text_of(driver, "positions")
-                    await wait_page(driver, lambda d: text_of(d, "positions") != first,
-                                    "the position's mark and P&L moving", timeout=120)
-    if not published:
-        pytest.skip("OrderRouter does not publish the book (the status read-model's positions) "
-                    "in this build yet: no positions to show")
+            # OrderRouter publishes the book (the status read-model) after the fill
+            await h.bot.wiring.book.wait_value(lambda b: b is not None and bool(b.positions))
+            with open_chromium() as driver:
+                await in_browser(lambda: driver.get(f"{base}/?token={token}"))
+                await wait_page(driver, lambda d: key in text_of(d, "positions"),
+                                f"the position {key}")
+                first = text_of(driver, "positions")
+                await wait_page(driver, lambda d: text_of(d, "positions") != first,
+                                "the position's mark and P&L moving", timeout=120)
+                # the close button: asks, then ModeGuard's exit goes out and the broker
+                # (the simulator's own book) is flat
+                await in_browser(lambda: click(driver, "css selector", "button.close"))
+                await in_browser(lambda: driver.switch_to.alert.accept())
+                await wait_until(lambda: broker_position(h, key) == 0, timeout=120)
+                await wait_page(driver, lambda d: key not in text_of(d, "positions"),
+                                "the position gone from the page", timeout=60)
+    closes = [a for a in h.journal.of("operator_action") if a["action"] == "close_position"]
+    assert [a["source"] for a in closes] == ["console"]
