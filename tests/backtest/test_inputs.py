@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.doctrine.conftest import DATA
+from tests.conftest import shared_data_dir
 from tools.backtest.inputs import (
     EXPECTED_HEADER,
     InputError,
@@ -21,7 +21,7 @@ from tools.backtest.inputs import (
     read_bars_csv,
 )
 
-BAR_FILES = sorted(p for p in DATA.glob("*.csv") if not p.name.startswith("vix_daily"))
+BAR_FILES = sorted(p for p in shared_data_dir().glob("*.csv") if not p.name.startswith("vix_daily"))
 HEADER = ",".join(EXPECTED_HEADER) + "\n"
 
 
