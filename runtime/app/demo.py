@@ -66,9 +66,9 @@ def demo_gameplan(day: dt.date) -> dict[str, Any]:
 
 def demo_account(settings: Settings) -> dict[str, Any]:
     """The demo account's money settings: enough equity for one contract to fit the budget."""
-    update: dict[str, Any] = {"starting_equity_usd": DEMO_EQUITY_USD}
-    if "bot_capital_usd" in type(settings).model_fields:   # sizing uses min(capital, equity)
-        update["bot_capital_usd"] = DEMO_EQUITY_USD
+    # sizing and the limits use min(BOT_CAPITAL_USD, equity): both are the demo account's
+    update: dict[str, Any] = {"starting_equity_usd": DEMO_EQUITY_USD,
+                              "bot_capital_usd": DEMO_EQUITY_USD}
     return update
 
 

@@ -129,7 +129,8 @@ def _settings(tmp_path: Path, plan: Path, **env: str) -> Settings:
 def test_check_exit_0_when_the_session_day_has_a_valid_plan(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plan = _plan_file(tmp_path, SESSION_DAY)
-    assert run_check(_settings(tmp_path, plan, STARTING_EQUITY_USD="5000"), SESSION_DAY) == 0
+    assert run_check(_settings(tmp_path, plan, STARTING_EQUITY_USD="5000",
+                                       BOT_CAPITAL_USD="5000"), SESSION_DAY) == 0
     out = capsys.readouterr().out
     assert "valid for 2026-11-20" in out and "warning" not in out
 

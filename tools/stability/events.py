@@ -35,10 +35,10 @@ EVENT_CLASSES: Mapping[str, str] = {
     "order_intent": "money", "order_rejected": "money", "order_submitted": "money",
     "order_status": "money", "order_cancel": "money", "fill": "money", "intent_done": "money",
     "reconcile": "money", "day_trade": "money", "daily_summary": "money",
-    "affordability": "money",
+    "affordability": "money", "capital": "money",
     # risk
     "trading_state": "risk", "halt": "risk", "resume": "risk", "risk_breach": "risk",
-    "drill": "risk", "kill_switch": "risk", "operator_action": "risk",
+    "drill": "risk", "kill_switch": "risk", "short_position": "risk", "operator_action": "risk",
     # operations
     "alert": "operations", "notify": "operations", "resource": "operations",
 }
