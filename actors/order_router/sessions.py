@@ -13,6 +13,7 @@ from doctrine.ledger import (
     Snapshot,
 )
 from doctrine.modes import mode_problem
+from messages.link import RestartSession
 from messages.orders import (
     AccountReport,
     AccountValues,
@@ -178,12 +179,39 @@ class Sessions(RouterCore):
                       resubmit=list(report.resubmit), notes=report.notes,
                       warnings=report.warnings + report.critical, suspects=report.suspects,
                       open_orders=len(opened.orders), positions=len(held.positions))
+        if report.lost:
+            # before anything can act on the lost orders: the retry goes on the new session
+            self.stuck.add(sid)
+            self._status(sid, reconciled=False, detail="stuck: a new session is requested")
         self.commit()
         self._check_deadlines()
+        if report.lost:
+            await self._restart_stuck_session(sid, report.lost)
         for intent_id in report.resubmit:
             if self.nursery is not None:
                 self.nursery.start_soon(self._resubmit, intent_id)
         return True
+
+    async def _restart_stuck_session(self, sid: int, refs: list[str]) -> None:
+        """Orders this session never acknowledged and the lookup by orderRef (open orders,
+        executions) did not find: the session is stuck, so force a new one. GatewayLink
+        counts the restart by its cause (its restart-storm ledger), so a state that stays
+        stuck pauses the link and alerts instead of looping it."""
+        orders = ", ".join(refs)
+        reason = (f"{orders} sent on session {sid} unknown to the broker "
+                  f"{self.tuning.lost_after_market_s:.0f} s after sending")
+        self.ctx.alert("critical", f"Stuck order {orders}: forcing a new Gateway session",
+                       f"{reason} (not in its open orders nor its executions). The link "
+                       "reconnects; the new session is reconciled and an exit is retried "
+                       "there. If this keeps happening the link pauses (restart storm) and "
+                       "alerts: check the Gateway.", key=f"stuck:{refs[0]}")
+        try:
+            await self.client.call(RestartSession(reason=reason, requested_by=self.ctx.path,
+                                                  session_id=sid),
+                                   timeout=self.tuning.request_timeout)
+        except LinkError as exc:
+            self.ctx.log.warning("new session not requested (%s): session %d may have ended "
+                                 "already", exc, sid)
 
     def _take_positions(self, sid: int, held: BrokerPositions) -> None:
         """The broker's option positions from a complete snapshot: what a sell may not exceed,
