@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import trio
 
 from config.settings import Mode
-from messages.base import Message
 from messages.link import (
     CancelSubscription,
     GatewayNotice,
@@ -33,6 +32,7 @@ from messages.link import (
     LinkStatus,
     RestartSession,
 )
+from messages.orders import BrokerEvent
 from runtime.gateway import error_policy
 from runtime.gateway.aio_bridge import LoopClosed
 from runtime.gateway.breaker import Breaker, BreakerOpen, BreakerState
@@ -71,7 +71,7 @@ class Inbox:
 class Outbox:
     link_state: Latest[LinkState]
     notices: trio.MemorySendChannel[GatewayNotice]    # to BarFeed (same subtree)
-    broker: trio.MemorySendChannel[Message]           # order events to OrderRouter
+    broker: trio.MemorySendChannel[BrokerEvent]       # order events to OrderRouter
 
 
 # -- state that outlives an incarnation -----------------------------------------------------------

@@ -25,11 +25,11 @@ from doctrine.ledger import (
     LedgerError,
     OrderRec,
 )
-from messages.base import Message
 from messages.control import TradingState, TradingStatus
 from messages.link import LinkState
 from messages.market import OptionSpec, Quote
 from messages.orders import (
+    BrokerEvent,
     BrokerPosition,
     CancelOrder,
     FillReport,
@@ -69,7 +69,7 @@ from .journal import TRADES_FILE, TradeJournal
 @dataclass(frozen=True)
 class Inbox:
     orders: trio.MemoryReceiveChannel[OrderCommand]     # from ModeGuard
-    broker: trio.MemoryReceiveChannel[Message]          # pushed by GatewayLink
+    broker: trio.MemoryReceiveChannel[BrokerEvent]      # pushed by GatewayLink
     link_state: Latest[LinkState]
     quotes: Latest[Mapping[str, Quote]]
     gameplan: Latest[Gameplan | None]
