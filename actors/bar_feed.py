@@ -429,6 +429,8 @@ class _QuoteLine:
     inner: trio.CancelScope | None = None   # one subscription (resubscribe: cancelled)
     last: float = 0.0                       # trio time of the last quote (or subscription)
     resubscribes: int = 0
+    refused: int | None = None              # IB's code while the contract is refused for good
+    refused_alerted: bool = False
 
     def resubscribe(self) -> None:
         if self.inner is not None:
@@ -437,6 +439,8 @@ class _QuoteLine:
 
 QUOTE_STALE_AFTER_MARKET_S = 120.0          # no quote this long in market hours: resubscribe
 QUOTE_STALE_AFTER_MIN_S = 10.0              # ...and never sooner than this in real seconds
+QUOTE_REFUSED_RETRY_MARKET_S = 1800.0       # a contract IB refuses for good (200, 354, ...)
+                                            # is asked for again this rarely
 
 
 async def _watch_quotes(ctx: ActorContext, quote_lines: Mapping[str, _QuoteLine]) -> None:
@@ -449,11 +453,32 @@ async def _watch_quotes(ctx: ActorContext, quote_lines: Mapping[str, _QuoteLine]
             continue
         now = trio.current_time()
         for line in list(quote_lines.values()):
-            if line.inner is not None and now - line.last > limit:
+            if line.inner is not None and line.refused is None and now - line.last > limit:
                 ctx.log.warning("quote %s silent for %.0f s: resubscribing", line.key,
                                 now - line.last)
                 line.last = now
                 line.resubscribe()
+
+
+def _quote_refused(ctx: ActorContext, line: _QuoteLine, code: int | None, text: str) -> None:
+    """A per-contract refusal (error_policy.disables_symbol): one alert, then quiet retries."""
+    line.refused = code
+    ctx.emit("quote_refused", contract=line.key, code=code,
+             retry_in_s=QUOTE_REFUSED_RETRY_MARKET_S)
+    if line.refused_alerted:
+        return
+    line.refused_alerted = True
+    meaning = error_policy.policy(code).meaning if code is not None else text
+    ctx.alert("warning", f"Option quote unavailable: {line.key}",
+              f"IB {code}: {meaning}. Without a bid this contract has no mark (it counts at "
+              "zero against the loss limit) and no exit at a price; its native bracket stays. "
+              f"Asked again every {QUOTE_REFUSED_RETRY_MARKET_S / 60:.0f} min.",
+              key=f"quote-refused:{line.key}")
+
+
+def _quote_back(ctx: ActorContext, line: _QuoteLine) -> None:
+    line.refused_alerted = False
+    ctx.alert("info", f"Option quote back: {line.key}", key=f"quote-refused:{line.key}")
 
 
 async def _sync_quotes(ctx: ActorContext, client: LinkClient, inbox: Inbox,
@@ -495,12 +520,26 @@ async def _stream_quote(ctx: ActorContext, client: LinkClient, spec: OptionSpec,
                     async with client.open_stream(request) as (_, quotes):
                         async for quote in quotes:
                             line.last = trio.current_time()
+                            if line.refused_alerted:
+                                _quote_back(ctx, line)
                             board = dict(outbox.quotes.value)
                             board[spec.key] = quote   # type: ignore[assignment]
                             outbox.quotes.set(board)
                 except LinkUnavailable:
                     await trio.sleep_forever()
-                except (RequestFailed, RequestTimeout) as exc:
+                except RequestFailed as exc:
+                    if not error_policy.disables_symbol(exc.code, str(exc)):
+                        ctx.log.warning("quote %s: %s", spec.key, exc)
+                        await trio.sleep(RETRY_DELAY * 5)
+                        continue
+                    # asking again will not help this session: alert once, ask rarely
+                    _quote_refused(ctx, line, exc.code, str(exc))
+                    try:
+                        await trio.sleep(ctx.clock.to_trio_seconds(
+                            QUOTE_REFUSED_RETRY_MARKET_S))
+                    finally:
+                        line.refused = None
+                except RequestTimeout as exc:
                     ctx.log.warning("quote %s: %s", spec.key, exc)
                     await trio.sleep(RETRY_DELAY * 5)
             if inner.cancelled_caught:

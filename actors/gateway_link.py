@@ -25,8 +25,14 @@ from dataclasses import dataclass, field
 import trio
 
 from config.settings import Mode
-from messages.base import Message
-from messages.link import CancelSubscription, GatewayNotice, LinkState, LinkStatus
+from messages.link import (
+    CancelSubscription,
+    GatewayNotice,
+    LinkState,
+    LinkStatus,
+    RestartSession,
+)
+from messages.orders import BrokerEvent
 from runtime.gateway import error_policy
 from runtime.gateway.aio_bridge import LoopClosed
 from runtime.gateway.breaker import Breaker, BreakerOpen, BreakerState
@@ -65,7 +71,7 @@ class Inbox:
 class Outbox:
     link_state: Latest[LinkState]
     notices: trio.MemorySendChannel[GatewayNotice]    # to BarFeed (same subtree)
-    broker: trio.MemorySendChannel[Message]           # order events to OrderRouter
+    broker: trio.MemorySendChannel[BrokerEvent]       # order events to OrderRouter
 
 
 # -- state that outlives an incarnation -----------------------------------------------------------
@@ -471,7 +477,27 @@ async def _serve(session: LinkSession, inbox: Inbox, nursery: trio.Nursery, subs
                 session.cancel(cancel)
             env.answer_nowait(Reply(ok=True, session_id=session.session_id))
             continue
+        if isinstance(env.request, RestartSession):
+            _restart_requested(session, env, ctx)
+            continue
         nursery.start_soon(_handle, session, env, subs, ctx, memory)
+
+
+def _restart_requested(session: LinkSession, env: Envelope, ctx: ActorContext) -> None:
+    """A reader found a state this session cannot clear: end it as a failure. The cause
+    (`restart requested`, the text before the colon) goes into the restart-storm ledger in
+    `_lost`, so a state that stays stuck pauses the link instead of looping it."""
+    req = env.request
+    assert isinstance(req, RestartSession)
+    if req.session_id != session.session_id:
+        # meant for a session already gone: the new one has not been found stuck
+        env.answer_nowait(Reply(ok=False, session_id=session.session_id,
+                                error=f"session {req.session_id} already ended"))
+        return
+    ctx.emit("link_restart_requested", session=session.session_id, by=req.requested_by,
+             reason=req.reason)
+    env.answer_nowait(Reply(ok=True, session_id=session.session_id))
+    session.mark_lost(f"restart requested: {req.reason} (by {req.requested_by})")
 
 
 async def _handle(session: LinkSession, env: Envelope, subs: Subscriptions,

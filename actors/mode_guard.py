@@ -111,6 +111,7 @@ class Outbox:
 
 
 STATE_NAME = "risk"
+REFUSED = "risk state refused"    # the halt reason when the file is another mode's/account's
 KILL_FILE = "KILL_SWITCH"
 TUNING_SERVICE = "mode_guard.tuning"
 
@@ -206,12 +207,33 @@ class _Guard:
                     self.risk.realized_today, len(self.risk.day_trades),
                     "ON" if self.risk.kill_switch else "off", self.risk.halted_day,
                     "ON" if self.risk.governor else "off")
+            self._check_binding(None)      # the mode now; the account when a session comes
         except (StateUnreadable, RiskStateError) as exc:
             self.state_error = str(exc)
             self.ctx.alert("critical", "Risk state unreadable: trading HALTED",
                            f"{exc}. Daily P&L, day trades and halts cannot be known, so nothing "
                            "new is traded (a reset would be more permissive). Fix or remove "
                            "the file and restart.", key="risk-state")
+
+    def _check_binding(self, account: str | None) -> bool:
+        """The risk state is this mode's and account's (bound now if it was not yet), or it
+        is refused: HALTED, one clear line, the file left as it is for the operator."""
+        if self.state_error is not None:
+            return False
+        problem = self.risk.binding_problem(self.mode.value, account,
+                                            capital=self.settings.bot_capital_usd)
+        if problem is None:
+            if self.risk.bound_mode != self.mode.value or \
+                    (account is not None and self.risk.bound_account != account):
+                self.risk.bind(self.mode.value, account)
+                self.save()
+            return True
+        self.state_error = f"{REFUSED}: {problem}"
+        self.ctx.alert("critical", "Trading HALTED: risk state refused",
+                       f"{self.store.path(STATE_NAME)}: {problem}; its losses, day trades and "
+                       "limits are not this account's, so nothing new is traded. Move the file "
+                       "away (or back to its mode) and restart.", key="risk-state")
+        return False
 
     def save(self) -> None:
         if self.state_error is not None:
@@ -364,7 +386,8 @@ class _Guard:
         halts: list[str] = []
         fault = False
         if self.state_error:
-            halts.append("risk state unreadable")
+            halts.append(REFUSED if self.state_error.startswith(REFUSED)
+                         else "risk state unreadable")
             fault = True
         if self.save_error:
             halts.append("risk state cannot be saved")
@@ -456,6 +479,8 @@ class _Guard:
         self.send(SessionVerdict(session_id=link.session_id, ok=problem is None,
                                  reason=problem or "matches"))
         if problem is None:
+            self._check_binding(",".join(sorted(a.strip() for a in link.accounts
+                                                if a.strip())) or None)
             self.ctx.log.info("session %d fits %s mode (accounts %s, %s)", link.session_id,
                               self.mode.words, ",".join(link.accounts) or "-",
                               "read-only" if link.readonly else "read-write")

@@ -74,6 +74,43 @@ class RiskState:
     dry_run_realized_total: float = 0.0
     summary_day: dt.date | None = None
     exec_ids: dict[str, dt.date] = field(default_factory=dict)
+    bound_mode: str | None = None        # the mode and account this state was written for
+    bound_account: str | None = None     # (None: a file from before the binding)
+
+    # -- the binding -----------------------------------------------------------------------
+    def binding_problem(self, mode: str, account: str | None, *,
+                        capital: float) -> str | None:
+        """Why this risk state must not be used in `mode` on `account` (None: it may).
+
+        Another mode's or account's losses, day trades and equity baselines are not this
+        account's: a DRY_RUN state (STARTING_EQUITY's baseline) carried into PAPER would size
+        the daily loss limit on money the account does not have. A file from before the
+        binding is accepted only when nothing in it can loosen a limit: no profit booked today
+        (it would widen today's loss room) and no day-start equity above BOT_CAPITAL_USD
+        (`capital`: limits use at most that much); its losses, day trades, halts and kill
+        switch only restrict.
+        """
+        if self.bound_mode is None:
+            if self.realized_today > 0:
+                return (f"it does not say which mode wrote it and books a profit today "
+                        f"({self.realized_today:+.2f}) that would widen the loss room; "
+                        f"running {mode}")
+            if self.day_start_equity is not None and self.day_start_equity > capital:
+                return (f"it does not say which mode wrote it and its day-start equity "
+                        f"{self.day_start_equity:,.2f} is above BOT_CAPITAL_USD "
+                        f"{capital:,.2f}; running {mode}")
+            return None
+        if self.bound_mode != mode:
+            return f"it was written in {self.bound_mode} mode; running {mode}"
+        if account is not None and self.bound_account is not None and \
+                self.bound_account != account:
+            return f"it was written for account {self.bound_account}; the Gateway has {account}"
+        return None
+
+    def bind(self, mode: str, account: str | None = None) -> None:
+        self.bound_mode = mode
+        if account is not None:
+            self.bound_account = account
 
     # -- the calendar ----------------------------------------------------------------------
     def roll(self, today: dt.date, equity: float | None) -> list[str]:
@@ -148,6 +185,7 @@ class RiskState:
             "dry_run_realized_total": self.dry_run_realized_total,
             "summary_day": _d(self.summary_day),
             "exec_ids": {k: d.isoformat() for k, d in self.exec_ids.items()},
+            "bound_mode": self.bound_mode, "bound_account": self.bound_account,
         }
 
     @classmethod
@@ -172,7 +210,9 @@ class RiskState:
                 dry_run_realized_total=_float(doc["dry_run_realized_total"]),
                 summary_day=_d_in(doc["summary_day"]),
                 exec_ids={str(k): dt.date.fromisoformat(v)
-                          for k, v in dict(doc["exec_ids"]).items()})
+                          for k, v in dict(doc["exec_ids"]).items()},
+                bound_mode=_opt_str(doc.get("bound_mode")),
+                bound_account=_opt_str(doc.get("bound_account")))
         except RiskStateError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -180,6 +220,15 @@ class RiskState:
         if s.rejections_today < 0:
             raise RiskStateError("impossible counts in the risk state")
         return s
+
+
+def _opt_str(value: object) -> str | None:
+    """A binding field: absent in a file from before the binding."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RiskStateError(f"malformed binding {value!r}")
+    return value
 
 
 # -- the numbers ----------------------------------------------------------------------------------

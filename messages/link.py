@@ -140,3 +140,18 @@ class OptionChainRequest(Request[OptionChain]):
 
 class CurrentTime(Request[dt.datetime]):
     """reqCurrentTime: the Gateway's clock (also the liveness probe's question)."""
+
+
+class RestartSession(Request[None]):
+    """End the current Gateway session and start a new one (answered before it ends).
+
+    For a state no request on this session can clear: an order the broker never acknowledged
+    and that the lookup by orderRef (open orders, executions) does not find. GatewayLink ends
+    the session as a failure with the cause `restart requested`, counted in its restart-storm
+    ledger like any other cause, so a state that stays stuck cannot loop the link: after a few
+    requests within the storm window the link pauses and alerts once.
+    """
+
+    reason: str                      # what is stuck, naming the order(s)
+    requested_by: str                # the actor asking (OrderRouter)
+    session_id: int                  # the session meant; another one is left alone

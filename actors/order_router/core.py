@@ -25,11 +25,11 @@ from doctrine.ledger import (
     LedgerError,
     OrderRec,
 )
-from messages.base import Message
 from messages.control import TradingState, TradingStatus
 from messages.link import LinkState
 from messages.market import OptionSpec, Quote
 from messages.orders import (
+    BrokerEvent,
     BrokerPosition,
     CancelOrder,
     FillReport,
@@ -69,7 +69,7 @@ from .journal import TRADES_FILE, TradeJournal
 @dataclass(frozen=True)
 class Inbox:
     orders: trio.MemoryReceiveChannel[OrderCommand]     # from ModeGuard
-    broker: trio.MemoryReceiveChannel[Message]          # pushed by GatewayLink
+    broker: trio.MemoryReceiveChannel[BrokerEvent]      # pushed by GatewayLink
     link_state: Latest[LinkState]
     quotes: Latest[Mapping[str, Quote]]
     gameplan: Latest[Gameplan | None]
@@ -137,6 +137,8 @@ class RouterCore:
         self.session = 0                      # the link session being served
         self.reconciled = 0                   # the session whose reconciliation completed
         self.verdicts: dict[int, bool] = {}
+        self.stuck: set[int] = set()          # sessions found stuck: nothing more is sent on
+                                              # them while the link replaces them
         self.candidates: dict[str, OptionSpec] = {}
         self.exit_tasks: set[str] = set()
         self.cancel_sent: dict[str, float] = {}
@@ -338,7 +340,8 @@ class RouterCore:
             return False
         if self.mode is Mode.DRY_RUN:
             return True
-        return self.verdicts.get(self.session) is True and self.reconciled == self.session
+        return self.verdicts.get(self.session) is True and self.reconciled == self.session \
+            and self.session not in self.stuck
 
     def gate_view(self) -> GateView:
         return GateView(trading=self.inbox.trading.value,

@@ -5,6 +5,7 @@ reads, the account values."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import assert_never
 
 import trio
 
@@ -13,11 +14,13 @@ from doctrine.ledger import (
     Snapshot,
 )
 from doctrine.modes import mode_problem
+from messages.link import RestartSession
 from messages.orders import (
     AccountReport,
     AccountValues,
     AccountValuesRequest,
     BrokerCommission,
+    BrokerEvent,
     BrokerExecution,
     BrokerExecutions,
     BrokerOrderError,
@@ -40,8 +43,15 @@ from .core import STATE_NAME, RouterCore
 class Sessions(RouterCore):
     async def broker_events(self) -> None:
         async for ev in self.inbox.broker:
-            now = self.ctx.clock.now_utc()
-            if isinstance(ev, BrokerOrderStatus):
+            self.on_broker_event(ev)
+            self.commit()
+
+    def on_broker_event(self, ev: BrokerEvent) -> None:
+        """One pushed order event into the ledger. Exhaustive over the channel's union: a new
+        kind of event GatewayLink sends is a mypy error here until it is handled."""
+        now = self.ctx.clock.now_utc()
+        match ev:
+            case BrokerOrderStatus():
                 before = self._status_of(ev.order_ref)
                 o = self.ledger.on_status(ev, now)
                 if o is not None and o.status == "working" and \
@@ -50,12 +60,12 @@ class Sessions(RouterCore):
                 if o is not None and o.status != before:
                     self.ctx.emit("order_status", order_ref=o.ref, status=o.status,
                                   broker_status=ev.status, filled=o.filled)
-            elif isinstance(ev, BrokerExecution):
+            case BrokerExecution():
                 mult = ev.option.multiplier if ev.option is not None else 100
                 self.ledger.on_execution(ev, multiplier=mult)
-            elif isinstance(ev, BrokerCommission):
+            case BrokerCommission():
                 self.ledger.on_commission(ev.exec_id, ev.commission)
-            elif isinstance(ev, BrokerOrderError):
+            case BrokerOrderError():
                 o, what = self.ledger.on_error(ev, now)
                 if o is not None and what != "ignored":
                     self.ctx.emit("order_status", order_ref=o.ref, status=o.status,
@@ -65,9 +75,8 @@ class Sessions(RouterCore):
                 elif what == "rejected" and o is not None:
                     self.ctx.alert("warning", f"Order {o.ref} rejected", f"{ev.code}: {ev.text}",
                                    key=f"rejected:{o.ref}")
-            else:       # the channel is not typed BrokerEvent yet (GatewayLink's outbox)
-                self.ctx.log.warning("unexpected message on broker_events: %r", ev)
-            self.commit()
+            case _:
+                assert_never(ev)
 
     def _status_of(self, ref: str) -> str | None:
         o = self.ledger.orders.get(ref)
@@ -178,12 +187,39 @@ class Sessions(RouterCore):
                       resubmit=list(report.resubmit), notes=report.notes,
                       warnings=report.warnings + report.critical, suspects=report.suspects,
                       open_orders=len(opened.orders), positions=len(held.positions))
+        if report.lost:
+            # before anything can act on the lost orders: the retry goes on the new session
+            self.stuck.add(sid)
+            self._status(sid, reconciled=False, detail="stuck: a new session is requested")
         self.commit()
         self._check_deadlines()
+        if report.lost:
+            await self._restart_stuck_session(sid, report.lost)
         for intent_id in report.resubmit:
             if self.nursery is not None:
                 self.nursery.start_soon(self._resubmit, intent_id)
         return True
+
+    async def _restart_stuck_session(self, sid: int, refs: list[str]) -> None:
+        """Orders this session never acknowledged and the lookup by orderRef (open orders,
+        executions) did not find: the session is stuck, so force a new one. GatewayLink
+        counts the restart by its cause (its restart-storm ledger), so a state that stays
+        stuck pauses the link and alerts instead of looping it."""
+        orders = ", ".join(refs)
+        reason = (f"{orders} sent on session {sid} unknown to the broker "
+                  f"{self.tuning.lost_after_market_s:.0f} s after sending")
+        self.ctx.alert("critical", f"Stuck order {orders}: forcing a new Gateway session",
+                       f"{reason} (not in its open orders nor its executions). The link "
+                       "reconnects; the new session is reconciled and an exit is retried "
+                       "there. If this keeps happening the link pauses (restart storm) and "
+                       "alerts: check the Gateway.", key=f"stuck:{refs[0]}")
+        try:
+            await self.client.call(RestartSession(reason=reason, requested_by=self.ctx.path,
+                                                  session_id=sid),
+                                   timeout=self.tuning.request_timeout)
+        except LinkError as exc:
+            self.ctx.log.warning("new session not requested (%s): session %d may have ended "
+                                 "already", exc, sid)
 
     def _take_positions(self, sid: int, held: BrokerPositions) -> None:
         """The broker's option positions from a complete snapshot: what a sell may not exceed,

@@ -23,12 +23,11 @@ from typing import Any
 
 from config.gameplan import Gameplan
 from messages.alerts import Alert
-from messages.base import Message
 from messages.brain import EntrySignal, IndicatorSnapshot, StrategyDecision
 from messages.control import OperatorCommand, TradingState, TradingStatus
 from messages.link import FeedSymbols, GatewayNotice, LinkState, LinkStatus
 from messages.market import Bar, BarGap, OptionSpec, Quote, VixReading
-from messages.orders import OrderCommand, OrderEvent
+from messages.orders import BrokerEvent, OrderCommand, OrderEvent
 from messages.status import BookStatus, ResourceStatus, RiskStatus
 from runtime.gateway.link_client import Envelope
 from runtime.supervision.channels import Channel, DropOldest, Latest
@@ -51,7 +50,7 @@ class Wiring:
         self.order_events: Channel[OrderEvent] = Channel("order_events", 1024)
         self.link_requests: Channel[Envelope] = Channel("link_requests", 256)
         self.notices: Channel[GatewayNotice] = Channel("notices", 256)
-        self.broker_events: Channel[Message] = Channel("broker_events", 4096)
+        self.broker_events: Channel[BrokerEvent] = Channel("broker_events", 4096)
         self.commands: Channel[OperatorCommand] = Channel("commands", 64)
         self.alerts: DropOldest[Alert] = DropOldest("alerts", ALERTS_CAPACITY, keep=_critical)
         self.link_state: Latest[LinkState] = Latest(

@@ -30,6 +30,7 @@ from messages.orders import (
     AccountValues,
     AccountValuesRequest,
     BrokerCommission,
+    BrokerEvent,
     BrokerExecution,
     BrokerExecutions,
     BrokerOrder,
@@ -335,7 +336,7 @@ HANDLERS: dict[type[Message], Handler] = {
 # -- pushed events --------------------------------------------------------------------------------
 
 
-def _deliver(channel: trio.MemorySendChannel[Message], msg: Message) -> None:
+def _deliver(channel: trio.MemorySendChannel[BrokerEvent], msg: BrokerEvent) -> None:
     """In trio: never drop an order event; a full channel gets a task that waits for room."""
     try:
         channel.send_nowait(msg)
@@ -355,7 +356,7 @@ def attach_order_events(session: IbSession, events: SessionEvents) -> None:
         return
     ib, aio, sid, clock = session.ib, session.aio, session.session_id, session.clock
 
-    def push(msg: Message) -> None:
+    def push(msg: BrokerEvent) -> None:
         aio.to_trio(_deliver, channel, msg)
 
     def on_status(trade: Any) -> None:

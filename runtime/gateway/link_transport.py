@@ -19,6 +19,7 @@ import trio
 
 from messages.base import Message
 from messages.link import GatewayNotice
+from messages.orders import BrokerEvent
 from runtime.gateway.breaker import Breaker, BreakerOpen
 from runtime.infra.clock import Clock
 from runtime.infra.logs import Journal
@@ -67,7 +68,7 @@ class SessionEvents:
     """Where a session reports what the Gateway pushes; both are called in trio."""
 
     on_notice: Callable[[GatewayNotice], None]
-    broker: trio.MemorySendChannel[Message] | None = None   # order events -> OrderRouter
+    broker: trio.MemorySendChannel[BrokerEvent] | None = None  # order events -> OrderRouter
 
 
 @dataclass(eq=False)

@@ -16,6 +16,7 @@ import trio
 
 from actors import mode_guard
 from config.market_calendar import ET
+from doctrine.risk import RiskState
 from messages.base import Message
 from messages.brain import EntrySignal
 from messages.control import OperatorCommand, TradingState
@@ -34,6 +35,7 @@ from messages.orders import (
     RouterStatus,
     SessionVerdict,
 )
+from runtime.infra.state_store import StateStore
 
 from .conftest import SPY_CALL, Actors, context, drain, open_actor_env
 
@@ -484,6 +486,66 @@ async def test_an_unreadable_risk_state_halts_and_is_left_for_the_operator(
             await trio.sleep(1)
             assert await g.of(EntryIntent) == []
         assert path.read_text() == "{not json"
+
+
+def _write_risk(a: Actors, state: RiskState) -> Path:
+    store = StateStore(a.env.settings.state_dir)
+    store.directory.mkdir(parents=True, exist_ok=True)
+    store.save("risk", state.to_dict())
+    return store.path("risk")
+
+
+@pytest.mark.parametrize(("bound_mode", "bound_account", "words"), [
+    ("DRY_RUN", None, "written in DRY_RUN mode"),
+    ("PAPER", "DU7654321", "written for account DU7654321"),
+])
+async def test_a_risk_state_of_another_mode_or_account_is_refused_and_left_alone(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock, bound_mode: str,
+        bound_account: str | None, words: str) -> None:
+    """Issue 12 defect 1: risk.json is bound to the mode and account like the ledger; a DRY_RUN
+    state carried into PAPER (its STARTING_EQUITY baseline would size the loss limit) or
+    another account's halts trading with one clear line and stays as it was."""
+    async with open_actor_env(tmp_path, env=PAPER) as a:
+        path = _write_risk(a, RiskState(day_start_equity=100_000.0, bound_mode=bound_mode,
+                                        bound_account=bound_account))
+        before = path.read_text()
+        async with open_guard(a) as g:
+            a.link_up(1, ("DU1234567",))
+            await g.router_ready()
+            await g.wait_state(TradingState.HALTED)
+            status = a.wiring.trading.value
+            assert status.fault and "risk state refused" in status.reasons
+            refused = [al for al in a.all_alerts() if "risk state refused" in al.title]
+            assert len(refused) == 1 and refused[0].severity == "critical"
+            assert words in refused[0].text and str(path) in refused[0].text
+            await g.signals.send(g.signal())
+            await trio.sleep(1)
+            assert await g.of(EntryIntent) == []
+        assert path.read_text() == before
+
+
+async def test_a_risk_state_without_binding_is_accepted_only_if_it_loosens_nothing(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """A file from before the binding: its losses only restrict, so it is taken and bound to
+    this mode and account; one that books a profit today (wider loss room) is refused."""
+    async with open_actor_env(tmp_path / "loss", env=PAPER) as a:
+        path = _write_risk(a, RiskState(day=a.env.clock.now_et().date(), realized_today=-40.0))
+        async with open_guard(a) as g:
+            a.link_up(1, ("DU1234567",))
+            await g.router_ready()
+            await g.wait_state(TradingState.ACTIVE)
+        saved = json.loads(path.read_text())["state"]
+        assert (saved["bound_mode"], saved["bound_account"]) == ("PAPER", "DU1234567")
+        assert saved["realized_today"] == -40.0
+    async with open_actor_env(tmp_path / "profit", env=PAPER) as a:
+        path = _write_risk(a, RiskState(day=a.env.clock.now_et().date(), realized_today=250.0))
+        before = path.read_text()
+        async with open_guard(a) as g:
+            a.link_up(1, ("DU1234567",))
+            await g.router_ready()
+            await g.wait_state(TradingState.HALTED)
+            assert "risk state refused" in a.wiring.trading.value.reasons
+        assert path.read_text() == before
 
 
 async def test_risk_numbers_survive_a_restart(tmp_path: Path,

@@ -19,7 +19,10 @@ import trio
 
 from actors import order_router
 from messages.control import OperatorCommand, TradingState
+from messages.link import LinkStatus, RestartSession
 from messages.orders import EntryIntent, ExitIntent, SizingBudget
+from runtime.gateway.link_client import LinkClient
+from runtime.gateway.restart_storm import STORM_RESTARTS
 from tools.fake_gateway.faults import (
     hold_client_id,
     manual_close,
@@ -262,6 +265,64 @@ async def test_a_lost_exit_order_is_looked_up_declared_lost_and_the_exit_retried
             await wait_until(lambda: ledger_positions(h) == {})
         _never_short(h)
         assert terminal_states(h.journal.events)["X-lost"] == ["filled"]
+
+
+async def test_a_lost_order_forces_a_new_session_and_alerts_critically_naming_it(
+        tmp_path: Path, shared_data: Path) -> None:
+    """Defect 5's last guarantee: the lookup by orderRef found nothing past the bound, so the
+    session is stuck: the router asks GatewayLink for a new one and says so, naming the
+    order; the exit is retried on the new session."""
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+        with trio.fail_after(90):
+            _ref, key, qty = await filled_entry(h)
+            stuck_session = h.bot.wiring.link_state.value.session_id
+            swallower = swallow_orders(h.gateway, 1)
+            await _send(h, ExitIntent(intent_id="X-stuck", ts=h.bot.clock.now_utc(),
+                                      option_key=key, reason="time_stop"))
+            await wait_until(lambda: swallower.swallowed != [])
+            first = swallower.swallowed[0]
+            alert = await h.journal.wait_for(
+                "alert", where=lambda e: "forcing a new Gateway session" in
+                str(e.get("title", "")))
+            assert alert["severity"] == "critical" and first in alert["title"]
+            asked = await h.journal.wait_for("link_restart_requested")
+            assert asked["session"] == stuck_session and first in asked["reason"]
+            down = await h.journal.wait_for(
+                "link_down", where=lambda e: e["session"] == stuck_session)
+            assert str(down["reason"]).startswith("restart requested")
+            await wait_until(lambda: h.bot.wiring.link_state.value.up and
+                             h.bot.wiring.link_state.value.session_id > stuck_session)
+            retry = await h.journal.wait_for(
+                "order_submitted", where=lambda e: e["order_ref"].startswith("X-stuck/") and
+                e["order_ref"] != first)
+            assert retry["quantity"] == qty
+            await wait_until(lambda: any(o.order_ref == retry["order_ref"]
+                                         for o in h.gateway.broker.orders.values()))
+            if broker_order(h, retry["order_ref"]).working:
+                await fill_at_the_broker(h, retry["order_ref"], retry["limit"])
+            await wait_until(lambda: ledger_positions(h) == {})
+        _never_short(h)
+
+
+async def test_restart_requests_are_counted_so_a_stuck_state_cannot_loop_the_link(
+        tmp_path: Path, shared_data: Path) -> None:
+    """GatewayLink records each requested restart by its cause in the restart-storm ledger:
+    more than STORM_RESTARTS within the window is a storm (one alert, a long pause)."""
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK,
+                              speed=5.0) as h:
+        requests = h.bot.wiring.link_requests.clone_sender()
+        link = LinkClient(requests, h.bot.wiring.link_state)
+        with trio.fail_after(90):
+            for _ in range(STORM_RESTARTS + 1):
+                await wait_until(lambda: h.bot.wiring.link_state.value.status is LinkStatus.UP)
+                sid = h.bot.wiring.link_state.value.session_id
+                await link.call(RestartSession(reason="test: stuck", requested_by="test",
+                                               session_id=sid), timeout=5.0)
+                await wait_until(lambda sid=sid: not h.bot.wiring.link_state.value.up or
+                                 h.bot.wiring.link_state.value.session_id != sid)
+            storm = await h.journal.wait_for("link_storm")
+            assert storm["cause"] == "restart requested"
+            assert storm["restarts"] == STORM_RESTARTS + 1
 
 
 # -- 3. client id taken (326) after a crash ------------------------------------------------------

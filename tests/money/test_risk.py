@@ -231,3 +231,20 @@ def test_risk_state_round_trip() -> None:
     book(s, fill(SPY, "SELL", 1, mon, ref="E1/x", pnl=12.0))
     s.kill_switch = True
     assert RiskState.from_dict(s.to_dict()).to_dict() == s.to_dict()
+
+
+def test_the_risk_state_binding_refuses_another_mode_or_account_and_a_loosening_legacy_file(
+        ) -> None:
+    bound = RiskState(bound_mode="PAPER", bound_account="DU1")
+    assert bound.binding_problem("PAPER", "DU1", capital=600.0) is None
+    assert bound.binding_problem("PAPER", None, capital=600.0) is None
+    assert "written in PAPER mode" in (bound.binding_problem("LIVE", "U1", capital=600.0) or "")
+    assert "account DU1" in (bound.binding_problem("PAPER", "DU2", capital=600.0) or "")
+    assert RiskState(realized_today=-50.0).binding_problem("PAPER", "DU1", capital=600.0) \
+        is None                                          # losses only restrict
+    assert "profit" in (RiskState(realized_today=5.0).binding_problem(
+        "PAPER", "DU1", capital=600.0) or "")
+    assert "BOT_CAPITAL_USD" in (RiskState(day_start_equity=100_000.0).binding_problem(
+        "PAPER", "DU1", capital=600.0) or "")            # a dry run's STARTING_EQUITY
+    again = RiskState.from_dict(bound.to_dict())
+    assert (again.bound_mode, again.bound_account) == ("PAPER", "DU1")

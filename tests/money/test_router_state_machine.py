@@ -38,7 +38,13 @@ from hypothesis import strategies as st
 from actors import order_router
 from messages.brain import EntrySignal
 from messages.control import TradingState, TradingStatus
-from messages.link import LinkState, LinkStatus, OptionChain, OptionChainRequest
+from messages.link import (
+    LinkState,
+    LinkStatus,
+    OptionChain,
+    OptionChainRequest,
+    RestartSession,
+)
 from messages.orders import (
     AccountValues,
     AccountValuesRequest,
@@ -107,6 +113,7 @@ class Desk:
     execs: list[BrokerExecution] = field(default_factory=list)
     position: int = 0
     lose_next: int = 0
+    restart_requests: list[int] = field(default_factory=list)
     halted: bool = False
     violations: list[str] = field(default_factory=list)
     perm: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
@@ -178,6 +185,9 @@ class Desk:
             return self.place(req)
         if isinstance(req, CancelOrder):
             self.cancel(req.order_id)
+            return None
+        if isinstance(req, RestartSession):        # counted; the session goes on here
+            self.restart_requests.append(req.session_id)
             return None
         if isinstance(req, GlobalCancel):          # every client id's orders
             for o in self.orders.values():
@@ -379,6 +389,8 @@ class World:
         protection bound as time passes."""
         for _ in range(int(seconds // 5)):
             await trio.sleep(5.0)
+            if self.desk.restart_requests and self.desk.restart_requests[-1] == self.session:
+                await self.new_session()         # as GatewayLink does after a RestartSession
             self.quote()
             self.check_protection(5.0)
 

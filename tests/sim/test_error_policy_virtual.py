@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +20,19 @@ from typing import Any
 import trio
 import trio.testing
 
+from actors import bar_feed
 from config.market_calendar import ET, get_calendar
 from config.settings import load_settings
+from messages.link import FeedSymbols, GatewayNotice
+from messages.market import Bar, BarGap, OptionSpec, Quote
 from runtime.app.app import TreeOptions
 from runtime.app.bot import BotHandle, BotOptions, run_bot
+from runtime.gateway.link_client import LinkClient
 from runtime.gateway.restart_storm import STORM_PAUSE, STORM_RESTARTS
 from runtime.infra.clock import Clock
+from runtime.supervision.actor import ActorEnv
+from runtime.supervision.channels import Latest
+from runtime.supervision.tree import TreeNode
 from tests.conftest import closed_port
 from tools.fake_gateway.market import Market
 from tools.fake_gateway.sim_transport import SimGateway, SimTransport
@@ -173,6 +180,50 @@ async def test_an_unknown_symbol_is_disabled_alone_with_one_alert_and_retried_la
         assert back["severity"] == "info"
         assert sim.bot.wiring.symbols.value.unavailable == ()
         await sim.wait_for("bar", after=mark, where=_live("IWM"), within=180)
+
+
+async def test_a_refused_option_quote_is_alerted_once_and_retried_at_a_long_interval(
+        tmp_path: Path, shared_data: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """An option contract IB refuses for good (200) is not asked for every 10 s: one alert,
+    retries every QUOTE_REFUSED_RETRY_MARKET_S, the link untouched; the quote comes back at
+    the next try once IB knows it. BarFeed's quote lines run here on their own wanted set
+    (the running OrderRouter owns the bot's), over the running link and simulator."""
+    async with open_sim(tmp_path, shared_data,
+                        known_symbols=frozenset({"SPY", "QQQ", "VIX"})) as sim:
+        await sim.link_up()
+        w = sim.bot.wiring
+        env = ActorEnv(clock=sim.bot.clock, settings=sim.bot.settings, journal=sim.bot.journal,
+                       alerts=w.alerts, services={})
+        ctx = env.context(TreeNode("quote_lines", "root.link.quote_lines", "actor"))
+        spec = OptionSpec(underlying="IWM", strike=200.0, right="C",
+                          expiry=sim.bot.clock.now_et().date() + dt.timedelta(days=3))
+        wanted: Latest[frozenset[OptionSpec]] = Latest("wanted", frozenset({spec}))
+        quotes: Latest[Mapping[str, Quote]] = Latest("quotes", {})
+        _notices_tx, notices_rx = trio.open_memory_channel[GatewayNotice](1)
+        bars_tx, _bars_rx = trio.open_memory_channel[Bar | BarGap](1)
+        requests = w.link_requests.clone_sender()
+        inbox = bar_feed.Inbox(link_state=w.link_state, notices=notices_rx,
+                               wanted_quotes=wanted)
+        outbox = bar_feed.Outbox(bars=bars_tx, link_requests=requests, vix=Latest("v", None),
+                                 last_bar=Latest("b", None), quotes=quotes,
+                                 symbols=Latest("s", FeedSymbols()))
+        client = LinkClient(requests, w.link_state)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(bar_feed._sync_quotes, ctx, client, inbox, outbox, {})
+            title = f"Option quote unavailable: {spec.key}"
+            await sim.wait_for("alert", where=lambda e: e["title"] == title, within=60)
+            mark = len(sim.events)
+            await trio.sleep(2 * 3600)                    # four long retry intervals go by
+            asked = sim.of("quote_refused", mark, contract=spec.key)
+            assert 2 <= len(asked) <= 6, f"retried at a long interval, not in a loop: {asked}"
+            assert len(sim.alerts(title)) == 1
+            assert sim.bot.root.find("root.link.gateway_link").incarnation == 1
+            sim.gw.known_symbols = None
+            back = await sim.wait_for("alert", after=mark, within=3600, where=lambda e:
+                                      e["title"] == f"Option quote back: {spec.key}")
+            assert back["severity"] == "info"
+            assert spec.key in quotes.value
+            nursery.cancel_scope.cancel()
 
 
 async def test_a_competing_session_is_announced_in_words_without_a_restart(

@@ -21,7 +21,6 @@ from typing import Any
 import trio
 
 from config.market_calendar import ET
-from messages.base import Message
 from messages.market import OptionSpec
 from messages.orders import (
     AccountValues,
@@ -43,6 +42,7 @@ from messages.orders import (
     PlaceOrders,
     PositionsRequest,
 )
+from messages.orders import BrokerEvent as PushedEvent  # the bot's (vs. the broker's own)
 from runtime.gateway.link_transport import RequestRejected, SessionParams, Subscriptions
 from tools.fake_gateway.broker import (
     Broker,
@@ -76,7 +76,7 @@ class SimOrderDesk:
     cash: float = 100_000.0
     broker: Broker = field(init=False)
     received: list[dict[str, Any]] = field(default_factory=list)      # the orders log
-    channels: dict[int, trio.MemorySendChannel[Message]] = field(default_factory=dict)
+    channels: dict[int, trio.MemorySendChannel[PushedEvent]] = field(default_factory=dict)
     sessions: dict[int, int] = field(default_factory=dict)            # client id -> session
     live: dict[int, SimSession] = field(default_factory=dict)
 
@@ -129,7 +129,7 @@ class SimOrderDesk:
                 self.push(ev.client_id, self.error(ev.client_id, ev.order_id,
                                                    o.order_ref if o else "", ev.code, ev.text))
 
-    def push(self, client_id: int, msg: Message) -> None:
+    def push(self, client_id: int, msg: PushedEvent) -> None:
         channel = self.channels.get(client_id)
         session = self.live.get(client_id)
         if channel is None or session is None or session.lost.is_set():

@@ -367,6 +367,10 @@ async def subscribe_quote(session: SimSession, req: SubscribeQuote,
         raise RequestRejected("SubscribeQuote needs a stream")
     if req.sec_type != "OPT" or req.expiry is None or req.strike is None or req.right is None:
         raise RequestRejected("only option quotes are simulated in-process")
+    refusal = session.gateway.refusal(req.symbol)    # 200 unknown, or a `rejections` code
+    if refusal is not None:
+        session.push_notice(refusal.code, refusal.text)
+        raise refusal
     und = UNDERLYINGS.get(req.symbol)
     if und is None:
         raise RequestRejected(f"no such underlying {req.symbol}")

@@ -26,6 +26,7 @@ EVENT_CLASSES: Mapping[str, str] = {
     # link
     "link_up": "link", "link_down": "link", "link_connect_failed": "link", "request": "link",
     "mode_check": "link", "feed_stale": "link", "link_outage": "link", "link_storm": "link",
+    "link_restart_requested": "link", "quote_refused": "link",
     "symbol_disabled": "link", "symbol_enabled": "link",
     # market
     "bar": "market", "bar_gap": "market", "bar_refused": "market",
