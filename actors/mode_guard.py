@@ -113,7 +113,6 @@ class Outbox:
 STATE_NAME = "risk"
 REFUSED = "risk state refused"    # the halt reason when the file is another mode's/account's
 KILL_FILE = "KILL_SWITCH"
-TUNING_SERVICE = "mode_guard.tuning"
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,6 @@ from runtime.ops.status_view import StatusView
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import DropOldest
 
-CONFIG_SERVICE = "notifier.config"
-"""The composition root's name for a NotifierConfig (tests, the demo); else defaults."""
-
 
 @dataclass(frozen=True)
 class NotifierConfig:

@@ -127,10 +127,6 @@ LOOP_LAG_CLEAR_MS = 100.0
 MB = 1024 * 1024
 GB = 1024 * MB
 
-CONFIG_SERVICE = "resource_probe.config"
-SAMPLER_SERVICE = "resource_probe.sampler"
-"""The composition root's names for a ProbeConfig and a Sampler (tests inject a fake one)."""
-
 
 @dataclass(frozen=True)
 class ProbeConfig:

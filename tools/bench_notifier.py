@@ -86,9 +86,7 @@ async def _pipeline(name: str, bars: int, url: str | None, run_notifier: bool,
         alerts: DropOldest[Alert] = DropOldest("alerts", 256,
                                                keep=lambda a: a.severity == "critical")
         env = ActorEnv(clock=Clock(dt.datetime.now(dt.UTC)), settings=settings,
-                       journal=journal, alerts=alerts,
-                       services={notifier.CONFIG_SERVICE: notifier.NotifierConfig(
-                           shutdown_flush_s=0.5, startup_link_wait_s=0.0)})
+                       journal=journal, alerts=alerts)
         source = env.context(TreeNode("strategy_selector", "root.brain.strategy_selector",
                                       "actor"))
         handoff: list[float] = []
@@ -98,7 +96,9 @@ async def _pipeline(name: str, bars: int, url: str | None, run_notifier: bool,
                 await nursery.start(notifier.run,
                                     env.context(TreeNode("notifier", "root.notifier", "actor",
                                                          incarnation=1)),
-                                    notifier.Inbox(alerts=alerts), notifier.Outbox())
+                                    notifier.Inbox(alerts=alerts), notifier.Outbox(),
+                                    notifier.NotifierConfig(shutdown_flush_s=0.5,
+                                                            startup_link_wait_s=0.0))
                 await trio.sleep(0.2)         # the startup message is on its way
             send, recv = trio.open_memory_channel[tuple[int, float]](0)
 

@@ -16,7 +16,6 @@ docs/MONEY_PATH.md lists every way an order leaves the process and the test that
 from .core import (
     FEE_PER_CONTRACT_ROUND_TRIP,
     STATE_NAME,
-    TUNING_SERVICE,
     Inbox,
     Outbox,
     Tuning,
@@ -25,4 +24,4 @@ from .journal import TRADES_FILE, TradeJournal
 from .router import run
 
 __all__ = ["FEE_PER_CONTRACT_ROUND_TRIP", "STATE_NAME", "TRADES_FILE",
-           "TUNING_SERVICE", "Inbox", "Outbox", "TradeJournal", "Tuning", "run"]
+           "Inbox", "Outbox", "TradeJournal", "Tuning", "run"]

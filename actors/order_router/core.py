@@ -85,7 +85,6 @@ class Outbox:
 
 
 STATE_NAME = "ledger"
-TUNING_SERVICE = "order_router.tuning"
 FEE_PER_CONTRACT_ROUND_TRIP = 2 * 0.65
 """Sizing counts IB's option commission both ways (the doctrine's fee per contract)."""
 

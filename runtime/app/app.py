@@ -26,7 +26,7 @@ the link subtree, so a Gateway restart never touches it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +69,8 @@ class TreeOptions:
     """Every per-actor tuning and stand-in, in one place; None = the production default.
 
     Tests, the demo and the soak shorten timings or swap the Gateway for the simulated
-    transport here, and `build_tree` hands each actor its own as an explicit argument (the
-    `services` dict these used to travel in is on its way out, issue 17).
+    transport here, and `build_tree` hands each actor its own as an explicit argument: no
+    actor reaches into a shared dict for its configuration.
     """
 
     transport: Transport | None = None       # the Gateway: ib_async over TCP unless given
@@ -81,16 +81,6 @@ class TreeOptions:
     router_tuning: order_router.Tuning | None = None
     selector_tuning: strategy_selector.Tuning | None = None
 
-    @classmethod
-    def from_services(cls, services: Mapping[str, Any]) -> TreeOptions:
-        """The same options from the old services keys (until every caller passes these)."""
-        return cls(transport=services.get("transport"),
-                   notifier_config=services.get(notifier.CONFIG_SERVICE),
-                   probe_config=services.get(resource_probe.CONFIG_SERVICE),
-                   probe_sampler=services.get(resource_probe.SAMPLER_SERVICE),
-                   guard_tuning=services.get(mode_guard.TUNING_SERVICE),
-                   router_tuning=services.get(order_router.TUNING_SERVICE),
-                   selector_tuning=services.get("strategy_selector.tuning"))
 
 
 def build_tree(w: Wiring, env: ActorEnv, options: TreeOptions | None = None, *,
@@ -104,7 +94,7 @@ def build_tree(w: Wiring, env: ActorEnv, options: TreeOptions | None = None, *,
     `view`: the status read-model (the bot always has one): with it the HTTP server is a child
     too (`dump_tree` answers its /tree), and the Notifier and ResourceProbe read it.
     """
-    opts = options or TreeOptions.from_services(env.services)
+    opts = options or TreeOptions()
     notifier_memory = notifier.Memory()      # the alert drops already reported
 
     async def start_notifier(ctx: ActorContext, p: Ports, ts: trio.TaskStatus[None]) -> None:

@@ -7,7 +7,7 @@ import gc
 import logging
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -55,8 +55,7 @@ class BotOptions:
     handle_signals: bool = True              # False in tests that run several bots in one process
     # (a bot that handles the signals owns the process: a shutdown stuck on an abandoned task
     # ends the process, see _exit_stuck)
-    services: dict[str, Any] = field(default_factory=dict)
-    tree: TreeOptions | None = None          # per-actor tunings (None: from `services`)
+    tree: TreeOptions | None = None          # per-actor tunings and stand-ins (None: production)
 
 
 @dataclass
@@ -225,8 +224,7 @@ async def _run(settings: Settings, options: BotOptions, clock: Clock, journal: J
                task_status: trio.TaskStatus[BotHandle]) -> int:
     log_startup(settings, journal, clock, options)
     wiring = Wiring()
-    env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=wiring.alerts,
-                   services=options.services)
+    env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=wiring.alerts)
     observers: list[TreeObserver] = []           # the /tree dump, bound once the tree exists
     view = status_view(wiring, settings, clock, journal)
     link_memory = gateway_link.Memory()

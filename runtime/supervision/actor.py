@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import trio
@@ -34,7 +34,6 @@ class ActorContext:
     journal: Journal
     alerts: DropOldest[Alert]
     log: logging.Logger
-    services: dict[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -90,12 +89,11 @@ class ActorEnv:
     settings: Settings
     journal: Journal
     alerts: DropOldest[Alert]
-    services: dict[str, Any] = field(default_factory=dict)
 
     def context(self, node: TreeNode) -> ActorContext:
         return ActorContext(node=node, clock=self.clock, settings=self.settings,
                             journal=self.journal, alerts=self.alerts,
-                            log=logging.getLogger(node.path), services=self.services)
+                            log=logging.getLogger(node.path))
 
     def actor(self, name: str, start: StartFn, *, reads: Sequence[_Depth] = (),
               restart: Restart = Restart.PERMANENT, stop_grace: float = 5.0) -> ActorSpec:

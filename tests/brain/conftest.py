@@ -173,8 +173,7 @@ class Brain:
 @asynccontextmanager
 async def open_brain(tmp_path: Path, start: dt.datetime, *, settings: Settings | None = None,
                      tuning: strategy_selector.Tuning | None = None,
-                     wiring: Wiring | None = None,
-                     services: dict[str, Any] | None = None) -> AsyncIterator[Brain]:
+                     wiring: Wiring | None = None) -> AsyncIterator[Brain]:
     """The brain subtree running on a clock that reads `start` now (MockClock time)."""
     settings = settings or brain_settings(tmp_path)
     clock = Clock(start)
@@ -183,8 +182,7 @@ async def open_brain(tmp_path: Path, start: dt.datetime, *, settings: Settings |
     try:
         with open_logging(log_file=settings.log_file, max_bytes=settings.log_max_bytes,
                           backup_count=settings.log_backup_count, console=False) as journal:
-            env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=w.alerts,
-                           services=dict(services or {}))
+            env = ActorEnv(clock=clock, settings=settings, journal=journal, alerts=w.alerts)
             spec = brain_spec(w, env, tuning or strategy_selector.Tuning(plan_poll_s=60.0))
             root = build_nodes(spec)
             sup = Supervisor(spec, root)

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from config.settings import Settings, load_settings
+from runtime.app.app import TreeOptions
 from runtime.app.bot import BotHandle, BotOptions, run_bot
 from tools.fake_gateway import FakeGateway, FakeGatewayConfig, open_fake_gateway
 
@@ -78,7 +79,7 @@ def bot_settings(tmp_path: Path, port: int, **overrides: str) -> Settings:
 async def open_bot_and_gateway(tmp_path: Path, shared_data: Path, *, speed: float = 60.0,
                                start: dt.datetime | None = MID_SESSION,
                                gateway: dict[str, Any] | None = None,
-                               services: dict[str, Any] | None = None,
+                               tree: TreeOptions | None = None,
                                **settings: str) -> AsyncIterator[Harness]:
     config = FakeGatewayConfig(port=0, control_port=0, bars=shared_data / SPY_1M, speed=speed,
                                start=start, **(gateway or {}))
@@ -86,7 +87,7 @@ async def open_bot_and_gateway(tmp_path: Path, shared_data: Path, *, speed: floa
         recorder = Recorder()
         s = bot_settings(tmp_path, gw.port, **settings)
         options = BotOptions(sim_start=gw.clock.now_utc(), sim_speed=speed, console=False,
-                             handle_signals=False, services=dict(services or {}))
+                             handle_signals=False, tree=tree)
         async with trio.open_nursery() as nursery:
             bot: BotHandle = await nursery.start(run_bot, s, options)
             bot.journal.add_tap(recorder)

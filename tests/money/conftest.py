@@ -26,6 +26,7 @@ from messages.brain import EntrySignal
 from messages.control import TradingState
 from messages.link import LinkState, LinkStatus
 from messages.market import OptionSpec, Quote, Right
+from runtime.app.app import TreeOptions
 from runtime.app.wiring import Wiring
 from runtime.infra.clock import Clock
 from runtime.infra.logs import Journal
@@ -106,6 +107,7 @@ class Actors:
     env: ActorEnv
     events: list[Event]
     alerts: DropOldest[Alert]
+    tree: TreeOptions = field(default_factory=TreeOptions)   # the actors' tunings
     seen_alerts: list[Alert] = field(default_factory=list)
 
     def journal(self, name: str) -> list[Event]:
@@ -138,7 +140,7 @@ class Actors:
 
 @asynccontextmanager
 async def open_actor_env(tmp_path: Path, *, env: Mapping[str, str] | None = None,
-                         services: Mapping[str, Any] | None = None,
+                         tree: TreeOptions | None = None,
                          start: dt.datetime = MID_SESSION_ET) -> AsyncIterator[Actors]:
     settings = settings_for(tmp_path, **(env or {}))
     journal_logger = logging.getLogger(f"tests.money.journal.{id(tmp_path)}")
@@ -148,8 +150,9 @@ async def open_actor_env(tmp_path: Path, *, env: Mapping[str, str] | None = None
     journal.add_tap(events.append)
     wiring = Wiring()
     actor_env = ActorEnv(clock=Clock(start), settings=settings, journal=journal,
-                         alerts=wiring.alerts, services=dict(services or {}))
-    yield Actors(wiring=wiring, env=actor_env, events=events, alerts=wiring.alerts)
+                         alerts=wiring.alerts)
+    yield Actors(wiring=wiring, env=actor_env, events=events, alerts=wiring.alerts,
+                 tree=tree or TreeOptions())
 
 
 def context(a: Actors, name: str, incarnation: int = 1) -> ActorContext:
@@ -173,14 +176,14 @@ async def drain(receiver: trio.MemoryReceiveChannel[Message]) -> list[Message]:
 async def open_money_bot(tmp_path: Path, shared_data: Path, *, speed: float = 60.0,
                          start: dt.datetime | None = MID_SESSION,
                          gateway: Mapping[str, Any] | None = None,
-                         services: Mapping[str, Any] | None = None,
+                         tree: TreeOptions | None = None,
                          env: Mapping[str, str] | None = None) -> AsyncIterator[Harness]:
-    """tests.integration's harness, with the actors' tuning services, the simulator's orders
+    """tests.integration's harness, with the actors' tunings (TreeOptions), the simulator's orders
     log at `tmp_path/orders.jsonl`, and no daily stop."""
     async with open_bot_and_gateway(
             tmp_path, shared_data, speed=speed, start=start,
             gateway={"orders_log": tmp_path / "orders.jsonl", **dict(gateway or {})},
-            services=dict(services or {}),
+            tree=tree,
             **{"DAILY_STOP_TIME": "", **dict(env or {})}) as h:
         yield h
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +123,10 @@ async def test_five_trading_days_end_with_the_brokers_positions_and_one_outcome_
         "GAMEPLAN_PATH": str(tmp_path / "no_gameplan.json"), "DRY_RUN": "false",
         "PAPER_TRADING": "true", "OPERATOR_ID": "op", "PDT_ENABLED": "false",
         "BOT_CAPITAL_USD": str(CASH)})
-    services: dict[str, Any] = {
-        mode_guard.TUNING_SERVICE: mode_guard.Tuning(tick=5.0),
-        order_router.TUNING_SERVICE: order_router.Tuning(housekeeping_every=5.0,
+    tree = TreeOptions(transport=transport, guard_tuning=mode_guard.Tuning(tick=5.0),
+                       router_tuning=order_router.Tuning(housekeeping_every=5.0,
                                                          reconcile_every=300.0,
-                                                         account_every=120.0)}
+                                                         account_every=120.0))
     log: list[str] = []
     async with trio.open_nursery() as outer:
         outer.start_soon(desk.run_engine)
@@ -137,7 +135,7 @@ async def test_five_trading_days_end_with_the_brokers_positions_and_one_outcome_
             async with trio.open_nursery() as nursery:   # one bot process per day
                 bot: BotHandle = await nursery.start(run_bot, settings, BotOptions(
                     sim_start=gw.clock.now_utc(), console=False, handle_signals=False,
-                    tree=replace(TreeOptions.from_services(services), transport=transport)))
+                    tree=tree))
                 await _trade_day(bot, gw, desk, session.date, n, log)
                 bot.request_stop("end of the trading day")
         outer.cancel_scope.cancel()

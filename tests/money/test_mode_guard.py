@@ -102,7 +102,7 @@ async def open_guard(a: Actors, incarnation: int = 1) -> AsyncIterator[Guarded]:
     g.node = ctx.node
     async with trio.open_nursery() as nursery:
         await nursery.start(functools.partial(
-            mode_guard.run, tuning=a.env.services.get(mode_guard.TUNING_SERVICE)), ctx, inbox,
+            mode_guard.run, tuning=a.tree.guard_tuning), ctx, inbox,
             outbox)
         yield g
         nursery.cancel_scope.cancel()

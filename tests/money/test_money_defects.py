@@ -21,6 +21,7 @@ from actors import order_router
 from messages.control import OperatorCommand, TradingState
 from messages.link import LinkStatus, RestartSession
 from messages.orders import EntryIntent, ExitIntent, SizingBudget
+from runtime.app.app import TreeOptions
 from runtime.gateway.link_client import LinkClient
 from runtime.gateway.restart_storm import STORM_RESTARTS
 from tools.fake_gateway.faults import (
@@ -48,8 +49,8 @@ from .conftest import (
 
 PAPER = PAPER_ENV
 DRY = {"STARTING_EQUITY_USD": "100000", "BOT_CAPITAL_USD": "100000"}
-QUICK = {order_router.TUNING_SERVICE: order_router.Tuning(
-    reconcile_every=2.0, recheck_after=0.5, retry_min=0.2, retry_max=1.0)}
+QUICK = TreeOptions(router_tuning=order_router.Tuning(
+    reconcile_every=2.0, recheck_after=0.5, retry_min=0.2, retry_max=1.0))
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ async def _send(h: Any, msg: Any) -> None:
 
 async def test_an_exit_never_sells_a_position_closed_by_hand_in_tws(
         tmp_path: Path, shared_data: Path) -> None:
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(90):
             ref, key, _qty = await filled_entry(h)
             # the operator closes it in TWS: bracket cancelled, sold; the ledger still holds it
@@ -102,7 +103,7 @@ async def test_a_dry_run_ledger_is_refused_in_paper_and_nothing_is_sent(
     held = ledger_positions(h)
     (key, _qty), = held.items()
     # README_DEPLOYMENT's move from dry run to paper, on the same STATE_DIR
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(60):
             await _send(h, ExitIntent(intent_id="X-carried", ts=h.bot.clock.now_utc(),
                                       option_key=key, reason="time_stop"))
@@ -119,7 +120,7 @@ async def test_a_dry_run_ledger_is_refused_in_paper_and_nothing_is_sent(
 
 async def test_a_short_option_at_the_broker_halts_entries_and_alerts(
         tmp_path: Path, shared_data: Path) -> None:
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(90):
             ref, key, _qty = await filled_entry(h)
             h.gateway.dispatch(manual_short(h.gateway.broker, ref, 2,
@@ -144,7 +145,7 @@ async def test_a_short_option_at_the_broker_halts_entries_and_alerts(
 
 async def test_the_kill_switch_aborts_an_entry_still_being_chosen(
         tmp_path: Path, shared_data: Path) -> None:
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(60):
             await wait_trading(h)
             now = h.bot.clock.now_utc()
@@ -172,7 +173,7 @@ async def test_the_kill_switch_aborts_an_entry_still_being_chosen(
 
 async def test_an_unsaveable_ledger_keeps_the_bracket_and_the_exit_resumes_after(
         tmp_path: Path, shared_data: Path) -> None:
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(90):
             ref, key, qty = await filled_entry(h)
             ledger = h.settings.state_dir / "ledger.json"
@@ -200,7 +201,7 @@ async def test_an_unsaveable_ledger_keeps_the_bracket_and_the_exit_resumes_after
 
 async def test_option_quotes_come_back_after_1101_and_the_exit_sells(
         tmp_path: Path, shared_data: Path) -> None:
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(90):
             _ref, key, qty = await filled_entry(h)
             await wait_until(lambda: key in h.bot.wiring.quotes.value)
@@ -218,7 +219,7 @@ async def test_option_quotes_come_back_after_1101_and_the_exit_sells(
 
 async def test_an_exit_without_a_bid_keeps_the_bracket(
         tmp_path: Path, shared_data: Path) -> None:
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(90):
             ref, key, qty = await filled_entry(h)
             await wait_until(lambda: key in h.bot.wiring.quotes.value)
@@ -241,7 +242,7 @@ async def test_an_exit_without_a_bid_keeps_the_bracket(
 
 async def test_a_lost_exit_order_is_looked_up_declared_lost_and_the_exit_retried(
         tmp_path: Path, shared_data: Path) -> None:
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(90):
             _ref, key, qty = await filled_entry(h)
             swallower = swallow_orders(h.gateway, 1)      # the next order never arrives
@@ -272,7 +273,7 @@ async def test_a_lost_order_forces_a_new_session_and_alerts_critically_naming_it
     """Defect 5's last guarantee: the lookup by orderRef found nothing past the bound, so the
     session is stuck: the router asks GatewayLink for a new one and says so, naming the
     order; the exit is retried on the new session."""
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(90):
             _ref, key, qty = await filled_entry(h)
             stuck_session = h.bot.wiring.link_state.value.session_id
@@ -308,7 +309,7 @@ async def test_restart_requests_are_counted_so_a_stuck_state_cannot_loop_the_lin
         tmp_path: Path, shared_data: Path) -> None:
     """GatewayLink records each requested restart by its cause in the restart-storm ledger:
     more than STORM_RESTARTS within the window is a storm (one alert, a long pause)."""
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK,
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK,
                               speed=5.0) as h:
         requests = h.bot.wiring.link_requests.clone_sender()
         link = LinkClient(requests, h.bot.wiring.link_state)
@@ -340,7 +341,7 @@ async def _reconnected_under_another_client_id(h: Any) -> None:
 
 async def test_on_another_client_id_the_old_bracket_stays_and_its_cancel_alerts(
         tmp_path: Path, shared_data: Path) -> None:
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(90):
             ref, key, qty = await filled_entry(h)
             await _reconnected_under_another_client_id(h)
@@ -361,7 +362,7 @@ async def test_on_another_client_id_the_old_bracket_stays_and_its_cancel_alerts(
 
 async def test_a_flatten_after_a_326_cancels_globally_in_paper_and_sells(
         tmp_path: Path, shared_data: Path) -> None:
-    async with open_money_bot(tmp_path, shared_data, env=PAPER, services=QUICK) as h:
+    async with open_money_bot(tmp_path, shared_data, env=PAPER, tree=QUICK) as h:
         with trio.fail_after(90):
             ref, key, qty = await filled_entry(h)
             await _reconnected_under_another_client_id(h)

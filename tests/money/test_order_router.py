@@ -46,6 +46,7 @@ from messages.orders import (
     SessionVerdict,
     SizingBudget,
 )
+from runtime.app.app import TreeOptions
 from runtime.gateway.link_client import Reply
 
 from .conftest import SPY_CALL, Actors, context, drain, open_actor_env
@@ -156,7 +157,7 @@ async def open_router(a: Actors, link: FakeLink | None = None,
     async with trio.open_nursery() as nursery:
         nursery.start_soon(link.serve, w.link_requests.clone_receiver())
         await nursery.start(functools.partial(
-            order_router.run, tuning=a.env.services.get(order_router.TUNING_SERVICE),
+            order_router.run, tuning=a.tree.router_tuning,
             process_id=f"test{id(a.env)}"), context(a, "order_router", incarnation), inbox,
             outbox)
         yield r
@@ -182,7 +183,7 @@ def ledger_file(a: Actors) -> dict[str, Any]:
 async def test_a_paper_entry_is_a_native_bracket_priced_on_the_option_premium(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+                              tree=TreeOptions(router_tuning=FAST)) as a, \
             open_router(a) as r:
         await ready(r)
         a.quote(SPY_CALL, 1.98, 2.00)
@@ -208,7 +209,7 @@ async def test_a_paper_entry_is_a_native_bracket_priced_on_the_option_premium(
 async def test_zero_contracts_is_a_journaled_rejection_never_a_one_lot(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+                              tree=TreeOptions(router_tuning=FAST)) as a, \
             open_router(a) as r:
         await ready(r)
         a.quote(SPY_CALL, 1.98, 2.00)
@@ -223,7 +224,7 @@ async def test_zero_contracts_is_a_journaled_rejection_never_a_one_lot(
 async def test_a_thinly_held_option_is_refused_at_the_liquidity_gate(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+                              tree=TreeOptions(router_tuning=FAST)) as a, \
             open_router(a) as r:
         await ready(r)
         a.quote(SPY_CALL, 1.98, 2.00, open_interest=12)
@@ -236,7 +237,7 @@ async def test_a_thinly_held_option_is_refused_at_the_liquidity_gate(
 async def test_an_open_interest_tick_arriving_after_bid_and_ask_is_waited_for(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+                              tree=TreeOptions(router_tuning=FAST)) as a, \
             open_router(a) as r:
         await ready(r)
         a.quote(SPY_CALL, 1.98, 2.00, open_interest=None)    # bid/ask first...
@@ -254,7 +255,7 @@ async def test_an_open_interest_tick_arriving_after_bid_and_ask_is_waited_for(
 async def test_no_order_without_the_mode_check_of_the_session(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+                              tree=TreeOptions(router_tuning=FAST)) as a, \
             open_router(a) as r:
         a.link_up(1, ("U1234567",))
         await r.orders.send(SessionVerdict(session_id=1, ok=False, reason="looks live"))
@@ -269,7 +270,7 @@ async def test_no_order_without_the_mode_check_of_the_session(
 async def test_dry_run_fills_at_the_ask_plus_slippage_with_ib_commission_and_sends_nothing(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     tuning = order_router.Tuning(slippage=0.02, quote_wait=5.0)
-    async with open_actor_env(tmp_path, services={order_router.TUNING_SERVICE: tuning}) as a, \
+    async with open_actor_env(tmp_path, tree=TreeOptions(router_tuning=tuning)) as a, \
             open_router(a) as r:
         await ready(r, dry_run=True)
         a.quote(SPY_CALL, 1.98, 2.00)
@@ -317,7 +318,7 @@ async def test_an_unknown_reconciliation_answer_changes_nothing(
         tmp_path: Path, autojump_clock: trio.testing.MockClock, broken: type[Message],
         how: str) -> None:
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a:
+                              tree=TreeOptions(router_tuning=FAST)) as a:
         _held_ledger(a)
         before = ledger_file(a)
         link = FakeLink(a, broken={broken: how})          # the broker holds nothing: if the
@@ -341,7 +342,7 @@ async def test_an_unknown_reconciliation_answer_changes_nothing(
 async def test_an_unreadable_ledger_is_a_fault_and_nothing_is_sent(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a:
+                              tree=TreeOptions(router_tuning=FAST)) as a:
         path = a.env.settings.state_dir / "ledger.json"
         path.parent.mkdir(parents=True)
         path.write_text('{"format": 1, "state": {"version": 1, "orders": 3}}')
@@ -359,7 +360,7 @@ async def test_an_unreadable_ledger_is_a_fault_and_nothing_is_sent(
 async def test_a_restart_resumes_an_unfinished_exit(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a:
+                              tree=TreeOptions(router_tuning=FAST)) as a:
         _held_ledger(a)
         link = FakeLink(a, positions=[BrokerPosition(
             account="DU1", con_id=1, symbol="SPY", sec_type="OPT", option=SPY_CALL,
@@ -387,7 +388,7 @@ async def test_an_entry_not_filled_by_its_deadline_is_cancelled_and_expires(
     from messages.orders import BrokerOrderStatus
 
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+                              tree=TreeOptions(router_tuning=FAST)) as a, \
             open_router(a) as r:
         await ready(r)
         a.quote(SPY_CALL, 1.98, 2.00)
@@ -418,7 +419,7 @@ async def test_a_failed_exit_is_retried_with_backoff_until_the_position_is_flat(
     from messages.orders import BrokerExecution
 
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a:
+                              tree=TreeOptions(router_tuning=FAST)) as a:
         _held_ledger(a)
         link = FakeLink(a, broken={PlaceOrders: "failed"}, positions=[BrokerPosition(
             account="DU1", con_id=1, symbol="SPY", sec_type="OPT", option=SPY_CALL,
@@ -456,7 +457,7 @@ async def test_a_failed_exit_is_retried_with_backoff_until_the_position_is_flat(
 async def test_a_cancel_never_confirmed_raises_a_critical_alert_naming_the_order(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+                              tree=TreeOptions(router_tuning=FAST)) as a, \
             open_router(a) as r:
         await ready(r)
         a.quote(SPY_CALL, 1.98, 2.00)
@@ -473,7 +474,7 @@ async def test_a_cancel_never_confirmed_raises_a_critical_alert_naming_the_order
 async def test_the_router_checks_each_session_itself_and_a_verdict_can_only_veto(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER,
-                              services={order_router.TUNING_SERVICE: FAST}) as a, \
+                              tree=TreeOptions(router_tuning=FAST)) as a, \
             open_router(a) as r:
         a.link_up(1)                                     # a paper account: no verdict needed
         await r.wait_for(RouterStatus, lambda s: s.session_id == 1 and s.reconciled)

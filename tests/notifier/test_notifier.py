@@ -14,6 +14,7 @@ from config.settings import load_settings
 from messages.alerts import Alert
 from messages.link import LinkState, LinkStatus
 from messages.status import BookStatus
+from runtime.app.app import TreeOptions
 from runtime.app.bot import BotOptions, run_bot
 from runtime.ops.discord import COLOURS, TRUNCATED
 from runtime.supervision.channels import DropOldest
@@ -312,8 +313,8 @@ async def test_the_running_bot_announces_its_start_and_its_stop_is_the_last_mess
                                         "HEALTH_PORT": "0", "IBKR_PORT": str(no_gateway),
                                         "DISCORD_WEBHOOK_URL": discord.url})
         options = BotOptions(console=False, handle_signals=False,
-                             services={notifier.CONFIG_SERVICE: replace(
-                                 FAST, startup_link_wait_s=0.3)})
+                             tree=TreeOptions(notifier_config=replace(
+                                 FAST, startup_link_wait_s=0.3)))
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:
                 bot = await nursery.start(run_bot, settings, options)

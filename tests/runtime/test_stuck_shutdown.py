@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent("""
     import sys, trio
+    from runtime.app.app import TreeOptions
     from runtime.app.bot import BotOptions, run_bot
     from tests.harness import settings_for
     from pathlib import Path
@@ -41,7 +42,7 @@ SCRIPT = textwrap.dedent("""
 
     settings = settings_for(Path(sys.argv[1]), DAILY_STOP_TIME="")
     sys.exit(trio.run(run_bot, settings, BotOptions(console=False,
-                                                    services={"transport": DeafGateway()})))
+                                                    tree=TreeOptions(transport=DeafGateway()))))
 """)
 
 

@@ -193,7 +193,7 @@ async def test_a_refused_option_quote_is_alerted_once_and_retried_at_a_long_inte
         await sim.link_up()
         w = sim.bot.wiring
         env = ActorEnv(clock=sim.bot.clock, settings=sim.bot.settings, journal=sim.bot.journal,
-                       alerts=w.alerts, services={})
+                       alerts=w.alerts)
         ctx = env.context(TreeNode("quote_lines", "root.link.quote_lines", "actor"))
         spec = OptionSpec(underlying="IWM", strike=200.0, right="C",
                           expiry=sim.bot.clock.now_et().date() + dt.timedelta(days=3))
