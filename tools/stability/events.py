@@ -39,7 +39,7 @@ EVENT_CLASSES: Mapping[str, str] = {
     "affordability": "money",
     # risk
     "trading_state": "risk", "halt": "risk", "resume": "risk", "risk_breach": "risk",
-    "drill": "risk", "kill_switch": "risk",
+    "drill": "risk", "kill_switch": "risk", "capital": "risk", "short_position": "risk",
     # operations
     "alert": "operations", "notify": "operations", "resource": "operations",
 }
