@@ -17,7 +17,6 @@ Safety rules kept here, below the router's own:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any
@@ -51,6 +50,7 @@ from messages.orders import (
 )
 from runtime.gateway.ib_market import Handler
 from runtime.gateway.link_transport import RequestRejected, SessionEvents, Subscriptions
+from runtime.supervision.ordered import OrderedDelivery
 
 if TYPE_CHECKING:
     from runtime.gateway.ib_transport import IbAsyncSession as IbSession
@@ -336,28 +336,17 @@ HANDLERS: dict[type[Message], Handler] = {
 # -- pushed events --------------------------------------------------------------------------------
 
 
-def _deliver(channel: trio.MemorySendChannel[BrokerEvent], msg: BrokerEvent) -> None:
-    """In trio: never drop an order event; a full channel gets a task that waits for room."""
-    try:
-        channel.send_nowait(msg)
-    except trio.WouldBlock:
-        async def send_later() -> None:
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await channel.send(msg)
-        trio.lowlevel.spawn_system_task(send_later)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass     # the link incarnation is over; the next session's reconciliation recovers it
-
-
 def attach_order_events(session: IbSession, events: SessionEvents) -> None:
     """On the loop thread: order statuses, executions, commissions and order errors -> trio."""
     channel = events.broker
     if channel is None:
         return
     ib, aio, sid, clock = session.ib, session.aio, session.session_id, session.clock
+    # never drop an order event, never let a later one overtake it (a full channel queues)
+    delivery: OrderedDelivery[BrokerEvent] = OrderedDelivery(channel)
 
     def push(msg: BrokerEvent) -> None:
-        aio.to_trio(_deliver, channel, msg)
+        aio.to_trio(delivery.deliver, msg)
 
     def on_status(trade: Any) -> None:
         last = trade.log[-1] if trade.log else None

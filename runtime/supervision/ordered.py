@@ -57,3 +57,52 @@ class OrderedSender(Generic[T]):
                     self._backlog.clear()
                     break
                 self._backlog.popleft()
+
+
+class OrderedDelivery(Generic[T]):
+    """The same guarantee for code that has no task of its own to run a pump in (callbacks
+    handed over from another thread, such as ib_async's order events): what does not fit waits
+    in one FIFO, and ONE drainer task exists only while that FIFO is non-empty. A message that
+    arrives while the drainer works queues behind the others, so the order of the calls is the
+    order of delivery; a task per message (the old fallback) let two waiting sends swap.
+    Call only from trio (single-threaded, so `draining` needs no lock)."""
+
+    def __init__(self, channel: trio.MemorySendChannel[T]) -> None:
+        self._channel = channel
+        self._backlog: deque[T] = deque()
+        self._draining = False
+        self.closed = False
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    def deliver(self, msg: T) -> None:
+        if self.closed:
+            return
+        if not self._backlog:
+            try:
+                self._channel.send_nowait(msg)
+                return
+            except trio.WouldBlock:
+                pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.closed = True
+                return
+        self._backlog.append(msg)
+        if not self._draining:
+            self._draining = True
+            trio.lowlevel.spawn_system_task(self._drain)
+
+    async def _drain(self) -> None:
+        try:
+            while self._backlog:
+                try:
+                    await self._channel.send(self._backlog[0])
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.closed = True
+                    self._backlog.clear()
+                    return
+                self._backlog.popleft()
+        finally:
+            self._draining = False
