@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from config.market_calendar import ET
+from doctrine.binding import binding_mismatch
 from messages.brain import Strategy
 from messages.market import OptionSpec
 from messages.orders import (
@@ -241,12 +242,7 @@ class Ledger:
                         f"{len(self.open_intents())} open intent(s) but does not say which "
                         f"mode wrote it; running {mode}")
             return None
-        if self.bound_mode != mode:
-            return f"it was written in {self.bound_mode} mode; running {mode}"
-        if account is not None and self.bound_account is not None and \
-                self.bound_account != account:
-            return f"it was written for account {self.bound_account}; the Gateway has {account}"
-        return None
+        return binding_mismatch(self.bound_mode, self.bound_account, mode, account)
 
     def bind(self, mode: str, account: str | None = None) -> None:
         self.bound_mode = mode

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.gameplan import Gameplan
+from doctrine.binding import binding_mismatch
 from messages.brain import EntrySignal, StrategyDecision
 from messages.orders import FillReport, PositionView, ShortView
 
@@ -100,12 +101,7 @@ class RiskState:
                         f"{self.day_start_equity:,.2f} is above BOT_CAPITAL_USD "
                         f"{capital:,.2f}; running {mode}")
             return None
-        if self.bound_mode != mode:
-            return f"it was written in {self.bound_mode} mode; running {mode}"
-        if account is not None and self.bound_account is not None and \
-                self.bound_account != account:
-            return f"it was written for account {self.bound_account}; the Gateway has {account}"
-        return None
+        return binding_mismatch(self.bound_mode, self.bound_account, mode, account)
 
     def bind(self, mode: str, account: str | None = None) -> None:
         self.bound_mode = mode

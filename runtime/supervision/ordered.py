@@ -17,92 +17,84 @@ import trio
 T = TypeVar("T")
 
 
-class OrderedSender(Generic[T]):
+class _Ordered(Generic[T]):
+    """Deliver now when nothing waits and there is room; else queue behind what waits."""
+
     def __init__(self, channel: trio.MemorySendChannel[T]) -> None:
         self._channel = channel
         self._backlog: deque[T] = deque()
-        self._wake = trio.Event()
         self.closed = False
 
     @property
     def backlog(self) -> int:
         return len(self._backlog)
 
-    def send_nowait(self, msg: T) -> None:
-        """Deliver now if there is room and nothing waits; else queue behind what waits."""
+    def _send_or_queue(self, msg: T) -> bool:
+        """True when `msg` was queued (someone must drain the backlog)."""
         if self.closed:
-            return
+            return False
         if not self._backlog:
             try:
                 self._channel.send_nowait(msg)
-                return
+                return False
             except trio.WouldBlock:
                 pass
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self.closed = True
-                return
+                return False
         self._backlog.append(msg)
-        self._wake.set()
+        return True
+
+    async def _drain(self) -> None:
+        """Send the backlog in order until it is empty (or the receiver is gone)."""
+        while self._backlog:
+            try:
+                await self._channel.send(self._backlog[0])
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.closed = True
+                self._backlog.clear()
+                return
+            self._backlog.popleft()
+
+
+class OrderedSender(_Ordered[T]):
+    """For an actor: one pump task, started with the actor, drains the backlog."""
+
+    def __init__(self, channel: trio.MemorySendChannel[T]) -> None:
+        super().__init__(channel)
+        self._wake = trio.Event()
+
+    def send_nowait(self, msg: T) -> None:
+        if self._send_or_queue(msg):
+            self._wake.set()
 
     async def pump(self) -> NoReturn:
         """Run for the sender's life (one task): drains the backlog in order."""
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
-            while self._backlog:
-                try:
-                    await self._channel.send(self._backlog[0])
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self.closed = True
-                    self._backlog.clear()
-                    break
-                self._backlog.popleft()
+            await self._drain()
 
 
-class OrderedDelivery(Generic[T]):
+class OrderedDelivery(_Ordered[T]):
     """The same guarantee for code that has no task of its own to run a pump in (callbacks
-    handed over from another thread, such as ib_async's order events): what does not fit waits
-    in one FIFO, and ONE drainer task exists only while that FIFO is non-empty. A message that
-    arrives while the drainer works queues behind the others, so the order of the calls is the
-    order of delivery; a task per message (the old fallback) let two waiting sends swap.
-    Call only from trio (single-threaded, so `draining` needs no lock)."""
+    handed over from another thread, such as ib_async's order events): ONE drainer task exists
+    only while the backlog is non-empty, and a message that arrives while it works queues
+    behind the others, so the order of the calls is the order of delivery; a task per message
+    (the old fallback) let two waiting sends swap. Call only from trio (single-threaded, so
+    `_draining` needs no lock)."""
 
     def __init__(self, channel: trio.MemorySendChannel[T]) -> None:
-        self._channel = channel
-        self._backlog: deque[T] = deque()
+        super().__init__(channel)
         self._draining = False
-        self.closed = False
-
-    @property
-    def backlog(self) -> int:
-        return len(self._backlog)
 
     def deliver(self, msg: T) -> None:
-        if self.closed:
-            return
-        if not self._backlog:
-            try:
-                self._channel.send_nowait(msg)
-                return
-            except trio.WouldBlock:
-                pass
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self.closed = True
-                return
-        self._backlog.append(msg)
-        if not self._draining:
+        if self._send_or_queue(msg) and not self._draining:
             self._draining = True
-            trio.lowlevel.spawn_system_task(self._drain)
+            trio.lowlevel.spawn_system_task(self._drain_once)
 
-    async def _drain(self) -> None:
+    async def _drain_once(self) -> None:
         try:
-            while self._backlog:
-                try:
-                    await self._channel.send(self._backlog[0])
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self.closed = True
-                    self._backlog.clear()
-                    return
-                self._backlog.popleft()
+            await self._drain()
         finally:
             self._draining = False
