@@ -185,7 +185,8 @@ def status_view(wiring: Wiring, settings: Settings, clock: Clock,
         sources=StatusSources(link_state=w.link_state, trading=w.trading, last_bar=w.last_bar,
                               decision=w.decision, gameplan=w.gameplan, vix=w.vix,
                               governor=w.governor, quotes=w.quotes, book=w.book, risk=w.risk,
-                              resources=w.resources, depths=w.depths),
+                              resources=w.resources, symbols=w.symbols,
+                              depths=w.depths),
         tree=dict, trades=trades)                 # the tree is bound once it is built
     journal.add_tap(view.events)
     return view

@@ -29,7 +29,7 @@ from config.market_calendar import ET
 from config.settings import Settings
 from messages.brain import StrategyDecision
 from messages.control import TradingState, TradingStatus
-from messages.link import LinkState
+from messages.link import FeedSymbols, LinkState
 from messages.market import Quote, VixReading
 from messages.status import BookStatus, ResourceStatus, RiskStatus
 from runtime.infra.clock import Clock
@@ -86,6 +86,7 @@ class StatusSources:
     book: Latest[BookStatus | None]
     risk: Latest[RiskStatus | None]
     resources: Latest[ResourceStatus | None]
+    symbols: Latest[FeedSymbols]         # symbols the Gateway refused (BarFeed)
     depths: Callable[[], dict[str, int]]
 
 
@@ -243,10 +244,17 @@ class StatusView:
             "pid": os.getpid(),
             "stopping": self.run.stop_requested.is_set(),
         }
+        # a symbol the Gateway refuses (unknown, no permission) trades nothing; the rest do
+        body["symbols_unavailable"] = self.symbols_unavailable()
         resources = self.sources.resources.value
         if resources is not None:
             body["resource"] = resources.model_dump(mode="json")
         return not problems, body
+
+    def symbols_unavailable(self) -> list[dict[str, Any]]:
+        return [{"symbol": u.symbol, "code": u.code, "reason": u.reason,
+                 "since": iso(u.since), "retry_at": iso(u.retry_at)}
+                for u in self.sources.symbols.value.unavailable]
 
     def positions(self) -> dict[str, Any]:
         book = self.sources.book.value
@@ -292,6 +300,7 @@ class StatusView:
             "decision": decision.model_dump(mode="json") if decision else None,
             "vix": vix.model_dump(mode="json") if vix else None,
             "last_bar_age_s": health["last_bar_age_s"],
+            "symbols_unavailable": health["symbols_unavailable"],
             "positions": self.positions()["positions"],
             "orders": self.orders()["orders"],
             "pnl": self.pnl(),

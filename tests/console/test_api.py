@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from messages.control import OperatorCommand
+from messages.link import FeedSymbols, SymbolUnavailable
 from messages.status import BookStatus, LimitUse, PositionStatus, RiskStatus, WorkingOrder
 from runtime.ops.access import COOKIE, TOKEN_FILE
 from tests.health.conftest import Served, open_health
@@ -195,3 +196,20 @@ async def test_api_trades_reads_the_history_the_trade_events_keep_level_with_tra
     assert (trade["contract"], trade["closed"], trade["pnl"]) == ("SPY 20261120 C 600", False,
                                                                   -0.65)
     assert doc["stats"]["closed"] == 0
+
+
+async def test_health_and_status_name_a_symbol_the_gateway_refused(tmp_path: Path) -> None:
+    """Issue 13: a symbol disabled by a permanent error (200, no permission, ...) shows in
+    /health (token-free, for monitors) and in the console's status, with IB's code."""
+    async with open_health(tmp_path) as h:
+        with trio.fail_after(10):
+            before = (await h.client.get("/health")).json()
+            now = h.clock.now_utc()
+            h.wiring.symbols.set(FeedSymbols(unavailable=(SymbolUnavailable(
+                symbol="SPYY", code=200, reason="no security definition (unknown symbol)",
+                since=now, retry_at=now + dt.timedelta(minutes=30)),)))
+            after = (await h.client.get("/health")).json()
+            status = (await h.api.get("/api/status")).json()
+    assert before["symbols_unavailable"] == []
+    assert [(u["symbol"], u["code"]) for u in after["symbols_unavailable"]] == [("SPYY", 200)]
+    assert status["symbols_unavailable"] == after["symbols_unavailable"]
