@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,3 +75,30 @@ def read_jsonl(path: Path) -> list[Event]:
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip()]
+
+
+# -- the journal events the code can write (the report's and the reference's checks) ----------
+
+_REPO = Path(__file__).resolve().parents[1]
+EMITTING = ("actors", "runtime", "config", "doctrine", "messages", "tools")
+LITERAL_EMIT = re.compile(r"\bemit\(\s*\"([a-z_]+)\"")
+LITERAL_RECORD = re.compile(r"\"event\":\s*\"([a-z_]+)\"")
+"""A journal line built by hand (the journal's own `journal_dropped` record)."""
+ANY_EMIT = re.compile(r"\bemit\(\s*([^\s)])")
+DYNAMIC_EMITTERS = {"runtime/supervision/actor.py"}
+"""The one forwarding `emit(event, …)` (ActorContext → Journal); its callers pass literals."""
+
+
+def emitted_event_names() -> dict[str, set[str]]:
+    """Every event name a literal `emit("…")` call in the code can write, with its files."""
+    found: dict[str, set[str]] = {}
+    for top in EMITTING:
+        for path in (_REPO / top).rglob("*.py"):
+            rel = path.relative_to(_REPO).as_posix()
+            text = path.read_text(encoding="utf-8")
+            for name in LITERAL_EMIT.findall(text) + LITERAL_RECORD.findall(text):
+                found.setdefault(name, set()).add(rel)
+            for first in ANY_EMIT.findall(text):
+                assert first == '"' or rel in DYNAMIC_EMITTERS or "def emit" in text, (
+                    f"{rel}: emit() with a computed event name: the report cannot know it")
+    return found

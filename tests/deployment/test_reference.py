@@ -10,7 +10,6 @@ repository: an operator's clone has no ../shared.
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from config.settings import Settings
 from runtime.app.cli import build_parser
 from runtime.ops.http_app import ENDPOINTS  # the routes the HTTP server answers
+from tests.harness import emitted_event_names
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "docs" / "REFERENCE.md"
@@ -31,20 +31,6 @@ def reference() -> str:
     return REFERENCE.read_text(encoding="utf-8")
 
 
-def emitted_events() -> set[str]:
-    """Names passed as the first argument of any `.emit("name", …)` in the bot's code."""
-    names: set[str] = set()
-    for package in ("actors", "runtime", "config", "doctrine"):
-        for path in (REPO / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                        and node.func.attr == "emit" and node.args
-                        and isinstance(node.args[0], ast.Constant)
-                        and isinstance(node.args[0].value, str)):
-                    names.add(node.args[0].value)
-    return names
-
-
 def test_every_setting_is_in_the_reference(reference: str) -> None:
     aliases = {f.alias for f in Settings.model_fields.values() if f.alias}
     assert len(aliases) > 20
@@ -53,7 +39,7 @@ def test_every_setting_is_in_the_reference(reference: str) -> None:
 
 
 def test_every_journal_event_is_in_the_reference(reference: str) -> None:
-    events = emitted_events()
+    events = set(emitted_event_names())
     assert {"startup", "link_up", "gameplan", "shutdown"} <= events   # the scan found them
     missing = sorted(e for e in events if f"`{e}`" not in reference)
     assert not missing, f"journal events missing from docs/REFERENCE.md: {missing}"

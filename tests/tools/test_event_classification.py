@@ -2,34 +2,8 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
+from tests.harness import emitted_event_names
 from tools.stability.events import EVENT_CLASSES
-
-REPO = Path(__file__).resolve().parents[2]
-EMITTING = ("actors", "runtime", "config", "doctrine", "messages", "tools")
-LITERAL_EMIT = re.compile(r"\bemit\(\s*\"([a-z_]+)\"")
-LITERAL_RECORD = re.compile(r"\"event\":\s*\"([a-z_]+)\"")
-"""A journal line built by hand (the journal's own `journal_dropped` record)."""
-ANY_EMIT = re.compile(r"\bemit\(\s*([^\s)])")
-DYNAMIC_EMITTERS = {"runtime/supervision/actor.py"}
-"""The one forwarding `emit(event, …)` (ActorContext → Journal); its callers pass literals."""
-
-
-def emitted_event_names() -> dict[str, set[str]]:
-    """Every event name a literal `emit("…")` call in the code can write, with its files."""
-    found: dict[str, set[str]] = {}
-    for top in EMITTING:
-        for path in (REPO / top).rglob("*.py"):
-            rel = path.relative_to(REPO).as_posix()
-            text = path.read_text(encoding="utf-8")
-            for name in LITERAL_EMIT.findall(text) + LITERAL_RECORD.findall(text):
-                found.setdefault(name, set()).add(rel)
-            for first in ANY_EMIT.findall(text):
-                assert first == '"' or rel in DYNAMIC_EMITTERS or "def emit" in text, (
-                    f"{rel}: emit() with a computed event name: the report cannot know it")
-    return found
 
 
 def test_every_event_the_code_can_emit_is_classified_by_the_report() -> None:
