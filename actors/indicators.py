@@ -39,7 +39,7 @@ from doctrine.sessions import SessionClock, epoch_of
 from messages.brain import IndicatorSnapshot
 from messages.market import Bar, BarGap
 from runtime.supervision.actor import ActorContext
-from runtime.supervision.channels import Latest
+from runtime.supervision.channels import Latest, send_now_or_wait
 from runtime.supervision.tree import Gauge
 
 # -- inbox and outbox -----------------------------------------------------------------------------
@@ -217,14 +217,14 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory | 
     task_status.started()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_follow_plan, ctx, inbox, state)
-        send = outbox.snapshots.send
+        snapshots = outbox.snapshots
         async for item in inbox.bars:
             if isinstance(item, BarGap):
                 state.on_gap(item)
                 continue
             snapshot = state.on_bar(item)
             if snapshot is not None:
-                await send(snapshot)
+                await send_now_or_wait(snapshots, snapshot)
             ctx.gauge(BARS_COUNTED, memory.counted)
         nursery.cancel_scope.cancel()   # end of the bars channel: the program is stopping
 

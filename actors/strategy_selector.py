@@ -60,7 +60,7 @@ from messages.brain import EntrySignal, IndicatorSnapshot, SignalRejected, Strat
 from messages.market import VixReading
 from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
-from runtime.supervision.channels import Latest
+from runtime.supervision.channels import Latest, send_now_or_wait
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -473,7 +473,7 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, tuning: Tuning | 
         async for snapshot in inbox.snapshots:
             entry = await sel.on_snapshot(snapshot)
             if entry is not None:
-                await outbox.signals.send(entry)
+                await send_now_or_wait(outbox.signals, entry)
             sel.report()
         nursery.cancel_scope.cancel()            # end of the channel: the program is stopping
 

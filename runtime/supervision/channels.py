@@ -167,3 +167,16 @@ class Ports:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def send_now_or_wait(channel: trio.MemorySendChannel[T], item: T) -> None:
+    """Send without yielding when the channel has room, else wait for room.
+
+    `MemorySendChannel.send` always yields to the scheduler, even when the item fits: on the
+    bar -> decision path that is one scheduler pass (~10-20 us) per hop for nothing, since the
+    sender's next `receive` yields anyway. Backpressure is kept: a full channel still waits.
+    """
+    try:
+        channel.send_nowait(item)
+    except trio.WouldBlock:
+        await channel.send(item)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -108,6 +109,7 @@ class Brain:
     bars: trio.MemorySendChannel[Bar | BarGap]
     events: list[dict[str, Any]] = field(default_factory=list)
     signals: list[Message] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)   # perf_counter() of each signal
 
     @property
     def indicators(self) -> TreeNode:
@@ -193,6 +195,7 @@ async def open_brain(tmp_path: Path, start: dt.datetime, *, settings: Settings |
 
             async def collect() -> None:       # plays ModeGuard's inbox: never backpressure
                 async for message in signals:
+                    brain.received_at.append(time.perf_counter())
                     brain.signals.append(message)
 
             async with trio.open_nursery() as nursery:

@@ -70,6 +70,10 @@ class _TappedSender:
         self._seen.append(message)
         await self._inner.send(message)
 
+    def send_nowait(self, message: IndicatorSnapshot) -> None:
+        self._inner.send_nowait(message)        # raises WouldBlock before anything is seen
+        self._seen.append(message)
+
     def close(self) -> None:
         self._inner.close()
 
