@@ -60,6 +60,7 @@ class Outbox:
 
 BARS_COUNTED = Gauge("bars_counted", "bars turned into snapshots since the program started, "
                      "every incarnation (duplicates and refused bars not included)")
+PERIODS = Gauge("periods", "the indicator periods in force (the gameplan's, else the defaults)")
 
 RingBar = HistoryBar
 """(start in UTC epoch seconds, high, low, close, volume, bar seconds): what a re-warm needs."""
@@ -187,7 +188,7 @@ class _Indicators:
         parts = [f"{s} ready" if ind.warmed else f"{s} warming {ind.bars_seen}/{need}"
                  for s, ind in sorted(self.stage.sets.items())]
         self.ctx.set_note(", ".join(parts) if parts else "waiting for bars")
-        self.ctx.node.extra["periods"] = _describe(self.params)
+        self.ctx.gauge(PERIODS, _describe(self.params))
 
 
 def _describe(p: IndicatorParams) -> str:

@@ -87,6 +87,7 @@ from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 from runtime.supervision.ordered import OrderedSender
+from runtime.supervision.tree import Gauge
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -111,6 +112,10 @@ class Outbox:
 
 
 STATE_NAME = "risk"
+POSITIONS_HELD = Gauge("positions_held", "option positions in the router's last report")
+MARKS_MISSING = Gauge("marks_missing", "positions whose mark is missing or stale (their loss "
+                      "cannot be measured: entries halt until it is back)")
+WATCH_CHECKS = Gauge("watch_checks", "limit checks the watch made since this incarnation started")
 REFUSED = "risk state refused"    # the halt reason when the file is another mode's/account's
 KILL_FILE = "KILL_SWITCH"
 
@@ -178,6 +183,7 @@ class _Guard:
         self.status: TradingStatus | None = None
         self.wake = trio.Event()                        # check now (positions changed, ...)
         self.wakeups = 0                                # the watch's checks (tests count them)
+        self.marks_missing: list[str] = []
         self.kill_seen: bool | None = None              # the file's presence at the last poll
 
     # -- persistence -------------------------------------------------------------------------
@@ -494,8 +500,9 @@ class _Guard:
     def _check_limits(self, today: dt.date) -> None:
         fresh, complete = self.fresh_marks()
         missing = sorted(p.option_key for p in self.positions or () if p.option_key not in fresh)
-        if missing or self.ctx.node.extra.get("marks_missing"):
-            self.ctx.node.extra["marks_missing"] = missing     # visible in the tree
+        if missing != self.marks_missing:
+            self.marks_missing = missing
+            self.ctx.gauge(MARKS_MISSING, ", ".join(missing) or "none")
         complete = complete and (not self.shorts or
                                  len(self.fresh_asks()) == len(self.shorts))
         limit = self.limit()
@@ -746,7 +753,7 @@ class _Guard:
                     self.wake.set()              # flat <-> holding changes the check rate
                 self.positions = ev.positions
                 self.shorts = ev.shorts
-                self.ctx.node.extra["positions"] = len(ev.positions)
+                self.ctx.gauge(POSITIONS_HELD, len(ev.positions))
                 held = {p.option_key for p in ev.positions}
                 for key in [k for k in self.exits_sent if k not in held]:
                     del self.exits_sent[key]
@@ -822,7 +829,7 @@ class _Guard:
                     await self.wake.wait()
                 self.wake = trio.Event()
                 self.wakeups += 1
-                self.ctx.node.extra["watch_checks"] = self.wakeups
+                self.ctx.gauge(WATCH_CHECKS, self.wakeups)
                 self.evaluate()
                 self._daily_summary()
                 await trio.sleep(self.tuning.min_interval)

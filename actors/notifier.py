@@ -54,6 +54,15 @@ from runtime.ops.discord import (
 from runtime.ops.status_view import StatusView
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import DropOldest
+from runtime.supervision.tree import Gauge
+
+QUEUED = Gauge("notifier_queued", "alerts waiting per lane (critical, warning, info)")
+SENT = Gauge("notifier_sent", "alerts the webhook accepted")
+LOGGED = Gauge("notifier_logged", "alerts only logged (no webhook, or it is disabled)")
+FAILED = Gauge("notifier_failed", "alerts given up after retries")
+DROPPED = Gauge("notifier_dropped", "alerts dropped from a full lane (oldest first)")
+DISABLED = Gauge("notifier_disabled", "times the webhook was disabled (HTTP 401/403/404)")
+REQUESTS = Gauge("notifier_requests", "HTTP requests made to the webhook")
 
 
 @dataclass(frozen=True)
@@ -609,10 +618,10 @@ class Notifier:
                 if self.disabled_status is not None else "webhook")
         self.ctx.set_note(f"{mode}; queued {len(self.lanes)}, sent {s.sent}, "
                           f"failed {s.failed}, dropped {s.dropped}")
-        self.ctx.node.extra.update(
-            notifier_queued=self.lanes.depths(), notifier_sent=s.sent,
-            notifier_logged=s.logged, notifier_failed=s.failed, notifier_dropped=s.dropped,
-            notifier_disabled=s.disabled, notifier_requests=s.requests)
+        for gauge, value in ((QUEUED, self.lanes.depths()), (SENT, s.sent), (LOGGED, s.logged),
+                             (FAILED, s.failed), (DROPPED, s.dropped), (DISABLED, s.disabled),
+                             (REQUESTS, s.requests)):
+            self.ctx.gauge(gauge, value)
 
 
 def _duration(seconds: float) -> str:

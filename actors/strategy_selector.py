@@ -61,6 +61,7 @@ from messages.market import VixReading
 from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest, send_now_or_wait
+from runtime.supervision.tree import Gauge
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -82,6 +83,9 @@ class Outbox:
 PLAN_POLL_SECONDS = 5.0
 """Trio seconds between checks of the gameplan file's fingerprint (a 2 KB read and a hash)."""
 
+FINAL_SAVE_S = 5.0
+"""Trio seconds a stopping (or failing) incarnation gives its last state save."""
+
 VIX_ALIGN_GRACE_S = 7.0
 """Market seconds after a live bar's end to wait for the VIX reading of the same instant.
 BarFeed closes a bar at the latest 5 s after its end (COMPLETE_GRACE), so the VIX of the same
@@ -99,6 +103,13 @@ STATE_NAME = "selection"
 
 STALE_MARGIN_S = 1.0
 """The VIX is stale strictly AFTER its max age; the staleness timer fires this much later."""
+
+ENTRIES = Gauge("entries", "entry signals sent since this incarnation started")
+REJECTED = Gauge("rejected", "setups the doctrine refused since this incarnation started")
+VIX_WAITS = Gauge("vix_waits", "live bars that waited for the VIX reading of their minute")
+VIX_TIMEOUTS = Gauge("vix_timeouts", "of those, bars decided without it (the wait ran out)")
+_COUNTED = {"entries": ENTRIES, "rejected": REJECTED, "vix_waits": VIX_WAITS,
+            "vix_timeouts": VIX_TIMEOUTS}
 
 _NAMES = {"A": "momentum", "B": "mean reversion", "C": "cash preservation"}
 _GATES = frozenset({"none", "pending", "passed", "failed"})
@@ -140,6 +151,9 @@ class _Selector:
         self.decision: StrategyDecision | None = None
         self.shown: StrategyDecision | None = outbox.decision.value   # last one published
         self.saved: SelectionMemory | None = None
+        self.pending: SelectionMemory | None = None   # changed, not yet on disk (writer's job)
+        self.save_wanted = trio.Event()
+        self.save_lock = trio.Lock()
         self.failed: SelectionMemory | None = None    # the last memory that could not be saved
         self.save_error: str | None = None
         self.alerted_problem: str | None = None
@@ -160,7 +174,7 @@ class _Selector:
         self.vix_applied = self.inbox.vix.value
         self.stage.set_vix_reading(self.vix_applied)
         self.check_plan(evaluate=False)
-        self.evaluate(self.now_s(), "start")
+        self.evaluate(self.now_s(), "start", save_now=True)
 
     def _restore(self) -> SelectionMemory | None:
         try:
@@ -326,11 +340,26 @@ class _Selector:
         decision = self.evaluate(min(end, self.now_s()), "bar")
         result = self.stage.entry(snap, decision)
         if isinstance(result, EntrySignal):
+            if self.pending is not None and not await self._memory_on_disk(decision):
+                result = SignalRejected(ts=result.ts, symbol=result.symbol,
+                                        strategy=result.strategy, direction=result.direction,
+                                        stage="selection", reason="the selection state behind "
+                                        "this entry could not be saved (C locked)")
+                self._journal_rejected(result, snap)
+                return None
             self._journal_entry(result, decision)
             return result
         if isinstance(result, SignalRejected):
             self._journal_rejected(result, snap)
         return None
+
+    async def _memory_on_disk(self, decision: StrategyDecision) -> bool:
+        """An entry leaves only once the memory that allowed it is durable: a restart must
+        know the pivot or the gate this bar's decision counted (rare: the decision changed on
+        this very bar)."""
+        ok = await self.flush()
+        current = self.decision
+        return ok and current is not None and current.strategy == decision.strategy
 
     async def _wait_for_vix(self, end: float) -> None:
         reading = self.inbox.vix.value
@@ -346,45 +375,90 @@ class _Selector:
             self.counts["vix_timeouts"] += 1
 
     # -- deciding --------------------------------------------------------------------------
-    def evaluate(self, at: float, cause: str) -> StrategyDecision:
-        """The decision at `at` (clamped so instants never go back), persisted, published."""
+    def evaluate(self, at: float, cause: str, *, save_now: bool = False) -> StrategyDecision:
+        """The decision at `at` (clamped so instants never go back), published, its memory
+        persisted: on this task with `save_now` (start), else by the writer task, so a bar never
+        waits for an fsync (an entry waits, see `on_snapshot`)."""
         at = max(at, self.last_at)
         self.last_at = at
         decision = self.stage.decide(at)
-        if not self._persist():
-            decision = self.stage.decide(at)     # the state was locked for the day
-            self._persist()
+        if save_now:
+            if not self._save_now():
+                decision = self.stage.decide(at)     # the state was locked for the day
+                self._save_now()
+        else:
+            self._queue_save()
         if decision is not self.decision:
             self._publish(decision, cause)
         return decision
 
-    def _persist(self) -> bool:
-        """Save the day's memory if it changed; False if that failed and C was locked."""
+    def _changed_memory(self) -> SelectionMemory | None:
         memory = self.stage.selection.memory()
         if memory is None or memory == self.saved or memory == self.failed:
+            return None
+        return memory
+
+    def _queue_save(self) -> None:
+        memory = self._changed_memory()
+        if memory is not None and memory != self.pending:
+            self.pending = memory
+            self.save_wanted.set()
+
+    def _save_now(self) -> bool:
+        """Save the day's memory if it changed; False if that failed and C was locked."""
+        memory = self._changed_memory()
+        if memory is None:
             return True
+        self.pending = None
         try:
             self.store.save(STATE_NAME, memory.to_dict())
         except (OSError, ValueError) as exc:
-            first = self.save_error is None
-            self.save_error = str(exc)
-            self.failed = memory                 # tried once; again when it changes
-            if first:
-                self.ctx.alert(
-                    "critical", "Selection state cannot be saved: Strategy C for the day",
-                    f"{self.store.path(STATE_NAME)}: {exc}. A restart could not know today's "
-                    "pivots, lock and VIX gate, so C is locked until midnight ET.",
-                    key="selection-state")
-            if memory.locked_reason is not None:
-                return True                      # already C for the day; retry on change
-            memory.locked_reason = f"selection state cannot be saved ({exc})"
-            self.stage.reset(memory)
-            return False
+            return self._refused(memory, exc)
+        self._saved(memory)
+        return True
+
+    async def flush(self) -> bool:
+        """Put the pending memory on disk (a worker thread does the fsync); False if the disk
+        refused it, in which case C is now locked for the day and published."""
+        async with self.save_lock:
+            memory = self.pending
+            if memory is None:
+                return self.save_error is None
+            try:
+                await self.store.save_async(STATE_NAME, memory.to_dict())
+            except (OSError, ValueError) as exc:
+                if self.pending is memory:
+                    self.pending = None
+                if not self._refused(memory, exc):
+                    self.evaluate(self.last_at, "state")     # publishes the lock
+                return False
+            if self.pending is memory:
+                self.pending = None
+            self._saved(memory)
+            return True
+
+    def _saved(self, memory: SelectionMemory) -> None:
         self.saved = memory
         if self.save_error is not None:
             self.ctx.log.info("selection state saved again after: %s", self.save_error)
             self.save_error = None
-        return True
+
+    def _refused(self, memory: SelectionMemory, exc: Exception) -> bool:
+        """The disk refused `memory`: alert once, lock C; False if the lock is new."""
+        first = self.save_error is None
+        self.save_error = str(exc)
+        self.failed = memory                 # tried once; again when it changes
+        if first:
+            self.ctx.alert(
+                "critical", "Selection state cannot be saved: Strategy C for the day",
+                f"{self.store.path(STATE_NAME)}: {exc}. A restart could not know today's "
+                "pivots, lock and VIX gate, so C is locked until midnight ET.",
+                key="selection-state")
+        if memory.locked_reason is not None:
+            return True                      # already C for the day; retry on change
+        memory.locked_reason = f"selection state cannot be saved ({exc})"
+        self.stage.reset(memory)
+        return False
 
     def _publish(self, d: StrategyDecision, cause: str) -> None:
         shown = self.shown
@@ -454,7 +528,8 @@ class _Selector:
             self._escalate_at_deadline(at)
 
     def report(self) -> None:
-        self.ctx.node.extra.update(self.counts)
+        for name, value in self.counts.items():
+            self.ctx.gauge(_COUNTED[name], value)
 
 
 # -- the loop -------------------------------------------------------------------------------------
@@ -470,12 +545,26 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, tuning: Tuning | 
         nursery.start_soon(_watch_governor, sel)
         nursery.start_soon(_poll_plan, sel)
         nursery.start_soon(_run_timers, sel)
-        async for snapshot in inbox.snapshots:
-            entry = await sel.on_snapshot(snapshot)
-            if entry is not None:
-                await send_now_or_wait(outbox.signals, entry)
-            sel.report()
+        nursery.start_soon(_write_memory, sel)
+        try:
+            async for snapshot in inbox.snapshots:
+                entry = await sel.on_snapshot(snapshot)
+                if entry is not None:
+                    await send_now_or_wait(outbox.signals, entry)
+                sel.report()
+        finally:
+            with trio.CancelScope(shield=True) as last_save:   # stopping or failing: what
+                last_save.deadline = trio.current_time() + FINAL_SAVE_S   # changed is kept
+                await sel.flush()
         nursery.cancel_scope.cancel()            # end of the channel: the program is stopping
+
+
+async def _write_memory(sel: _Selector) -> None:
+    """The writer: each changed memory goes to disk off the bar path (the latest wins)."""
+    while True:
+        await sel.save_wanted.wait()
+        sel.save_wanted = trio.Event()
+        await sel.flush()
 
 
 async def _watch_vix(sel: _Selector) -> None:

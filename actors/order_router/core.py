@@ -58,10 +58,13 @@ from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 from runtime.supervision.ordered import OrderedSender
+from runtime.supervision.tree import Gauge
 
 from .book import build_book
 from .gate import GateView, SellView, entry_refusal, sell_refusal
 from .journal import TRADES_FILE, TradeJournal
+
+POSITIONS_HELD = Gauge("positions_held", "contracts held per option, as last reported")
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -323,7 +326,7 @@ class RouterCore:
         self._positions_sent_at = trio.current_time()
         self._send(PositionsReport(ts=self.ctx.clock.now_utc(), positions=view,
                                    shorts=self.shorts_view()))
-        self.ctx.node.extra["positions"] = {p.option_key: p.contracts for p in view}
+        self.ctx.gauge(POSITIONS_HELD, {p.option_key: p.contracts for p in view})
 
     def _publish_wanted(self) -> None:
         wanted = frozenset({p.option for p in self.ledger.positions.values()} |

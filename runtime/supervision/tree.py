@@ -86,6 +86,12 @@ class TreeNode:
         """Show `value` under `gauge.name` in the dump (display only; see `Gauge`)."""
         self.gauges[gauge.name] = (gauge, value)
 
+    def shown(self, name: str) -> GaugeValue:
+        """What the gauge `name` shows now (None if never set): for the dump and for tests
+        that check the display; an actor never decides on it (see `Gauge`)."""
+        entry = self.gauges.get(name)
+        return None if entry is None else entry[1]
+
     def child(self, name: str, kind: str, **kw: Any) -> TreeNode:
         node = TreeNode(name=name, path=f"{self.path}.{name}", kind=kind, **kw)
         self.children.append(node)

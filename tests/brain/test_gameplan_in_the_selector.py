@@ -157,7 +157,7 @@ async def test_the_plans_indicator_periods_reach_the_indicators(
     write_plan(plan_path, data)
     async with open_brain(tmp_path, et(DAY, 8, 0)) as brain:
         await brain.settle()
-        assert brain.indicators.extra["periods"] == "EMA 5/13, RSI 14, BB 20/2"
+        assert brain.indicators.shown("periods") == "EMA 5/13, RSI 14, BB 20/2"
 
 
 async def test_no_critical_gameplan_alert_on_a_day_without_a_session(

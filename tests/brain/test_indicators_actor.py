@@ -160,7 +160,7 @@ async def test_plan_periods_rebuild_the_indicators_from_the_ring_buffer(
         assert before == reference(raws[:60])
         rig.gameplan.set(custom)                  # the selector publishes a validated plan
         await trio.sleep(1)
-        assert rig.node.extra["periods"] == "EMA 5/13, RSI 9, BB 10/2.5"
+        assert rig.node.shown("periods") == "EMA 5/13, RSI 9, BB 10/2.5"
         await rig.feed(*(bar("SPY", b) for b in raws[60:70]))
         after = await rig.take(10)
         # as if the new periods had been in force from the first bar: no blind warm-up

@@ -49,7 +49,7 @@ async def test_pivots_survive_a_brain_restart_and_a_new_process(
         await brain.clock.sleep_until(et(DAY, 10, 1))
         await set_vix(brain, 18.2)             # B (the plan's vix_ceiling is 18.5)
         assert (brain.decision.strategy, brain.decision.pivots) == ("B", 1)
-        assert saved(tmp_path)["pivots"] == 1
+        await brain.until(lambda: saved(tmp_path)["pivots"] == 1)   # the writer's thread
         await crash_the_indicators(brain)
         assert (brain.decision.strategy, brain.decision.pivots) == ("B", 1)   # restored
         await brain.clock.sleep_until(et(DAY, 10, 2))

@@ -246,7 +246,7 @@ async def test_pdt_limit_reached_by_a_real_round_trip_blocks_the_next_entry(
                                            option_key=buy["contract"], reason="take_profit"))
             await h.journal.wait_for("day_trade")
             guard = h.bot.root.find("root.mode_guard")
-            await wait_until(lambda: guard.extra.get("positions") == 0)
+            await wait_until(lambda: guard.shown("positions_held") == 0)
             await inject(h, entry_signal(h, "QQQ"))
             refused = await h.journal.wait_for(
                 "order_rejected", where=lambda e: e.get("stage") == "risk")

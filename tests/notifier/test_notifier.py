@@ -206,7 +206,7 @@ async def test_queue_overflow_drops_info_oldest_first_and_keeps_every_critical(
                     bot.alert("critical", f"halt {i}")
                 await trio.lowlevel.checkpoint()   # the pump keeps the inbox channel empty
             await wait_until(lambda: bot.alerts.depth() == 0)
-            depths = bot.ctx.node.extra["notifier_queued"]
+            depths = bot.ctx.node.shown("notifier_queued")
             assert depths == {"critical": 20, "warning": 8, "info": 16}
             discord.release.set()          # the stuck request ends (no answer: retried)
             await wait_until(lambda: len(bot.notify("sent")) >= 20 + 8 + 16, timeout=10)
@@ -299,7 +299,7 @@ async def test_the_tree_note_shows_what_the_notifier_did(tmp_path: Path) -> None
         async with open_notifier(tmp_path, url=discord.url) as bot:
             await wait_until(lambda: len(bot.notify("sent")) >= 1)
             assert bot.ctx.node.note == "webhook; queued 0, sent 1, failed 0, dropped 0"
-            assert bot.ctx.node.extra["notifier_sent"] == 1
+            assert bot.ctx.node.shown("notifier_sent") == 1
 
 
 async def test_the_running_bot_announces_its_start_and_its_stop_is_the_last_message(

@@ -52,7 +52,7 @@ async def test_a_discord_that_never_answers_does_not_hold_up_the_bar_and_order_p
             assert len(latencies) == BARS
             assert discord.answered() == 0
             assert discord.requests()[0].answered_at is None
-            queued = bot.ctx.node.extra["notifier_queued"]
+            queued = bot.ctx.node.shown("notifier_queued")
             assert queued["critical"] == BARS // 20          # all kept, waiting for Discord
     lat_ms = sorted(x * 1000 for x in latencies)
     cost_us = sorted(x * 1e6 for x in alert_costs)

@@ -52,7 +52,7 @@ async def test_a_resource_event_every_minute_carries_the_contract_fields(
         assert last["cpu_pct_15m"] is None                 # not 15 minutes of data yet
         published = probe.wiring.resources.value      # the status read-model's value
         assert published is not None and published.rss_mb == 180.0
-        assert published.level == "ok" and probe.ctx.node.extra == {}
+        assert published.level == "ok" and probe.ctx.node.gauges == {}
         assert probe.ctx.node.note == "cpu 2.5% rss 180 MB lag ?"
         assert sampler.calls == 31                        # every 10 s, plus the first
     assert probe.warnings() == []
