@@ -58,6 +58,7 @@ from doctrine.selection import SelectionConfig, SelectionMemory
 from doctrine.sessions import epoch_of, et_date_of, et_epoch, utc_of
 from messages.brain import EntrySignal, IndicatorSnapshot, SignalRejected, StrategyDecision
 from messages.market import VixReading
+from runtime.infra.file_watch import open_file_watch
 from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest, send_now_or_wait
@@ -81,7 +82,9 @@ class Outbox:
 
 
 PLAN_POLL_SECONDS = 5.0
-"""Trio seconds between checks of the gameplan file's fingerprint (a 2 KB read and a hash)."""
+"""Where the file system cannot tell (not Linux, or the plan's folder does not exist yet): trio
+seconds between checks of the gameplan file's fingerprint (a 2 KB read and a hash). On Linux the
+selector sleeps until inotify says the file was written (runtime/infra/file_watch.py)."""
 
 FINAL_SAVE_S = 5.0
 """Trio seconds a stopping (or failing) incarnation gives its last state save."""
@@ -543,7 +546,7 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, tuning: Tuning | 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_vix, sel)
         nursery.start_soon(_watch_governor, sel)
-        nursery.start_soon(_poll_plan, sel)
+        nursery.start_soon(_follow_plan_file, sel)
         nursery.start_soon(_run_timers, sel)
         nursery.start_soon(_write_memory, sel)
         try:
@@ -579,10 +582,14 @@ async def _watch_governor(sel: _Selector) -> None:
         await sel.inbox.governor.wait_transition()
 
 
-async def _poll_plan(sel: _Selector) -> None:
-    while True:
-        await trio.sleep(sel.tuning.plan_poll_s)
-        sel.check_plan()
+async def _follow_plan_file(sel: _Selector) -> None:
+    """Re-read the plan when its file may have changed (the timers also re-read it at the ET
+    day's change and at the 09:15 deadline)."""
+    async with open_file_watch(sel.path, poll_s=sel.tuning.plan_poll_s) as watch:
+        sel.ctx.log.debug("gameplan %s watched by %s", sel.path, watch.mode)
+        while True:
+            await watch.wait_changed()
+            sel.check_plan()
 
 
 async def _run_timers(sel: _Selector) -> None:

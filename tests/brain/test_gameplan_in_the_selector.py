@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,19 @@ async def test_no_critical_gameplan_alert_on_a_day_without_a_session(
         [said] = [a for a in brain.alerts("info") if "gameplan" in a["title"]]
         assert said["title"] == "No market session today: the gameplan can wait"
         assert brain.decision.strategy == "C"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="elsewhere the plan file is polled")
+async def test_a_plan_written_while_running_is_taken_when_written_not_at_a_poll(
+        tmp_path: Path, plan_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    from actors.strategy_selector import Tuning
+    write_plan(plan_path, plan_dict(DAY))
+    async with open_brain(tmp_path, et(DAY, 8, 0), tuning=Tuning(plan_poll_s=86_400.0)) as brain:
+        await brain.settle()
+        assert len(gameplan_events(brain)) == 1
+        began = trio.current_time()
+        write_plan(plan_path, plan_dict(DAY, session_id=f"gauntlet_{DAY:%Y%m%d}_0845"))
+        await brain.until(lambda: len(gameplan_events(brain)) == 2)
+        assert trio.current_time() - began < 1.0          # not a day later
+        plan = brain.plan()
+        assert plan is not None and plan.session_id.endswith("_0845")
