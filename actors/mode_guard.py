@@ -83,6 +83,7 @@ from messages.orders import (
 )
 from messages.status import LimitUse, RiskStatus
 from runtime.gateway.gateway_schedule import in_restart_window, next_restart_window
+from runtime.infra.file_watch import open_file_watch
 from runtime.infra.state_store import StateStore, StateUnreadable
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
@@ -124,7 +125,7 @@ KILL_FILE = "KILL_SWITCH"
 class Tuning:
     entry_ttl_market_s: float = 180.0        # an entry not filled by then is cancelled
     max_signal_age_market_s: float = 120.0   # an older signal is history, not a setup
-    tick: float = 1.0                        # trio seconds between looks at the kill file
+    tick: float = 1.0                        # trio s between looks at the kill file (no inotify)
     min_interval: float = 0.05               # trio seconds: quotes cannot make it spin
     bracket_grace_market_s: float = 120.0    # TP/SL left to the native bracket this long
     summary_after_close_market_s: float = 60.0
@@ -835,16 +836,18 @@ class _Guard:
                 await trio.sleep(self.tuning.min_interval)
 
     async def _watch_kill_file(self) -> None:
-        """The kill-switch file is the one thing only a look can tell (no inotify): a stat
-        every `tick`, and a wake-up only when its presence changed."""
-        while True:
-            await trio.sleep(self.tuning.tick)
-            try:
-                present = self.kill_path.exists()
-            except OSError:
-                present = True
-            if present != self.risk.kill_switch:
-                self.wake.set()
+        """The kill-switch file: the kernel says when it appears or goes (inotify on Linux,
+        runtime/infra/file_watch.py); elsewhere a stat every `tick`. The watch loop wakes only
+        when its presence changed (and every check of the watch looks at it too)."""
+        async with open_file_watch(self.kill_path, poll_s=self.tuning.tick) as watch:
+            while True:
+                await watch.wait_changed()
+                try:
+                    present = self.kill_path.exists()
+                except OSError:
+                    present = True
+                if present != self.risk.kill_switch:
+                    self.wake.set()
 
     def next_deadline(self, now: dt.datetime) -> dt.datetime:
         """The next instant at which the clock alone changes a decision: the ET day rolls,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 import trio
+import trio.testing
 
 from actors import mode_guard
 from config.market_calendar import ET
@@ -35,6 +37,7 @@ from messages.orders import (
     RouterStatus,
     SessionVerdict,
 )
+from runtime.app.app import TreeOptions
 from runtime.infra.state_store import StateStore
 
 from .conftest import SPY_CALL, Actors, context, drain, open_actor_env
@@ -359,6 +362,25 @@ async def test_kill_switch_file_cancels_entries_flattens_and_halts(
         kill.unlink()
         await g.wait_state(TradingState.ACTIVE, timeout=5)
         assert [e["engaged"] for e in a.journal("kill_switch")] == [True, False]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="elsewhere: a look every tick")
+async def test_the_kill_file_is_seen_when_written_not_at_the_next_look(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    slow = TreeOptions(guard_tuning=mode_guard.Tuning(tick=86_400.0))   # looks never come
+    async with open_actor_env(tmp_path, env=PAPER, tree=slow) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+        kill = a.env.settings.state_dir / "KILL_SWITCH"
+        kill.parent.mkdir(parents=True, exist_ok=True)
+        await trio.sleep(1)
+        began = trio.current_time()
+        kill.write_text("stop\n")
+        await g.wait_state(TradingState.HALTED, timeout=5)
+        assert trio.current_time() - began < 1.0            # the kernel said so
+        kill.unlink()
+        await g.wait_state(TradingState.ACTIVE, timeout=5)
 
 
 async def test_the_operator_closes_one_position_through_an_exit_intent_and_a_stranger_is_refused(
