@@ -26,17 +26,40 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from config.market_calendar import ET
 from doctrine.binding import binding_mismatch
+from doctrine.ledger_codec import (
+    fill_in,
+    fill_out,
+    intent_in,
+    intent_out,
+    order_in,
+    order_out,
+    position_in,
+    position_out,
+    ts_in,
+    ts_out,
+)
+from doctrine.ledger_records import (
+    ORDER_TERMINAL,
+    Change,
+    FillRec,
+    IntentRec,
+    LedgerError,
+    OrderRec,
+    OrderStatus,
+    PositionRec,
+    ReconcileReport,
+    Role,
+    Snapshot,
+)
 from messages.brain import Strategy
 from messages.market import OptionSpec
 from messages.orders import (
     TERMINAL_STATES,
     BrokerExecution,
-    BrokerOrder,
     BrokerOrderError,
     BrokerOrderStatus,
     BrokerPosition,
@@ -45,9 +68,26 @@ from messages.orders import (
     Side,
 )
 
-Role = Literal["entry", "take_profit", "stop_loss", "exit"]
-OrderStatus = Literal["new", "submitting", "working", "filled", "cancelled", "rejected"]
-ORDER_TERMINAL: frozenset[str] = frozenset({"filled", "cancelled", "rejected"})
+__all__ = [
+    "CANCEL_FAILED_CODES",
+    "KEEP_DONE",
+    "KEEP_EXEC_IDS",
+    "LEDGER_VERSION",
+    "ORDER_TERMINAL",
+    "REJECT_CODES",
+    "Change",
+    "FillRec",
+    "IntentRec",
+    "Ledger",
+    "LedgerError",
+    "OrderRec",
+    "OrderStatus",
+    "PositionRec",
+    "ReconcileReport",
+    "Role",
+    "Snapshot",
+    "round_price",
+]
 
 LEDGER_VERSION = 1
 KEEP_DONE = dt.timedelta(days=7)       # terminal records older than this are pruned
@@ -69,147 +109,6 @@ def round_price(value: float, *, up: bool) -> float:
     cents = value * 100.0
     n = math.ceil(cents - 1e-6) if up else math.floor(cents + 1e-6)
     return max(0.01, n / 100.0)
-
-
-# -- records ---------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class OrderRec:
-    ref: str
-    intent_id: str
-    role: Role
-    action: Side
-    quantity: int
-    order_type: str
-    limit: float | None
-    stop: float | None
-    created: dt.datetime
-    updated: dt.datetime
-    status: OrderStatus = "new"
-    order_id: int | None = None
-    perm_id: int | None = None
-    client_id: int | None = None
-    epoch: int | None = None         # the ledger epoch (broker session) it was sent in
-    filled: int = 0
-    avg_price: float = 0.0
-    cancel_requested: dt.datetime | None = None
-    error: str = ""
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in ORDER_TERMINAL
-
-    @property
-    def live(self) -> bool:
-        """At the broker or possibly at the broker (a send whose answer we never got)."""
-        return self.status in ("submitting", "working")
-
-
-@dataclass(slots=True)
-class IntentRec:
-    intent_id: str
-    kind: IntentKind
-    created: dt.datetime
-    strategy: Strategy
-    symbol: str
-    state: IntentState = "pending"
-    option: OptionSpec | None = None
-    contracts: int = 0
-    deadline: dt.datetime | None = None
-    refs: list[str] = field(default_factory=list)
-    reason: str = ""
-    terminal_at: dt.datetime | None = None
-    cancel_why: str = ""             # entries: "expired" (deadline) or why they were cancelled
-    exit_reason: str = ""
-    urgent: bool = False
-    attempts: int = 0
-
-    @property
-    def terminal(self) -> bool:
-        return self.state in TERMINAL_STATES
-
-    @property
-    def option_key(self) -> str | None:
-        return self.option.key if self.option is not None else None
-
-
-@dataclass(slots=True)
-class PositionRec:
-    option: OptionSpec
-    contracts: int
-    avg_premium: float
-    entry_ts: dt.datetime
-    opened_day: dt.date
-    strategy: Strategy
-    entry_intent: str | None = None
-    managed: bool = True
-    child_refs: list[str] = field(default_factory=list)
-    exit_intent: str | None = None
-
-    @property
-    def key(self) -> str:
-        return self.option.key
-
-
-@dataclass(slots=True)
-class FillRec:
-    exec_id: str
-    ref: str
-    intent_id: str
-    option_key: str
-    side: Side
-    contracts: int
-    price: float
-    time: dt.datetime
-    opening: bool
-    gross_pnl: float                 # realised before commissions (0 for opening fills)
-    commission: float | None = None
-    reported: bool = False
-    opened_day: dt.date | None = None   # the ET day the position it traded was opened
-
-    @property
-    def realized_pnl(self) -> float:
-        return self.gross_pnl - (self.commission or 0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One intent state transition, for the journal and ModeGuard (terminal ones once)."""
-
-    intent_id: str
-    kind: IntentKind
-    state: IntentState
-    option_key: str | None
-    filled: int
-    reason: str
-    at: dt.datetime
-
-
-@dataclass(slots=True)
-class Snapshot:
-    """A complete set of broker answers taken on one session (any missing: no snapshot)."""
-
-    epoch: int
-    open_orders: list[BrokerOrder]
-    completed_orders: list[BrokerOrder]
-    executions: list[BrokerExecution]
-    positions: list[BrokerPosition]
-
-
-@dataclass(slots=True)
-class ReconcileReport:
-    applied_fills: list[FillRec] = field(default_factory=list)
-    resubmit: list[str] = field(default_factory=list)       # intent ids to (re)send now
-    notes: list[str] = field(default_factory=list)          # what changed, for the log
-    warnings: list[str] = field(default_factory=list)       # the operator must hear these
-    critical: list[str] = field(default_factory=list)
-    suspects: int = 0                                       # position differences to confirm
-    lost: list[str] = field(default_factory=list)           # orders declared lost
-
-
-class LedgerError(ValueError):
-    """A persisted ledger that does not make sense (caller: fail closed)."""
 
 
 # -- the ledger ------------------------------------------------------------------------------------
@@ -855,12 +754,12 @@ class Ledger:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": LEDGER_VERSION,
-            "intents": [_intent_out(i) for i in self.intents.values()],
-            "orders": [_order_out(o) for o in self.orders.values()],
-            "positions": [_position_out(p) for p in self.positions.values()],
-            "fills": [_fill_out(f) for f in self.fills.values()],
+            "intents": [intent_out(i) for i in self.intents.values()],
+            "orders": [order_out(o) for o in self.orders.values()],
+            "positions": [position_out(p) for p in self.positions.values()],
+            "fills": [fill_out(f) for f in self.fills.values()],
             "suspects": {k: list(v) for k, v in self.suspects.items()},
-            "last_exec_time": _ts(self.last_exec_time),
+            "last_exec_time": ts_out(self.last_exec_time),
             "epoch": self.epoch, "epoch_key": self.epoch_key,
             "bound_mode": self.bound_mode, "bound_account": self.bound_account,
         }
@@ -874,22 +773,22 @@ class Ledger:
                                   f"{LEDGER_VERSION}")
             led = cls()
             for d in doc["intents"]:
-                i = _intent_in(d)
+                i = intent_in(d)
                 led.intents[i.intent_id] = i
             for d in doc["orders"]:
-                o = _order_in(d)
+                o = order_in(d)
                 if o.intent_id not in led.intents:
                     raise LedgerError(f"order {o.ref} of unknown intent {o.intent_id}")
                 led.orders[o.ref] = o
             for d in doc["positions"]:
-                p = _position_in(d)
+                p = position_in(d)
                 led.positions[p.key] = p
             for d in doc["fills"]:
-                f = _fill_in(d)
+                f = fill_in(d)
                 led.fills[f.exec_id] = f
             led.suspects = {str(k): (int(v[0]), int(v[1]))
                             for k, v in dict(doc.get("suspects", {})).items()}
-            led.last_exec_time = _ts_in(doc.get("last_exec_time"))
+            led.last_exec_time = ts_in(doc.get("last_exec_time"))
             led.epoch, led.epoch_key = int(doc["epoch"]), str(doc["epoch_key"])
             mode, account = doc.get("bound_mode"), doc.get("bound_account")
             led.bound_mode = str(mode) if mode is not None else None
@@ -899,136 +798,3 @@ class Ledger:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise LedgerError(f"malformed ledger: {exc!r}") from exc
-
-
-# -- (de)serialisation helpers ---------------------------------------------------------------------
-
-
-def _ts(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat() if value is not None else None
-
-
-def _ts_in(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    ts = dt.datetime.fromisoformat(str(value))
-    if ts.tzinfo is None:
-        raise ValueError(f"naive timestamp {value!r} in the ledger")
-    return ts
-
-
-def _req_ts(value: Any) -> dt.datetime:
-    ts = _ts_in(value)
-    if ts is None:
-        raise ValueError("missing timestamp")
-    return ts
-
-
-def _opt_out(o: OptionSpec | None) -> dict[str, Any] | None:
-    return o.model_dump(mode="json") if o is not None else None
-
-
-def _opt_in(d: Any) -> OptionSpec | None:
-    return OptionSpec.model_validate(d) if d is not None else None
-
-
-def _intent_out(i: IntentRec) -> dict[str, Any]:
-    return {"intent_id": i.intent_id, "kind": i.kind, "created": _ts(i.created),
-            "strategy": i.strategy, "symbol": i.symbol, "state": i.state,
-            "option": _opt_out(i.option), "contracts": i.contracts,
-            "deadline": _ts(i.deadline), "refs": list(i.refs), "reason": i.reason,
-            "terminal_at": _ts(i.terminal_at), "cancel_why": i.cancel_why,
-            "exit_reason": i.exit_reason, "urgent": i.urgent, "attempts": i.attempts}
-
-
-def _intent_in(d: Mapping[str, Any]) -> IntentRec:
-    kind, state, strategy = d["kind"], d["state"], d["strategy"]
-    if kind not in ("entry", "exit") or strategy not in ("A", "B", "C") or state not in (
-            "pending", "working", *TERMINAL_STATES):
-        raise ValueError(f"bad intent {d!r}")
-    return IntentRec(intent_id=str(d["intent_id"]), kind=kind, created=_req_ts(d["created"]),
-                     strategy=strategy, symbol=str(d["symbol"]), state=state,
-                     option=_opt_in(d["option"]), contracts=int(d["contracts"]),
-                     deadline=_ts_in(d["deadline"]), refs=[str(r) for r in d["refs"]],
-                     reason=str(d["reason"]), terminal_at=_ts_in(d["terminal_at"]),
-                     cancel_why=str(d["cancel_why"]), exit_reason=str(d["exit_reason"]),
-                     urgent=bool(d["urgent"]), attempts=int(d["attempts"]))
-
-
-def _order_out(o: OrderRec) -> dict[str, Any]:
-    return {"ref": o.ref, "intent_id": o.intent_id, "role": o.role, "action": o.action,
-            "quantity": o.quantity, "order_type": o.order_type, "limit": o.limit,
-            "stop": o.stop, "created": _ts(o.created), "updated": _ts(o.updated),
-            "status": o.status, "order_id": o.order_id, "perm_id": o.perm_id,
-            "client_id": o.client_id, "epoch": o.epoch, "filled": o.filled,
-            "avg_price": o.avg_price, "cancel_requested": _ts(o.cancel_requested),
-            "error": o.error}
-
-
-def _opt_int(v: Any) -> int | None:
-    return int(v) if v is not None else None
-
-
-def _opt_float(v: Any) -> float | None:
-    return float(v) if v is not None else None
-
-
-def _order_in(d: Mapping[str, Any]) -> OrderRec:
-    role, action, status = d["role"], d["action"], d["status"]
-    if role not in ("entry", "take_profit", "stop_loss", "exit") or \
-            action not in ("BUY", "SELL") or status not in (
-            "new", "submitting", "working", *ORDER_TERMINAL):
-        raise ValueError(f"bad order {d!r}")
-    o = OrderRec(ref=str(d["ref"]), intent_id=str(d["intent_id"]), role=role, action=action,
-                 quantity=int(d["quantity"]), order_type=str(d["order_type"]),
-                 limit=_opt_float(d["limit"]), stop=_opt_float(d["stop"]),
-                 created=_req_ts(d["created"]), updated=_req_ts(d["updated"]), status=status,
-                 order_id=_opt_int(d["order_id"]), perm_id=_opt_int(d["perm_id"]),
-                 client_id=_opt_int(d["client_id"]), epoch=_opt_int(d["epoch"]),
-                 filled=int(d["filled"]), avg_price=float(d["avg_price"]),
-                 cancel_requested=_ts_in(d["cancel_requested"]), error=str(d["error"]))
-    if o.quantity <= 0 or o.filled < 0:
-        raise ValueError(f"impossible quantities in order {o.ref}")
-    return o
-
-
-def _position_out(p: PositionRec) -> dict[str, Any]:
-    return {"option": _opt_out(p.option), "contracts": p.contracts,
-            "avg_premium": p.avg_premium, "entry_ts": _ts(p.entry_ts),
-            "opened_day": p.opened_day.isoformat(), "strategy": p.strategy,
-            "entry_intent": p.entry_intent, "managed": p.managed,
-            "child_refs": list(p.child_refs), "exit_intent": p.exit_intent}
-
-
-def _position_in(d: Mapping[str, Any]) -> PositionRec:
-    option = _opt_in(d["option"])
-    strategy = d["strategy"]
-    if option is None or strategy not in ("A", "B", "C"):
-        raise ValueError(f"bad position {d!r}")
-    return PositionRec(option=option, contracts=int(d["contracts"]),
-                       avg_premium=float(d["avg_premium"]), entry_ts=_req_ts(d["entry_ts"]),
-                       opened_day=dt.date.fromisoformat(str(d["opened_day"])),
-                       strategy=strategy, entry_intent=d["entry_intent"],
-                       managed=bool(d["managed"]), child_refs=[str(r) for r in d["child_refs"]],
-                       exit_intent=d["exit_intent"])
-
-
-def _fill_out(f: FillRec) -> dict[str, Any]:
-    return {"exec_id": f.exec_id, "ref": f.ref, "intent_id": f.intent_id,
-            "option_key": f.option_key, "side": f.side, "contracts": f.contracts,
-            "price": f.price, "time": _ts(f.time), "opening": f.opening,
-            "gross_pnl": f.gross_pnl, "commission": f.commission, "reported": f.reported,
-            "opened_day": f.opened_day.isoformat() if f.opened_day else None}
-
-
-def _fill_in(d: Mapping[str, Any]) -> FillRec:
-    side = d["side"]
-    if side not in ("BUY", "SELL"):
-        raise ValueError(f"bad fill {d!r}")
-    return FillRec(exec_id=str(d["exec_id"]), ref=str(d["ref"]), intent_id=str(d["intent_id"]),
-                   option_key=str(d["option_key"]), side=side, contracts=int(d["contracts"]),
-                   price=float(d["price"]), time=_req_ts(d["time"]), opening=bool(d["opening"]),
-                   gross_pnl=float(d["gross_pnl"]), commission=_opt_float(d["commission"]),
-                   reported=bool(d["reported"]),
-                   opened_day=dt.date.fromisoformat(d["opened_day"]) if d["opened_day"]
-                   else None)
