@@ -746,33 +746,49 @@ class _Guard:
                               budget=budget))
 
     async def order_events(self) -> None:
-        async for ev in self.inbox.order_events:
-            if isinstance(ev, FillReport):
-                self._on_fill(ev)
-            elif isinstance(ev, PositionsReport):
-                if bool(ev.positions) != bool(self.positions):
-                    self.wake.set()              # flat <-> holding changes the check rate
-                self.positions = ev.positions
-                self.shorts = ev.shorts
-                self.ctx.gauge(POSITIONS_HELD, len(ev.positions))
-                held = {p.option_key for p in ev.positions}
-                for key in [k for k in self.exits_sent if k not in held]:
-                    del self.exits_sent[key]
-            elif isinstance(ev, IntentUpdate):
-                self._on_intent(ev)
-            elif isinstance(ev, AccountReport):
-                if ev.net_liquidation is not None and ev.net_liquidation > 0:
-                    first = self.equity_reported is None
-                    self.equity_reported = ev.net_liquidation
-                    if first:
-                        self.say_capital()
-                elif ev.error:
-                    self.ctx.log.warning("account values unavailable: %s", ev.error)
-            elif isinstance(ev, RouterStatus):
-                self._on_router(ev)
-            else:
-                assert_never(ev)
+        """Apply what the router reports, then check the limits once per burst.
+
+        A closing fill and the positions after it leave the router in one step; checked
+        between the two, the fill's realised loss would count twice (realised, and again as
+        the position still listed, at its mark or at zero without one) and halt entries for
+        the few milliseconds until the positions arrive. So every event already waiting is
+        applied before `evaluate`."""
+        receiver = self.inbox.order_events
+        async for first in receiver:
+            self._on_order_event(first)
+            while True:
+                try:
+                    self._on_order_event(receiver.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
             self.evaluate()
+
+    def _on_order_event(self, ev: OrderEvent) -> None:
+        if isinstance(ev, FillReport):
+            self._on_fill(ev)
+        elif isinstance(ev, PositionsReport):
+            if bool(ev.positions) != bool(self.positions):
+                self.wake.set()              # flat <-> holding changes the check rate
+            self.positions = ev.positions
+            self.shorts = ev.shorts
+            self.ctx.gauge(POSITIONS_HELD, len(ev.positions))
+            held = {p.option_key for p in ev.positions}
+            for key in [k for k in self.exits_sent if k not in held]:
+                del self.exits_sent[key]
+        elif isinstance(ev, IntentUpdate):
+            self._on_intent(ev)
+        elif isinstance(ev, AccountReport):
+            if ev.net_liquidation is not None and ev.net_liquidation > 0:
+                first = self.equity_reported is None
+                self.equity_reported = ev.net_liquidation
+                if first:
+                    self.say_capital()
+            elif ev.error:
+                self.ctx.log.warning("account values unavailable: %s", ev.error)
+        elif isinstance(ev, RouterStatus):
+            self._on_router(ev)
+        else:
+            assert_never(ev)
 
     def _on_fill(self, fill: FillReport) -> None:
         day = fill.ts.astimezone(self.ctx.clock.now_et().tzinfo).date()

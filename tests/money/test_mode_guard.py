@@ -298,6 +298,32 @@ async def test_realised_losses_from_fills_count_against_the_limit(
         assert "daily loss -60.50" in a.wiring.trading.value.reasons[0]
 
 
+async def test_a_closing_fill_and_the_positions_after_it_are_checked_together_not_twice(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """The router sends a closing fill and the flat positions in one step. Checked between the
+    two, the realised -50.65 and the still-listed position at its mark (-50) made -100.65,
+    past the 60.00 limit: entries halted for the moment it took the positions to arrive (the
+    demo's "Marks missing: entries halted" then "Trading resumed" after a stop-loss)."""
+    async with open_actor_env(tmp_path, env={"STARTING_EQUITY_USD": "600"}) as a, \
+            open_guard(a) as g:
+        a.link_up(1, readonly=True)
+        a.quote(SPY_CALL, 1.50, 1.55)
+        await g.router_ready(equity=None, positions=(position(contracts=1, premium=2.00),))
+        await g.wait_state(TradingState.ACTIVE)
+        await trio.sleep(1)
+        assert g.state is TradingState.ACTIVE                  # -50 open: inside the limit
+        now = a.env.clock.now_utc()
+        g.events.send_nowait(FillReport(                      # as the router does: one step
+            ts=now, exec_id="x1", order_ref="X1/1", intent_id="X1", option_key=SPY_CALL.key,
+            side="SELL", contracts=1, price=1.50, commission=0.65, realized_pnl=-50.65,
+            opening=False, mode="DRY_RUN"))
+        g.events.send_nowait(PositionsReport(ts=now, positions=()))
+        await trio.sleep(5)
+        assert g.state is TradingState.ACTIVE
+        assert a.journal("halt") == []
+        assert [al.title for al in a.all_alerts() if "halted" in al.title.lower()] == []
+
+
 # -- PDT ------------------------------------------------------------------------------------------
 
 
