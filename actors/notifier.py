@@ -467,7 +467,11 @@ class Notifier:
             return "done"
         if self._webhook is None:
             for p, _ in batch:
-                self._log.info("Notification (no webhook configured): %s", summary_line(p))
+                # an alert raised elsewhere was logged there (ctx.alert): once is enough for
+                # the operator; the Notifier's own start/stop messages are logged only here
+                own = p.alert.source == self.ctx.path and p.alert.key in ("startup", "shutdown")
+                self._log.log(logging.INFO if own else logging.DEBUG,
+                              "Notification (no webhook configured): %s", summary_line(p))
                 self._journal(p, "logged", None)
             return "done"
         if self.disabled_status is not None:
