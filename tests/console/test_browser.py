@@ -5,12 +5,14 @@ flattens and halts, as the simulator's own books show."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 import trio
 
 from messages.control import TradingState
+from messages.link import FeedSymbols, SymbolUnavailable
 from runtime.ops.access import TOKEN_FILE
 from runtime.ops.health import port_file
 from tests.integration.conftest import Harness
@@ -62,6 +64,12 @@ async def test_the_page_is_refused_without_the_token_then_shows_the_tree_and_the
                 await wait_page(driver, lambda d: "trading ACTIVE" in text_of(d, "trading"),
                                 "trading ACTIVE")
                 assert "PAPER" in text_of(driver, "mode")
+                now = h.bot.clock.now_utc()          # a symbol the Gateway refused (issue 13)
+                h.bot.wiring.symbols.set(FeedSymbols(unavailable=(SymbolUnavailable(
+                    symbol="SPYY", code=200, reason="no security definition (unknown symbol)",
+                    since=now, retry_at=now + dt.timedelta(minutes=30)),)))
+                await wait_page(driver, lambda d: "SPYY (IB 200)" in text_of(d, "symbols"),
+                                "the refused symbol in the header")
                 key = await _enter(h)
                 assert broker_position(h, key) > 0
                 await in_browser(lambda: click(driver, "id", "kill-on"))

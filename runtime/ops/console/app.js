@@ -45,6 +45,15 @@ function renderTree(node, depth, out) {
   return out;
 }
 
+// Symbols the Gateway refused (unknown, no permission): no bars, so no signals, until retry_at.
+function renderRefused(refused) {
+  const el = $("symbols");
+  if (!refused.length) { text(el, ""); el.className = "pill hidden"; el.title = ""; return; }
+  pill(el, "no data: " + refused.map((u) => `${u.symbol} (IB ${u.code})`).join(", "), "warn");
+  el.title = refused.map((u) => `${u.symbol}: ${u.reason}; retried at ${u.retry_at || "?"}`)
+    .join("\n");
+}
+
 function renderStatus(s) {
   lastStatus = s;
   pill($("mode"), s.mode_words || s.mode, s.mode === "LIVE" ? "bad" : s.mode === "PAPER" ? "warn" : "ok");
@@ -56,6 +65,7 @@ function renderStatus(s) {
   pill($("link"), `Gateway ${ls}${l.session_id ? " · session " + l.session_id : ""}` +
        (l.expected_outage ? " (scheduled restart)" : ""),
        ls === "up" ? "ok" : ls === "degraded" || l.expected_outage ? "warn" : "bad");
+  renderRefused(s.symbols_unavailable || []);
   text($("clock"), `${s.now_et} ET · up ${Math.round(s.uptime_s)} s (${s.clock} clock)`);
 
   const p = s.pnl || {};
