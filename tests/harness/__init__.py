@@ -6,6 +6,7 @@ obvious place to look and no second copy to drift. This module holds the small o
 
   REPO, closed_port              the repository root; a loopback port nothing listens on
   wait_until / wait_until_sync   a bounded wait for a condition (trio task / plain thread)
+  wait_for_text                  a bounded wait for a line a subprocess writes to a file
   settings_for                   Settings rooted in a test's tmp_path (no stray environment)
   memory_journal                 a Journal whose events land in a list, no file
   read_jsonl                     a JSON-lines file as dicts (missing file = no lines)
@@ -34,8 +35,9 @@ import json
 import logging
 import re
 import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,23 @@ def wait_until_sync(predicate: Callable[[], bool], timeout: float = 10.0,
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout:g}s")
         time.sleep(poll)
+
+
+def wait_for_text(path: Path, needle: str, procs: Sequence[subprocess.Popen[str]],
+                  timeout: float = 60.0) -> str:
+    """The text of `path` once it contains `needle`, written by `procs` (processes under test);
+    fails at once if one of them exits first, with its stderr."""
+    def seen() -> bool:
+        if path.exists() and needle in path.read_text(encoding="utf-8"):
+            return True
+        for proc in procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"{proc.args} exited early ({proc.returncode}): "
+                                     f"{proc.stderr.read() if proc.stderr else ''}")
+        return False
+
+    wait_until_sync(seen, timeout=timeout, poll=0.05)
+    return path.read_text(encoding="utf-8")
 
 
 def settings_for(tmp_path: Path, **env: str) -> Settings:

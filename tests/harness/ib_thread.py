@@ -117,11 +117,3 @@ class IBClient:
         ib = self.ib
         if ib is not None:
             await self.thread.run(ib.disconnect, 5.0)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0,
-                     interval: float = 0.02) -> None:
-    """Wait until `predicate()` holds (bounded)."""
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(interval)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO, closed_port
+from tests.harness import REPO, closed_port, wait_for_text
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
@@ -36,21 +36,6 @@ def _argv(line: str, **ports: int) -> list[str]:
     argv = shlex.split(line)
     assert argv[:2] == ["python", "-m"] or argv[0] == "curl", line
     return [sys.executable, *argv[1:]] if argv[0] == "python" else argv
-
-
-def _wait_for(path: Path, needle: str, procs: list[subprocess.Popen[str]],
-              timeout: float = 90.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        if needle in text:
-            return text
-        for p in procs:
-            if p.poll() is not None:
-                raise AssertionError(f"{p.args} exited early ({p.returncode}): "
-                                     f"{p.stderr.read() if p.stderr else ''}")
-        time.sleep(0.1)
-    raise AssertionError(f"{needle!r} not in {path} after {timeout}s")
 
 
 def _kill_switch_events(journal: Path, want: int = 2, timeout: float = 30.0) -> list[bool]:
@@ -92,7 +77,7 @@ def test_the_simulator_example_and_the_kill_switch_commands_work_as_written(
         time.sleep(1.0)
         bot = subprocess.Popen(_argv(bot_line), cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        text = _wait_for(log, "Gateway session 1 up", [sim, bot])
+        text = wait_for_text(log, "Gateway session 1 up", [sim, bot], timeout=90.0)
         assert "not followed" not in text                 # no refused (or silent) day jump
         heads = [x for x in text.splitlines() if x[:4].isdigit()]
         assert heads and all(x.startswith("2026-11-20T") for x in heads), heads[-3:]

@@ -10,7 +10,6 @@ from pathlib import Path
 import trio
 
 from actors import notifier
-from config.settings import load_settings
 from messages.alerts import Alert
 from messages.link import LinkState, LinkStatus
 from messages.status import BookStatus
@@ -18,7 +17,7 @@ from runtime.app.app import TreeOptions
 from runtime.app.bot import BotOptions, run_bot
 from runtime.ops.discord import COLOURS, TRUNCATED
 from runtime.supervision.channels import DropOldest
-from tests.harness import wait_until
+from tests.harness import settings_for, wait_until
 from tests.harness.fake_discord import WEBHOOK_PATH, Hang, Reply, run_fake_discord
 from tests.harness.notifier import FAST, START, open_notifier
 
@@ -309,10 +308,8 @@ async def test_the_running_bot_announces_its_start_and_its_stop_is_the_last_mess
         await s.bind(("127.0.0.1", 0))
         no_gateway = s.getsockname()[1]
     with run_fake_discord() as discord:
-        settings = load_settings(None, {"LOG_FILE": str(tmp_path / "logs" / "bot.log"),
-                                        "STATE_DIR": str(tmp_path / "state"),
-                                        "HEALTH_PORT": "0", "IBKR_PORT": str(no_gateway),
-                                        "DISCORD_WEBHOOK_URL": discord.url})
+        settings = settings_for(tmp_path, IBKR_PORT=str(no_gateway),
+                                DISCORD_WEBHOOK_URL=discord.url)
         options = BotOptions(console=False, handle_signals=False,
                              tree=TreeOptions(notifier_config=replace(
                                  FAST, startup_link_wait_s=0.3)))

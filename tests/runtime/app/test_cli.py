@@ -15,7 +15,7 @@ import pytest
 from config.settings import LIVE_TRADING_ACK_PHRASE, Settings, SettingsError, load_settings
 from runtime.app.check import run_check
 from runtime.app.cli import main
-from tests.harness import wait_until_sync
+from tests.harness import wait_for_text
 
 BAD_SETTINGS = [
     ({"IBKR_PORT": "abc"}, "IBKR_PORT"),
@@ -233,20 +233,6 @@ def _spawn(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_line(path: Path, needle: str, proc: subprocess.Popen[str],
-                   timeout: float = 60.0) -> str:
-    def seen() -> bool:
-        if path.exists() and needle in path.read_text(encoding="utf-8"):
-            return True
-        if proc.poll() is not None:
-            raise AssertionError(f"process exited early ({proc.returncode}): "
-                                 f"{proc.stderr.read() if proc.stderr else ''}")
-        return False
-
-    wait_until_sync(seen, timeout=timeout, poll=0.05)
-    return path.read_text(encoding="utf-8")
-
-
 def test_bad_setting_in_a_real_process_gives_one_line_and_no_traceback(
         tmp_path: Path, bot_env: dict[str, str]) -> None:
     env = {**bot_env, "MAX_POSITION_PCT": "2"}
@@ -263,7 +249,7 @@ def test_runtime_logs_mode_and_tree_then_stops_in_order_on_sigint_and_second_sta
     log = tmp_path / "logs" / "crucible_bot.log"
     first = _spawn([], tmp_path, bot_env)
     try:
-        text = _wait_for_line(log, "Actor tree (start):", first)
+        text = wait_for_text(log, "Actor tree (start):", [first])
         assert "Configuration loaded: DRY_RUN=true, PAPER_TRADING=false" in text
         assert "DRY-RUN mode active" in text
         for name in ("notifier", "resource_probe", "mode_guard", "order_router", "indicators",

@@ -11,10 +11,9 @@ import pytest
 import trio
 
 from config.market_calendar import ET
-from config.settings import load_settings
 from runtime.app.bot import BotHandle, BotOptions, run_bot
 from runtime.ops import health
-from tests.harness import closed_port
+from tests.harness import closed_port, settings_for
 
 
 async def test_a_crashed_http_server_is_restarted_by_its_supervisor(
@@ -30,9 +29,7 @@ async def test_a_crashed_http_server_is_restarted_by_its_supervisor(
         await trio.sleep_forever()
 
     monkeypatch.setattr(health, "follow_trades", crash_once)
-    settings = load_settings(None, {"IBKR_PORT": str(closed_port()), "HEALTH_PORT": "0",
-                                    "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
-                                    "STATE_DIR": str(tmp_path / "state")})
+    settings = settings_for(tmp_path, IBKR_PORT=str(closed_port()))
     async with trio.open_nursery() as nursery:
         bot: BotHandle = await nursery.start(run_bot, settings, BotOptions(
             sim_start=dt.datetime(2026, 11, 20, 10, 0, tzinfo=ET), console=False,

@@ -15,13 +15,12 @@ import trio.lowlevel
 from trio_websocket import ConnectionRejected, WebSocketConnection, open_websocket_url
 
 from config.market_calendar import ET
-from config.settings import load_settings
 from messages.control import TradingState, TradingStatus
 from runtime.app.bot import BotHandle, BotOptions, run_bot
 from runtime.ops import ws
 from runtime.ops.access import TOKEN_FILE
 from runtime.ops.health import port_file
-from tests.harness import closed_port
+from tests.harness import closed_port, settings_for
 from tests.harness.ops import Served, open_health
 
 
@@ -129,9 +128,7 @@ async def _flood(journal: Any, n: int = 20_000) -> None:
 async def test_a_stalled_client_never_holds_the_bots_stop(tmp_path: Path) -> None:
     """hypercorn shields its writes: before the server closed its connections itself, a
     console tab that stopped reading kept `python -m runtime` from ever stopping."""
-    settings = load_settings(None, {"IBKR_PORT": str(closed_port()), "HEALTH_PORT": "0",
-                                    "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
-                                    "STATE_DIR": str(tmp_path / "state")})
+    settings = settings_for(tmp_path, IBKR_PORT=str(closed_port()))
     async with trio.open_nursery() as outer:
         with trio.fail_after(60):
             async with trio.open_nursery() as nursery:

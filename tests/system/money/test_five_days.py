@@ -24,7 +24,6 @@ import trio.testing
 
 from actors import mode_guard, order_router
 from config.market_calendar import ET, get_calendar
-from config.settings import load_settings
 from messages.brain import EntrySignal
 from messages.control import TradingState
 from messages.market import Right
@@ -32,7 +31,7 @@ from messages.orders import TERMINAL_STATES
 from runtime.app.app import TreeOptions
 from runtime.app.bot import BotHandle, BotOptions, run_bot
 from runtime.infra.clock import Clock
-from tests.harness import closed_port, read_jsonl
+from tests.harness import closed_port, read_jsonl, settings_for
 from tools.fake_gateway.market import Market
 from tools.fake_gateway.sim_orders import DeskTransport, SimOrderDesk
 from tools.fake_gateway.sim_transport import SimGateway, SimTransport
@@ -115,12 +114,10 @@ async def test_five_trading_days_end_with_the_brokers_positions_and_one_outcome_
     gw = SimGateway(market, Clock(_at(MONDAY, 9, 20)))
     desk = SimOrderDesk(gw, cash=CASH)
     transport = DeskTransport(SimTransport(gw), desk)
-    settings = load_settings(None, {
-        "IBKR_PORT": str(closed_port()), "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
-        "STATE_DIR": str(tmp_path / "state"), "HEALTH_PORT": "0", "DAILY_STOP_TIME": "",
-        "GAMEPLAN_PATH": str(tmp_path / "no_gameplan.json"), "DRY_RUN": "false",
-        "PAPER_TRADING": "true", "OPERATOR_ID": "op", "PDT_ENABLED": "false",
-        "BOT_CAPITAL_USD": str(CASH)})
+    settings = settings_for(
+        tmp_path, IBKR_PORT=str(closed_port()), DAILY_STOP_TIME="",
+        GAMEPLAN_PATH=str(tmp_path / "no_gameplan.json"), DRY_RUN="false",
+        PAPER_TRADING="true", OPERATOR_ID="op", PDT_ENABLED="false", BOT_CAPITAL_USD=str(CASH))
     tree = TreeOptions(transport=transport, guard_tuning=mode_guard.Tuning(tick=5.0),
                        router_tuning=order_router.Tuning(housekeeping_every=5.0,
                                                          reconcile_every=300.0,

@@ -22,7 +22,6 @@ import trio.testing
 
 from actors import bar_feed
 from config.market_calendar import ET, get_calendar
-from config.settings import load_settings
 from messages.link import FeedSymbols, GatewayNotice
 from messages.market import Bar, BarGap, OptionSpec, Quote
 from runtime.app.app import TreeOptions
@@ -33,7 +32,7 @@ from runtime.infra.clock import Clock
 from runtime.supervision.actor import ActorEnv
 from runtime.supervision.channels import Latest
 from runtime.supervision.tree import TreeNode
-from tests.harness import closed_port
+from tests.harness import closed_port, settings_for
 from tools.fake_gateway.market import Market
 from tools.fake_gateway.sim_transport import SimGateway, SimTransport
 
@@ -83,16 +82,14 @@ async def open_sim(tmp_path: Path, shared_data: Path, *,
         lambda: Market(get_calendar(), seed=3, bars_csv=shared_data / SPY_1M))
     gw = SimGateway(market, Clock(START))
     gw.known_symbols = known_symbols
-    env = {"IBKR_PORT": str(closed_port()), "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
-           "STATE_DIR": str(tmp_path / "state"), "HEALTH_PORT": "0", "DAILY_STOP_TIME": "",
-           "GAMEPLAN_PATH": str(tmp_path / "no_gameplan.json")}
-    env.update(settings)
+    env = {"IBKR_PORT": str(closed_port()), "DAILY_STOP_TIME": "",
+           "GAMEPLAN_PATH": str(tmp_path / "no_gameplan.json"), **settings}
     events: list[Event] = []
     # the Gateway opens its port a few (virtual) seconds in, so the journal tap below is
     # attached before anything the tests count can happen
     gw.down_until = trio.current_time() + 5.0
     async with trio.open_nursery() as nursery:
-        bot: BotHandle = await nursery.start(run_bot, load_settings(None, env), BotOptions(
+        bot: BotHandle = await nursery.start(run_bot, settings_for(tmp_path, **env), BotOptions(
             sim_start=START, console=False, handle_signals=False,
             tree=TreeOptions(transport=SimTransport(gw))))
         bot.journal.add_tap(events.append)

@@ -20,12 +20,11 @@ import trio
 import trio.testing
 
 from config.market_calendar import ET, get_calendar
-from config.settings import load_settings
 from messages.link import LinkStatus
 from runtime.app.app import TreeOptions
 from runtime.app.bot import BotHandle, BotOptions, run_bot
 from runtime.infra.clock import Clock
-from tests.harness import closed_port
+from tests.harness import closed_port, settings_for
 from tools.fake_gateway.market import Market
 from tools.fake_gateway.sim_transport import SimGateway, SimTransport
 
@@ -80,10 +79,8 @@ async def test_five_trading_days_of_restarts_and_faults_keep_every_invariant(
     market = await trio.to_thread.run_sync(
         lambda: Market(cal, seed=11, bars_csv=shared_data / SPY_1M))
     gw = SimGateway(market, Clock(start))
-    settings = load_settings(None, {
-        "IBKR_PORT": str(closed_port()), "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
-        "STATE_DIR": str(tmp_path / "state"), "HEALTH_PORT": "0", "DAILY_STOP_TIME": "",
-        "GAMEPLAN_PATH": str(tmp_path / "no_gameplan.json")})
+    settings = settings_for(tmp_path, IBKR_PORT=str(closed_port()), DAILY_STOP_TIME="",
+                            GAMEPLAN_PATH=str(tmp_path / "no_gameplan.json"))
     events: list[dict[str, Any]] = []
     rng = random.Random(20240226)
     async with trio.open_nursery() as nursery:

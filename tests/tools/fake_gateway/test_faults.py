@@ -13,7 +13,8 @@ import pytest
 import trio
 from ib_async import Stock
 
-from tests.harness.ib_thread import IBClient, eventually
+from tests.harness import wait_until
+from tests.harness.ib_thread import IBClient
 from tests.harness.simulator import gw_config
 from tools.fake_gateway import FakeGateway, open_fake_gateway
 from tools.fake_gateway.wire import FrameDecoder, encode_fields, split_fields
@@ -49,7 +50,7 @@ async def test_drop_disconnects_every_client(gateway: FakeGateway, make_ib: Any)
     await b.connect(gateway.port, 2)
     control = await open_control(gateway)
     assert await control.command("drop") == "ok"
-    await eventually(lambda: a.disconnects == 1 and b.disconnects == 1)
+    await wait_until(lambda: a.disconnects == 1 and b.disconnects == 1, timeout=10.0)
     assert not await a.call(lambda ib: ib.isConnected())
     await a.connect(gateway.port, 1)          # the Gateway itself is still there
     assert await a.call(lambda ib: ib.isConnected())
@@ -60,7 +61,7 @@ async def test_restart_refuses_connections_then_accepts_again(gateway: FakeGatew
     await ib_client.connect(gateway.port)
     control = await open_control(gateway)
     assert await control.command("restart 2") == "ok"
-    await eventually(lambda: ib_client.disconnects == 1)
+    await wait_until(lambda: ib_client.disconnects == 1, timeout=10.0)
     with pytest.raises(ConnectionRefusedError):
         await ib_client.connect(gateway.port, timeout=1)
     status = json.loads(await control.command("status"))
@@ -87,7 +88,7 @@ async def test_hang_keeps_sockets_open_but_answers_nothing(gateway: FakeGateway,
     assert not pending[0].done()
     assert json.loads(await control.command("status"))["hung"] is True
     assert await control.command("unhang") == "ok"
-    await eventually(lambda: pending[0].done())
+    await wait_until(lambda: pending[0].done(), timeout=10.0)
     assert pending[0].result() is not None
     await newcomer.connect(gateway.port, 2)
 
@@ -99,7 +100,7 @@ async def test_error_codes_reach_the_error_event(gateway: FakeGateway, ib_client
     before = len(ib_client.errors)
     control = await open_control(gateway)
     assert await control.command(f"error {code}") == "ok"
-    await eventually(lambda: any(c == code for _, c, _ in ib_client.errors[before:]))
+    await wait_until(lambda: any(c == code for _, c, _ in ib_client.errors[before:]), timeout=10.0)
     req_id, _, text = next(e for e in ib_client.errors[before:] if e[1] == code)
     assert req_id == -1 and text
     assert await ib_client.call(lambda ib: ib.isConnected())
@@ -110,16 +111,17 @@ async def test_1101_means_the_subscriptions_are_gone(gateway: FakeGateway,
     await ib_client.connect(gateway.port)
     await ib_client.call(lambda ib: ib.qualifyContractsAsync(SPY))
     ticker = await ib_client.call(lambda ib: ib.reqMktData(SPY))
-    await eventually(lambda: ticker.last > 0)
+    await wait_until(lambda: ticker.last > 0, timeout=10.0)
     assert gateway.status()["subscriptions"] == 1
     await gateway.send_error(1100)
     assert gateway.status()["connectivity_lost"] is True
     await gateway.send_error(1101)
-    await eventually(lambda: 1101 in ib_client.error_codes())
+    await wait_until(lambda: 1101 in ib_client.error_codes(), timeout=10.0)
     assert gateway.status()["subscriptions"] == 0
     await ib_client.call(lambda ib: ib.cancelMktData(SPY))
     again = await ib_client.call(lambda ib: ib.reqMktData(SPY))
-    await eventually(lambda: gateway.status()["subscriptions"] == 1 and again.last > 0)
+    await wait_until(lambda: gateway.status()["subscriptions"] == 1 and again.last > 0,
+                     timeout=10.0)
 
 
 async def test_a_broken_farm_stops_ticks_until_it_is_ok_again(gateway: FakeGateway,
@@ -127,14 +129,14 @@ async def test_a_broken_farm_stops_ticks_until_it_is_ok_again(gateway: FakeGatew
     await ib_client.connect(gateway.port)
     await ib_client.call(lambda ib: ib.qualifyContractsAsync(SPY))
     ticker = await ib_client.call(lambda ib: ib.reqMktData(SPY))
-    await eventually(lambda: ticker.last > 0)
+    await wait_until(lambda: ticker.last > 0, timeout=10.0)
     await gateway.send_error(2103)
     await trio.sleep(0.3)
     frozen = len(ib_client.errors), ticker.time
     await trio.sleep(0.6)
     assert ticker.time == frozen[1], "ticks kept flowing with the farm broken"
     await gateway.send_error(2104)
-    await eventually(lambda: ticker.time != frozen[1])
+    await wait_until(lambda: ticker.time != frozen[1], timeout=10.0)
 
 
 async def test_clientid_in_use_answers_326_then_closes(gateway: FakeGateway,
@@ -241,7 +243,7 @@ async def test_a_client_that_vanishes_mid_message_does_not_hurt_the_server(
         await stream.send_all(struct.pack(">I", 1000) + b"20\x00half")     # then vanish
         await stream.aclose()
         await ib_client.connect(gw.port, 1)
-        await eventually(lambda: gw.status()["connections"] == 1)
+        await wait_until(lambda: gw.status()["connections"] == 1, timeout=10.0)
 
 
 async def test_fill_command_trades_through_a_working_order_and_refuses_anything_else(

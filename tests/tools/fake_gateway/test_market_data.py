@@ -14,7 +14,8 @@ import trio
 from ib_async import Contract, Index, Option, Stock
 
 from config.market_calendar import ET, UTC
-from tests.harness.ib_thread import IBClient, eventually
+from tests.harness import wait_until
+from tests.harness.ib_thread import IBClient
 from tests.harness.simulator import gw_config
 from tools.fake_gateway import FakeGateway, open_fake_gateway
 
@@ -131,7 +132,7 @@ async def test_keep_up_to_date_streams_bars_that_match_the_csv(
         updates: list[bool] = []
         await ib_client.call(lambda ib: bars.updateEvent.connect(
             lambda b, new: updates.append(new)))
-        await eventually(lambda: len(bars) >= initial + 4, timeout=15)
+        await wait_until(lambda: len(bars) >= initial + 4, timeout=15)
         snapshot = await ib_client.call(lambda ib: [(b.date, values(b)) for b in bars])
         expected = csv_bars(spy_csv, "2024-02-21")
         for when, vals in snapshot[:-1]:
@@ -141,7 +142,7 @@ async def test_keep_up_to_date_streams_bars_that_match_the_csv(
         dates = [d for d, _ in snapshot]
         assert dates == sorted(dates) and len(set(dates)) == len(dates)
         await ib_client.call(lambda ib: ib.cancelHistoricalData(bars))
-        await eventually(lambda: gw.status()["subscriptions"] == 0)
+        await wait_until(lambda: gw.status()["subscriptions"] == 0, timeout=10.0)
 
 
 async def test_real_time_bars_aggregate_to_the_minute(spy_csv: Path,
@@ -158,7 +159,7 @@ async def test_real_time_bars_aggregate_to_the_minute(spy_csv: Path,
             done = [v for v in by_minute.values() if len(v) == 12]
             return done[0] if done else []
 
-        await eventually(lambda: bool(full_minute()), timeout=15)
+        await wait_until(lambda: bool(full_minute()), timeout=15)
         legs = full_minute()
         minute = legs[0].time.astimezone(ET)
         expected = csv_bars(spy_csv, "2024-02-21")[minute]
@@ -172,14 +173,14 @@ async def test_vix_and_stock_ticks_stream_during_the_session(
     await ib_client.call(lambda ib: ib.qualifyContractsAsync(SPY, VIX))
     vix = await ib_client.call(lambda ib: ib.reqMktData(VIX))
     spy = await ib_client.call(lambda ib: ib.reqMktData(SPY, "106,233"))
-    await eventually(lambda: vix.last == vix.last and vix.last > 0 and spy.bid > 0)
+    await wait_until(lambda: vix.last == vix.last and vix.last > 0 and spy.bid > 0, timeout=10.0)
     first_last = spy.last
-    await eventually(lambda: spy.last != first_last, timeout=10)
+    await wait_until(lambda: spy.last != first_last, timeout=10)
     assert 10 < vix.last < 40 and vix.close > 0
     assert spy.bid < spy.ask and spy.ask - spy.bid == pytest.approx(0.01)
     assert spy.volume > 0 and spy.impliedVolatility > 0
     await ib_client.call(lambda ib: ib.cancelMktData(SPY))
-    await eventually(lambda: gateway.status()["subscriptions"] == 1)
+    await wait_until(lambda: gateway.status()["subscriptions"] == 1, timeout=10.0)
 
 
 async def test_option_ticks_carry_quotes_and_greeks(gateway: FakeGateway,
@@ -190,8 +191,8 @@ async def test_option_ticks_carry_quotes_and_greeks(gateway: FakeGateway,
     await ib_client.call(lambda ib: ib.qualifyContractsAsync(call, put))
     tc = await ib_client.call(lambda ib: ib.reqMktData(call))
     tp = await ib_client.call(lambda ib: ib.reqMktData(put))
-    await eventually(lambda: tc.modelGreeks is not None and tp.modelGreeks is not None
-                     and tc.bidGreeks is not None)
+    await wait_until(lambda: tc.modelGreeks is not None and tp.modelGreeks is not None
+                     and tc.bidGreeks is not None, timeout=10.0)
     for t in (tc, tp):
         assert 0.01 <= t.ask - t.bid <= 0.05
         assert 0.3 < t.bid < 10 and t.volume > 0 and t.close > 0
@@ -210,8 +211,8 @@ async def test_generic_tick_101_gives_an_options_open_interest_thinning_away_fro
     await ib_client.call(lambda ib: ib.qualifyContractsAsync(atm, far, put))
     t_atm, t_far, t_put = [await ib_client.call(lambda ib, c=c: ib.reqMktData(c, "101"))
                            for c in (atm, far, put)]
-    await eventually(lambda: t_atm.callOpenInterest > 0 and t_far.callOpenInterest > 0
-                     and t_put.putOpenInterest > 0)
+    await wait_until(lambda: t_atm.callOpenInterest > 0 and t_far.callOpenInterest > 0
+                     and t_put.putOpenInterest > 0, timeout=10.0)
     assert t_atm.callOpenInterest > 10 * t_far.callOpenInterest
     assert t_atm.callOpenInterest >= 1_000 and t_far.callOpenInterest >= 20
 
@@ -250,7 +251,7 @@ async def test_nothing_streams_outside_the_session(spy_csv: Path, ib_client: IBC
         ticker = await ib_client.call(lambda ib: ib.reqMktData(SPY))
         bars = await ib_client.call(lambda ib: ib.reqHistoricalDataAsync(
             SPY, "", "1 D", "1 min", "TRADES", True, keepUpToDate=True))
-        await eventually(lambda: ticker.last > 0)
+        await wait_until(lambda: ticker.last > 0, timeout=10.0)
         closing = csv_bars(spy_csv, "2024-02-21")
         assert ticker.last == pytest.approx(closing[max(closing)][3], abs=0.006)
         assert bars[-1].date == max(closing) and values(bars[-1]) == closing[max(closing)]

@@ -14,7 +14,8 @@ import trio
 from ib_async import LimitOrder, MarketOrder, Option, Stock, Trade
 
 from config.market_calendar import get_calendar
-from tests.harness.ib_thread import IBClient, eventually
+from tests.harness import wait_until
+from tests.harness.ib_thread import IBClient
 from tests.harness.simulator import gw_config
 from tools.fake_gateway import FakeGateway, open_fake_gateway
 
@@ -34,7 +35,7 @@ async def connect_and_quote(client: IBClient, port: int, contract: Any,
     await client.connect(port, client_id)
     await client.call(lambda ib: ib.qualifyContractsAsync(contract))
     ticker = await client.call(lambda ib: ib.reqMktData(contract))
-    await eventually(lambda: ticker.ask == ticker.ask and ticker.ask > 0)
+    await wait_until(lambda: ticker.ask == ticker.ask and ticker.ask > 0, timeout=10.0)
     return ticker
 
 
@@ -44,8 +45,9 @@ async def test_a_marketable_option_limit_fills_with_execution_and_commission(
     ticker = await connect_and_quote(ib_client, gateway.port, opt)
     order = LimitOrder("BUY", 2, round(ticker.ask + 0.05, 2), orderRef="test-fill")
     trade: Trade = await ib_client.call(lambda ib: ib.placeOrder(opt, order))
-    await eventually(lambda: trade.orderStatus.status == "Filled")
-    await eventually(lambda: bool(trade.fills) and trade.fills[0].commissionReport.commission > 0)
+    await wait_until(lambda: trade.orderStatus.status == "Filled", timeout=10.0)
+    await wait_until(lambda: bool(trade.fills) and trade.fills[0].commissionReport.commission > 0,
+                     timeout=10.0)
     fill = trade.fills[0]
     assert fill.execution.shares == 2 and fill.execution.side == "BOT"
     assert fill.execution.price <= float(order.lmtPrice or 0)
@@ -62,11 +64,11 @@ async def test_stock_market_orders_fill_at_the_quote_and_report_realized_pnl(
         gateway: FakeGateway, ib_client: IBClient) -> None:
     ticker = await connect_and_quote(ib_client, gateway.port, SPY)
     buy = await ib_client.call(lambda ib: ib.placeOrder(SPY, MarketOrder("BUY", 100)))
-    await eventually(lambda: buy.orderStatus.status == "Filled")
+    await wait_until(lambda: buy.orderStatus.status == "Filled", timeout=10.0)
     assert abs(buy.orderStatus.avgFillPrice - ticker.ask) < 0.5
     sell = await ib_client.call(lambda ib: ib.placeOrder(SPY, MarketOrder("SELL", 100)))
-    await eventually(lambda: bool(sell.fills) and sell.fills[0].commissionReport.currency ==
-                     "USD")
+    await wait_until(lambda: bool(sell.fills) and sell.fills[0].commissionReport.currency ==
+                     "USD", timeout=10.0)
     report = sell.fills[0].commissionReport
     assert report.commission == pytest.approx(1.00)
     expected = (sell.fills[0].execution.price - buy.fills[0].execution.price) * 100 - 2.0
@@ -85,8 +87,8 @@ async def test_bracket_children_behave_like_ibs(gateway: FakeGateway,
     for o in bracket:
         trades.append(await ib_client.call(functools.partial(place, contract=opt, order=o)))
     parent, take_profit, stop_loss = trades
-    await eventually(lambda: parent.orderStatus.status == "Filled")
-    await eventually(lambda: take_profit.orderStatus.status == "Submitted")
+    await wait_until(lambda: parent.orderStatus.status == "Filled", timeout=10.0)
+    await wait_until(lambda: take_profit.orderStatus.status == "Submitted", timeout=10.0)
     assert stop_loss.orderStatus.status == "PreSubmitted"     # simulated stop, waiting
     assert take_profit.orderStatus.parentId == parent.order.orderId
     # move the take-profit to a marketable price: it fills, the stop is cancelled (OCA)
@@ -94,8 +96,8 @@ async def test_bracket_children_behave_like_ibs(gateway: FakeGateway,
     tp_order = take_profit.order
     tp_order.lmtPrice = round(bid - 0.05, 2)
     await ib_client.call(lambda ib: ib.placeOrder(opt, tp_order))
-    await eventually(lambda: take_profit.orderStatus.status == "Filled")
-    await eventually(lambda: stop_loss.orderStatus.status == "Cancelled")
+    await wait_until(lambda: take_profit.orderStatus.status == "Filled", timeout=10.0)
+    await wait_until(lambda: stop_loss.orderStatus.status == "Cancelled", timeout=10.0)
     assert gateway.status()["positions"] == [] and gateway.status()["open_orders"] == 0
 
 
@@ -107,10 +109,10 @@ async def test_cancel_answers_202_and_cancels_the_children(gateway: FakeGateway,
     child = LimitOrder("SELL", 10, round(ticker.bid + 5, 2), parentId=parent.orderId)
     p = await ib_client.call(lambda ib: ib.placeOrder(SPY, parent))
     c = await ib_client.call(lambda ib: ib.placeOrder(SPY, child))
-    await eventually(lambda: p.orderStatus.status == "Submitted")
+    await wait_until(lambda: p.orderStatus.status == "Submitted", timeout=10.0)
     await ib_client.call(lambda ib: ib.cancelOrder(parent))
-    await eventually(lambda: p.orderStatus.status == "Cancelled" and
-                     c.orderStatus.status == "Cancelled")
+    await wait_until(lambda: p.orderStatus.status == "Cancelled" and
+                     c.orderStatus.status == "Cancelled", timeout=10.0)
     assert (parent.orderId, 202) in [(r, code) for r, code, _ in ib_client.errors]
 
 
@@ -131,14 +133,14 @@ async def test_read_only_sessions_get_321(spy_csv: Path, make_ib: Any, tmp_path:
         await ro.connect(gw.port, client_id=3, readonly=True)
         await ro.call(lambda ib: ib.qualifyContractsAsync(SPY))
         trade = await ro.call(lambda ib: ib.placeOrder(SPY, LimitOrder("BUY", 1, 400.0)))
-        await eventually(lambda: 321 in ro.error_codes())
+        await wait_until(lambda: 321 in ro.error_codes(), timeout=10.0)
         assert trade.orderStatus.status != "Filled" and gw.status()["orders"] == 0
         rw: IBClient = make_ib()
         await rw.connect(gw.port, client_id=4)
         await rw.call(lambda ib: ib.qualifyContractsAsync(SPY))
         ok = await rw.call(lambda ib: ib.placeOrder(SPY, LimitOrder("BUY", 1, 400.0,
                                                                     orderRef="rw")))
-        await eventually(lambda: ok.orderStatus.status == "Submitted")
+        await wait_until(lambda: ok.orderStatus.status == "Submitted", timeout=10.0)
         assert 321 not in rw.error_codes()
     records = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert [(r["clientId"], r.get("rejected")) for r in records] == [(3, "read-only"), (4, None)]
@@ -152,7 +154,7 @@ async def test_the_read_only_api_setting_rejects_every_order(spy_csv: Path,
         await ib_client.connect(gw.port)
         await ib_client.call(lambda ib: ib.qualifyContractsAsync(SPY))
         await ib_client.call(lambda ib: ib.placeOrder(SPY, LimitOrder("BUY", 1, 400.0)))
-        await eventually(lambda: 321 in ib_client.error_codes())
+        await wait_until(lambda: 321 in ib_client.error_codes(), timeout=10.0)
         text = next(t for _, c, t in ib_client.errors if c == 321)
         assert "Read-Only" in text
 
@@ -163,8 +165,8 @@ async def test_orders_positions_and_executions_survive_a_reconnect(
     resting = await ib_client.call(lambda ib: ib.placeOrder(
         SPY, LimitOrder("BUY", 5, round(ticker.bid - 10, 2), tif="GTC")))
     filled = await ib_client.call(lambda ib: ib.placeOrder(SPY, MarketOrder("BUY", 10)))
-    await eventually(lambda: filled.orderStatus.status == "Filled" and
-                     resting.orderStatus.status == "Submitted")
+    await wait_until(lambda: filled.orderStatus.status == "Filled" and
+                     resting.orderStatus.status == "Submitted", timeout=10.0)
     perm_ids = (resting.order.permId, filled.order.permId)
     await ib_client.disconnect()
     await ib_client.connect(gateway.port, client_id=7)
@@ -194,12 +196,12 @@ async def test_a_fill_during_a_restart_is_seen_by_the_next_connection(
         assert limit < bid, "the test needs a dip ahead"
         trade = await ib_client.call(lambda ib: ib.placeOrder(SPY, LimitOrder("BUY", 10,
                                                                               limit)))
-        await eventually(lambda: trade.orderStatus.status == "Submitted")
+        await wait_until(lambda: trade.orderStatus.status == "Submitted", timeout=10.0)
         await gw.restart(2.5)                 # 25 simulated minutes without a Gateway
-        await eventually(lambda: ib_client.disconnects >= 1)
+        await wait_until(lambda: ib_client.disconnects >= 1, timeout=10.0)
         with pytest.raises(ConnectionRefusedError):
             await ib_client.connect(gw.port, client_id=2, timeout=1)
-        await eventually(lambda: gw.status()["executions"] == 1, timeout=10)
+        await wait_until(lambda: gw.status()["executions"] == 1, timeout=10)
         await gw.wait_accepting()
         await ib_client.connect(gw.port, client_id=2)
         fills = await ib_client.call(lambda ib: ib.fills())
@@ -219,11 +221,11 @@ async def test_unknown_contracts_and_bad_orders_are_rejected_not_crashed(
     bogus = Stock("SPY", "SMART", "USD")
     bogus.conId = 42
     await ib_client.call(lambda ib: ib.placeOrder(bogus, LimitOrder("BUY", 1, 400.0)))
-    await eventually(lambda: 200 in ib_client.error_codes())
+    await wait_until(lambda: 200 in ib_client.error_codes(), timeout=10.0)
     odd = await ib_client.call(lambda ib: ib.placeOrder(SPY, LimitOrder("BUY", 1, 400.123)))
-    await eventually(lambda: 110 in ib_client.error_codes())
+    await wait_until(lambda: 110 in ib_client.error_codes(), timeout=10.0)
     zero = await ib_client.call(lambda ib: ib.placeOrder(SPY, LimitOrder("BUY", 0, 400.0)))
-    await eventually(lambda: 434 in ib_client.error_codes())
+    await wait_until(lambda: 434 in ib_client.error_codes(), timeout=10.0)
     assert odd.orderStatus.status != "Filled" and zero.orderStatus.status != "Filled"
     with trio.fail_after(5):
         assert await ib_client.call(lambda ib: ib.reqCurrentTimeAsync()) is not None
