@@ -26,6 +26,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def plan_path(tmp_path: Path) -> Path:
+    """Where tests.harness.brain's settings point the selector's daily gameplan."""
+    return tmp_path / "plans" / "daily_gameplan.json"
+
+
+@pytest.fixture
 def bot_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """An environment for a bot subprocess: its own logs/state dirs, no stray settings."""
     env = {k: v for k, v in os.environ.items()

@@ -10,6 +10,7 @@ obvious place to look and no second copy to drift. This module holds the small o
   settings_for                   Settings rooted in a test's tmp_path (no stray environment)
   memory_journal                 a Journal whose events land in a list, no file
   read_jsonl                     a JSON-lines file as dicts (missing file = no lines)
+  events_named / first_event     journal events picked by name and fields
   emitted_event_names            every journal event name the code can write
 
 and the rigs have a module each:
@@ -114,6 +115,19 @@ def memory_journal(name: str) -> tuple[Journal, list[Event]]:
     events: list[Event] = []
     journal.add_tap(events.append)
     return journal, events
+
+
+def events_named(events: list[Event], name: str, *, after: int = 0,
+                 **match: Any) -> list[Event]:
+    """The journal events called `name` from index `after` on whose fields equal `match`."""
+    return [e for e in events[after:] if e["event"] == name
+            and all(e.get(k) == v for k, v in match.items())]
+
+
+def first_event(events: list[Event], name: str, *, after: int = 0,
+                where: Callable[[Event], bool] = lambda e: True) -> Event | None:
+    """The first `name` event at index >= `after` satisfying `where`, if one was written."""
+    return next((e for e in events[after:] if e["event"] == name and where(e)), None)
 
 
 def read_jsonl(path: Path) -> list[Event]:

@@ -22,7 +22,7 @@ from runtime.infra.clock import Clock
 from runtime.supervision.actor import ActorContext, ActorEnv
 from runtime.supervision.channels import DropOldest
 from runtime.supervision.tree import TreeNode
-from tests.harness import Event, memory_journal, settings_for
+from tests.harness import Event, events_named, memory_journal, settings_for
 
 MID_SESSION_ET = dt.datetime(2024, 7, 1, 11, 0, tzinfo=ET)      # a Monday session in progress
 SPY_CALL = OptionSpec(underlying="SPY", expiry=dt.date(2024, 7, 12), strike=545.0, right="C")
@@ -40,7 +40,7 @@ class Actors:
     seen_alerts: list[Alert] = field(default_factory=list)
 
     def journal(self, name: str) -> list[Event]:
-        return [e for e in self.events if e["event"] == name]
+        return events_named(self.events, name)
 
     def all_alerts(self) -> list[Alert]:
         while True:

@@ -19,7 +19,7 @@ import trio
 from config.settings import Settings
 from runtime.app.app import TreeOptions
 from runtime.app.bot import BotHandle, BotOptions, run_bot
-from tests.harness import Event, settings_for
+from tests.harness import Event, events_named, first_event, settings_for
 from tests.harness.data import SPY_1M
 from tools.fake_gateway import FakeGateway, FakeGatewayConfig, open_fake_gateway
 
@@ -43,19 +43,16 @@ class Recorder:
         self._changed = trio.Event()
 
     def of(self, name: str, **match: Any) -> list[Event]:
-        return [e for e in self.events if e["event"] == name and
-                all(e.get(k) == v for k, v in match.items())]
+        return events_named(self.events, name, **match)
 
     async def wait_for(self, name: str, *, after: int = 0,
                        where: Callable[[Event], bool] = lambda e: True,
                        timeout: float = 30.0) -> Event:
         """The first `name` event at index >= `after` satisfying `where`."""
         with trio.fail_after(timeout):
-            while True:
-                for e in self.events[after:]:
-                    if e["event"] == name and where(e):
-                        return e
+            while (found := first_event(self.events, name, after=after, where=where)) is None:
                 await self._changed.wait()
+            return found
 
     def mark(self) -> int:
         return len(self.events)

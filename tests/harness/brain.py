@@ -33,7 +33,7 @@ from runtime.infra.logs import Journal, open_logging, set_log_clock
 from runtime.supervision.actor import ActorEnv
 from runtime.supervision.supervisor import Supervisor, SupervisorSpec, build_nodes
 from runtime.supervision.tree import TreeNode
-from tests.harness import settings_for, wait_until
+from tests.harness import events_named, settings_for, wait_until
 from tests.harness.data import varied_plan_dict
 
 OPERATOR = "OPS1"
@@ -110,8 +110,7 @@ class Brain:
         return self.root.find("brain.strategy_selector")
 
     def of(self, event: str, **match: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["event"] == event
-                and all(e.get(k) == v for k, v in match.items())]
+        return events_named(self.events, event, **match)
 
     def decisions(self) -> list[dict[str, Any]]:
         return self.of("signal", kind="decision")

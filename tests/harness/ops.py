@@ -25,7 +25,7 @@ from runtime.ops.status_view import StatusView
 from runtime.supervision.observe import TreeObserver
 from runtime.supervision.supervisor import ActorSpec, SupervisorSpec, build_nodes
 from runtime.supervision.tree import NodeState, TreeNode
-from tests.harness import memory_journal, settings_for
+from tests.harness import events_named, memory_journal, settings_for
 
 START = dt.datetime(2026, 11, 20, 10, 0, tzinfo=ET)
 
@@ -48,7 +48,7 @@ class Served:
     token: str
 
     def journal(self, event: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["event"] == event]
+        return events_named(self.events, event)
 
 
 @asynccontextmanager

@@ -32,7 +32,7 @@ from runtime.infra.clock import Clock
 from runtime.supervision.actor import ActorEnv
 from runtime.supervision.channels import Latest
 from runtime.supervision.tree import TreeNode
-from tests.harness import closed_port, settings_for
+from tests.harness import closed_port, events_named, first_event, settings_for, wait_until
 from tools.fake_gateway.market import Market
 from tools.fake_gateway.sim_transport import SimGateway, SimTransport
 
@@ -49,8 +49,7 @@ class Sim:
     events: list[Event]
 
     def of(self, name: str, after: int = 0, **match: Any) -> list[Event]:
-        return [e for e in self.events[after:] if e["event"] == name and
-                all(e.get(k) == v for k, v in match.items())]
+        return events_named(self.events, name, after=after, **match)
 
     def alerts(self, title: str, after: int = 0) -> list[Event]:
         return [e for e in self.of("alert", after) if e["title"] == title]
@@ -59,12 +58,11 @@ class Sim:
                        where: Callable[[Event], bool] = lambda e: True,
                        within: float = 3600.0) -> Event:
         """The first matching event at index >= after, within `within` simulated seconds."""
-        with trio.fail_after(within):
-            while True:
-                for e in self.events[after:]:
-                    if e["event"] == name and where(e):
-                        return e
-                await trio.sleep(1.0)
+        await wait_until(lambda: first_event(self.events, name, after=after, where=where)
+                         is not None, timeout=within, poll=1.0)
+        found = first_event(self.events, name, after=after, where=where)
+        assert found is not None
+        return found
 
     async def link_up(self) -> None:
         with trio.fail_after(600):
