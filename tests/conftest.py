@@ -13,6 +13,12 @@ from tests.harness import REPO, closed_port
 from tests.harness.data import shared_data_dir, uses_real_data
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (each keeps its place among them): on two processes
+    (pytest-xdist) a long test handed out last would run alone at the end of the suite."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_report_header() -> str:
     where = shared_data_dir()
     return ("market data: real files in " if uses_real_data() else

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, example, given, settings
@@ -465,6 +466,7 @@ async def _program(tmp: Path, steps: list[Step]) -> None:
             nursery.cancel_scope.cancel()
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(steps=STEPS)

@@ -120,6 +120,7 @@ async def test_a_restart_is_journaled_and_followed_by_a_tree_dump(
     assert "Actor tree (restart):" in human and "gateway_link [running]" in human
 
 
+@pytest.mark.slow
 async def test_a_virtual_trading_day_passes_with_periodic_tree_dumps(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     start = dt.datetime(2026, 11, 20, 0, 0, tzinfo=ET)

@@ -10,10 +10,13 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from messages.link import LinkStatus
 from tests.harness.bot import Harness, open_bot_and_gateway
+
+pytestmark = pytest.mark.slow   # real time against the simulator at 60x
 
 
 def _live(symbol: str) -> Any:

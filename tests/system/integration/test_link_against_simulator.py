@@ -19,6 +19,8 @@ from config.market_calendar import ET
 from messages.link import LinkStatus
 from tests.harness.bot import Harness, Recorder, open_bot_and_gateway
 
+pytestmark = pytest.mark.slow   # real time against the simulator at 60x
+
 
 def _no_duplicate_bars(journal: Recorder) -> None:
     seen = Counter((e["symbol"], e["bar_ts"]) for e in journal.of("bar"))

@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
@@ -71,6 +72,7 @@ def _minutes(session: Any) -> set[dt.datetime]:
     return {session.open + dt.timedelta(minutes=m) for m in range(n)}
 
 
+@pytest.mark.slow
 async def test_five_trading_days_of_restarts_and_faults_keep_every_invariant(
         tmp_path: Path, shared_data: Path, autojump_clock: trio.testing.MockClock) -> None:
     cal = get_calendar()
