@@ -18,7 +18,8 @@ from tests.harness import REPO
 
 TESTS = REPO / "tests"
 SOURCE_TOPS = ("actors", "config", "deployment", "doctrine", "messages", "runtime", "tools")
-CITED_TOPS = ("tests", "actors", "runtime", "doctrine", "tools", "config", "messages")
+CITED_TOPS = ("tests", "actors", "runtime", "doctrine", "tools", "config", "messages", "docs",
+              "deployment")
 CITED_PATH = re.compile(
     r"(?<![\w./-])((?:" + "|".join(CITED_TOPS) + r")/[\w/.-]*\w)(?![\w/*])")
 """A repository path as prose writes it: a file (`runtime/app/app.py's`), a folder
