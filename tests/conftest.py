@@ -15,7 +15,8 @@ from tests.harness.data import shared_data_dir, uses_real_data
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow tests first (each keeps its place among them): on two processes
-    (pytest-xdist) a long test handed out last would run alone at the end of the suite."""
+    (pytest-xdist, handing out two tests at a time: `--maxschedchunk 2` in pyproject.toml) a
+    long test handed out last would run alone at the end of the suite."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
