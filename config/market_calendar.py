@@ -5,7 +5,7 @@ flattened once into `nyse_sessions.json` next to this file (the weekdays without
 the early closes: a few KB), and the running bot builds its sessions from that table in plain
 Python. So the bot never imports exchange_calendars and pandas (~40 MB resident, ~1 s at start);
 only a range outside the table does. `python -m config.market_calendar --write` regenerates the
-table after an exchange_calendars update; tests/runtime/test_market_calendar.py fails if the
+table after an exchange_calendars update; tests/config/test_market_calendar.py fails if the
 table and the installed exchange_calendars disagree.
 
 Lookups on the hot paths (every bar, every tick of the simulator) are O(1) dicts and bisects.

@@ -1,54 +1,23 @@
-"""Shared fixtures: market data (real when present, generated otherwise), isolated dirs.
-
-Market data: the real files of ../shared/data when they are there; otherwise (a plain clone,
-or CRUCIBLE_SHARED_DATA pointing at a directory without them) seeded stand-ins with the same
-names, ranges and quirks, written once per test session by `tools.synthetic`. A test that
-needs market data therefore always runs: nothing is skipped for missing data.
-"""
+"""Fixtures every folder may use: market data (real when present, generated otherwise) and an
+isolated environment for a bot subprocess. The helpers behind them are in tests/harness/."""
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA_ENV = "CRUCIBLE_SHARED_DATA"
-SHARED_DATA = Path(os.environ.get(SHARED_DATA_ENV) or (REPO / ".." / "shared" / "data")
-                   ).resolve()
-_data_dir: Path | None = None
+from tests.harness import REPO, closed_port
+from tests.harness.data import shared_data_dir, uses_real_data
 
 
-def _has_every_file(directory: Path) -> bool:
-    from tools.synthetic import SHARED_FILES, VIX_DAILY
-
-    return all((directory / name).is_file()
-               for name in [*(f.name for f in SHARED_FILES), VIX_DAILY])
-
-
-def shared_data_dir() -> Path:
-    """The directory every market-data test reads: real data, or the generated stand-ins."""
-    global _data_dir
-    if _data_dir is None:
-        if SHARED_DATA.is_dir() and _has_every_file(SHARED_DATA):
-            _data_dir = SHARED_DATA
-        else:
-            from tools.synthetic import write_shared_data
-
-            tmp = Path(tempfile.mkdtemp(prefix="crucible-synthetic-data-"))
-            atexit.register(shutil.rmtree, tmp, True)
-            _data_dir = write_shared_data(tmp)
-    return _data_dir
-
-
-def uses_real_data() -> bool:
-    return shared_data_dir() == SHARED_DATA
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (each keeps its place among them): on two processes
+    (pytest-xdist, handing out two tests at a time: `--maxschedchunk 2` in pyproject.toml) a
+    long test handed out last would run alone at the end of the suite."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_report_header() -> str:
@@ -57,18 +26,16 @@ def pytest_report_header() -> str:
             "market data: generated stand-ins (tools.synthetic) in ") + str(where)
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound once to pick it, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 def shared_data() -> Path:
     """../shared/data (real SPY/VIX bars, never copied into the repo) or its stand-ins."""
     return shared_data_dir()
+
+
+@pytest.fixture
+def plan_path(tmp_path: Path) -> Path:
+    """Where tests.harness.brain's settings point the selector's daily gameplan."""
+    return tmp_path / "plans" / "daily_gameplan.json"
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ lines, the Discord messages, the settings to change) must be the ones the runtim
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.harness import REPO
+
 README = REPO / "README_DEPLOYMENT.md"
 WIN_NOTES = REPO / "deployment" / "windows" / "deployment_notes.md"
 LINUX_NOTES = REPO / "deployment" / "linux" / "deployment_notes.md"

@@ -8,11 +8,11 @@ first start of everyone who copies the file; a missing one leaves the operator g
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.harness import REPO
+
 ENV_EXAMPLE = REPO / ".env.example"
 
 # CONTRACT.md "Settings": name -> default (None: no default, must stay commented out)

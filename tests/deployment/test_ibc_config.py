@@ -9,11 +9,11 @@ default: this test is the only thing that notices.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.harness import REPO
+
 IBC_INI = REPO / "deployment" / "windows" / "ibc_config.ini"
 
 REAL_IBC_KEYS = frozenset({

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.harness import REPO
+
 PS1 = REPO / "deployment" / "windows" / "install.ps1"
 SH = REPO / "deployment" / "linux" / "install.sh"
 

@@ -18,9 +18,8 @@ import pytest
 from config.settings import Settings
 from runtime.app.cli import build_parser
 from runtime.ops.http_app import ENDPOINTS  # the routes the HTTP server answers
-from tests.harness import emitted_event_names
+from tests.harness import REPO, emitted_event_names
 
-REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "docs" / "REFERENCE.md"
 DOCS = [REPO / "README.md", REPO / "README_DEPLOYMENT.md", *sorted((REPO / "docs").glob("*.md")),
         *sorted((REPO / "deployment").rglob("*.md"))]

@@ -35,8 +35,8 @@ from runtime.app.instance import (
     check_health_port_free,
     read_owner,
 )
+from tests.harness import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SIM_START = "2026-03-10T10:00:00-04:00"   # a Tuesday in the session (ET)
 SIM_SPEED = "30"
 TIMEOUT_S = 120.0

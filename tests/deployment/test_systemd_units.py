@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.harness import REPO
+
 LINUX = REPO / "deployment" / "linux"
 SERVICE = LINUX / "crucible-bot.service"
 TIMER = LINUX / "crucible-bot.timer"

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.harness import REPO
+
 TASK_XML = REPO / "deployment" / "windows" / "task_scheduler.xml"
 GATEWAY_XML = REPO / "deployment" / "windows" / "gateway_task.xml"
 XSD = Path(__file__).resolve().parent / "task_scheduler" / "TaskSchedulerV2Schema.xsd"

@@ -17,7 +17,7 @@ from doctrine.replay import default_plan, merge_events
 from doctrine.selection import SelectionMemory
 from doctrine.sessions import SessionClock, et_date_of, et_epoch
 from messages.brain import EntrySignal, SignalRejected
-from tests.doctrine.conftest import SPY_2019, VIX_2019, bars_of
+from tests.harness.data import SPY_2019, VIX_2019, bars_of
 
 
 def test_a_duplicate_is_skipped_and_changes_nothing() -> None:

@@ -10,7 +10,7 @@ import pytest
 from config.market_calendar import ET
 from doctrine.exits import ExitRules, OpenPosition, check_exit, exit_signal, time_exit_at
 from messages.market import OptionSpec
-from tests.doctrine.conftest import PlanFactory
+from tests.harness.data import PlanFactory
 
 DAY = dt.date(2024, 2, 20)
 ENTRY = dt.datetime.combine(DAY, dt.time(10, 30), tzinfo=ET).timestamp()

@@ -26,7 +26,7 @@ from config.gameplan import (
     read_gameplan,
 )
 from doctrine.selection import select_strategy
-from tests.doctrine.conftest import EXAMPLE_A, EXAMPLE_C, example_plan_dict
+from tests.harness.data import EXAMPLE_A, EXAMPLE_C, example_plan_dict
 
 TODAY = dt.date(2024, 2, 20)
 OPERATOR = "CSATSPRIM"

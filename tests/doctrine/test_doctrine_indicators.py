@@ -21,7 +21,7 @@ from doctrine.indicators import (
 from doctrine.replay import RawBar
 from doctrine.sessions import SessionClock
 from messages.market import Bar, BarGap
-from tests.doctrine.conftest import SPY_15M, SPY_63, SPY_2019, PlanFactory, bars_of
+from tests.harness.data import SPY_15M, SPY_63, SPY_2019, PlanFactory, bars_of
 
 TOL = 1e-9
 

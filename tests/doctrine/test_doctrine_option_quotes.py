@@ -15,8 +15,8 @@ from doctrine.options import choose_strike
 from doctrine.replay import ReplayConfig, ReplayEngine, run_replay
 from doctrine.sessions import et_epoch
 from messages.market import OptionSpec
-from tests.backtest.data import sessions_from, write_bars
-from tests.doctrine.conftest import SPY_63, bars_of
+from tests.harness.data import SPY_63, bars_of
+from tests.harness.seeded_bars import sessions_from, write_bars
 from tools.backtest.inputs import InputError, read_bars_csv, read_option_quotes
 from tools.replay import main as replay_main
 

@@ -16,7 +16,7 @@ import pytest
 from config.gameplan import parse_gameplan
 from config.market_calendar import ET
 from doctrine.replay import ReplayConfig, ReplayEngine, run_replay
-from tests.doctrine.conftest import (
+from tests.harness.data import (
     REPO,
     SPY_63,
     SPY_2019,

@@ -21,7 +21,7 @@ from doctrine.selection import (
     vix_problem,
 )
 from messages.market import VixReading
-from tests.doctrine.conftest import PlanFactory, example_plan_dict
+from tests.harness.data import PlanFactory, example_plan_dict
 
 DAY = dt.date(2024, 2, 20)
 

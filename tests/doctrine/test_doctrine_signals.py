@@ -12,7 +12,7 @@ from config.market_calendar import ET, MarketCalendar
 from doctrine.indicators import IndicatorValues
 from doctrine.signals import EntryRules, evaluate_entry
 from messages.brain import EntrySignal, SignalRejected
-from tests.doctrine.conftest import PlanFactory
+from tests.harness.data import PlanFactory
 
 DAY = dt.date(2024, 2, 20)
 

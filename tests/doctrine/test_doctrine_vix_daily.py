@@ -18,8 +18,8 @@ from config.market_calendar import ET
 from doctrine.replay import RawBar, ReplayConfig, ReplayEngine, run_replay
 from doctrine.sessions import et_date_of, et_epoch
 from doctrine.vix_daily import DailyVix
-from tests.backtest.data import sessions_from, write_bars, write_daily_vix
-from tests.doctrine.conftest import SPY_63, bars_of, data_file
+from tests.harness.data import SPY_63, bars_of, data_file
+from tests.harness.seeded_bars import sessions_from, write_bars, write_daily_vix
 from tools.backtest.inputs import InputError, read_bars_csv, read_vix
 from tools.replay import main as replay_main
 

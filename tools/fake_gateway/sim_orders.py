@@ -7,7 +7,7 @@ the same order requests the production handlers serve (runtime/gateway/ib_orders
 broker's events to the session that owns the order, like a Gateway does. Events while nobody is
 connected are lost, as on a real socket; the router must recover them by reconciliation.
 
-Used by the money path's multi-day simulations (tests/money/test_five_days.py).
+Used by the money path's multi-day simulations (tests/system/money/test_five_days.py).
 """
 
 from __future__ import annotations

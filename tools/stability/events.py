@@ -1,9 +1,9 @@
 """Every event the bot writes to its journal, classified: what the report does with it.
 
-The report must know every event the bot can emit (tests/tools/test_event_classification.py
-collects the names from the code and fails when one is missing here), so an unknown name in a
-journal means a newer or foreign writer, never "the report forgot". Each class says how the
-report reads the event:
+The report must know every event the bot can emit
+(tests/tools/stability/test_event_classification.py collects the names from the code and fails
+when one is missing here), so an unknown name in a journal means a newer or foreign writer,
+never "the report forgot". Each class says how the report reads the event:
 
     lifecycle   process runs, the actor tree and supervision (criteria 1 and 6)
     link        the Gateway session and its requests (outages, the mode interlock)

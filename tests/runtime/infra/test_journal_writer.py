@@ -20,9 +20,7 @@ import pydantic
 import pytest
 
 from runtime.infra.journal import Journal, JournalWriter, encode_line
-from tests.harness import read_jsonl, wait_until_sync
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.harness import REPO, read_jsonl, wait_until_sync
 
 
 def test_a_stalled_writer_drops_new_lines_counts_them_and_journals_the_gap(

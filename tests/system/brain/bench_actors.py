@@ -1,0 +1,141 @@
+"""`python -m tests.system.brain.bench_actors`: per-bar latency through the two brain actors,
+and the live-vs-replay verdict on the 2019 SPY + VIX week.
+
+Latency: the app's brain subtree in process on trio's real clock, the real journal and log
+writing to a temporary directory. For each 1-minute SPY bar of the week (the VIX reading of its
+minute published first, as usual): a `Bar` into the `bars` channel, then two times are taken.
+`decision` ends when the decision reaches the next actor: the entry signal received by the task
+that plays ModeGuard's inbox or, for a bar that brings no signal (nearly all), when every task is
+blocked again, i.e. Indicators computed and sent the snapshot and StrategySelector evaluated the
+decision (persisting and journaling it if it changed) and the entry rules. `idle` always ends
+when every task is blocked again. The goal (issue 17: p99 <= 200 us) is on `decision`; `idle`
+is printed so the cost of what follows the signal stays in sight. The clock is re-anchored
+before each bar so the bar has just completed.
+
+Consistency: the week of tests/system/brain/test_live_matches_replay.py (2019-02-11 as history, the
+12th to the 15th live) on a virtual clock, then tools.consistency on the journal it wrote.
+
+A benchmark, not a test (tools/bench_*.py is where it belongs; it lives here with the tests
+it borrows from). Numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from messages.market import Bar, VixReading
+from tests.harness.brain import (
+    brain_settings,
+    day_bars,
+    et,
+    open_brain,
+    plan_dict,
+    utc,
+    write_plan,
+)
+from tests.harness.data import SPY_2019, VIX_2019, bars_of
+from tests.system.brain.test_live_matches_replay import LIVE_DAYS, play_week, week_plan
+from tools import consistency
+
+DAYS = [dt.date(2019, 2, d) for d in (11, 12, 13, 14, 15)]
+
+
+class Latencies:
+    """Per bar, in microseconds: until the decision reached the next actor (`decision`) and
+    until every task of the brain was idle again (`idle`: for a bar with a signal, that adds
+    the receiver's turn and the scheduler pass that notices all tasks are blocked)."""
+
+    def __init__(self) -> None:
+        self.decision: list[float] = []
+        self.idle: list[float] = []
+        self.entries = 0
+
+    def add(self, other: Latencies) -> None:
+        self.decision += other.decision
+        self.idle += other.idle
+        self.entries += other.entries
+
+
+async def measure_day(root: Path, day: dt.date) -> Latencies:
+    settings = brain_settings(root / day.isoformat())
+    write_plan(settings.gameplan_path, plan_dict(day))
+    spy, vix = day_bars(bars_of(SPY_2019), day), day_bars(bars_of(VIX_2019), day)
+    vix_at = {b[0]: b for b in vix}
+    out = Latencies()
+    async with open_brain(settings.log_dir.parent, et(day, 9, 29), settings=settings) as brain:
+        brain.journal.remove_tap(brain.events.append)   # the test harness's, not the bot's
+        await trio.testing.wait_all_tasks_blocked()
+        for b in spy:
+            end = dt.datetime.fromtimestamp(b[0] + 60, dt.UTC)
+            brain.clock.follow(end + dt.timedelta(milliseconds=500), tolerance=0.0)
+            v = vix_at.get(b[0])
+            if v is not None:
+                brain.wiring.vix.set(VixReading(value=v[4], ts=end))
+                await trio.testing.wait_all_tasks_blocked()
+            bar = Bar(symbol="SPY", ts=utc(b[0]), open=b[1], high=b[2], low=b[3], close=b[4],
+                      volume=b[5])
+            signals = len(brain.received_at)
+            start = time.perf_counter()
+            await brain.bars.send(bar)
+            await trio.testing.wait_all_tasks_blocked()
+            idle = time.perf_counter()
+            decided = brain.received_at[-1] if len(brain.received_at) > signals else idle
+            out.decision.append((decided - start) * 1e6)
+            out.idle.append((idle - start) * 1e6)
+        out.entries = len(brain.entries)
+    return out
+
+
+async def measure() -> Latencies:
+    with tempfile.TemporaryDirectory() as tmp:
+        total = Latencies()
+        for day in DAYS:
+            total.add(await measure_day(Path(tmp), day))
+    return total
+
+
+async def week_verdict(root: Path) -> list[str]:
+    spy, vix = bars_of(SPY_2019), bars_of(VIX_2019)
+    settings = brain_settings(root)
+    write_plan(settings.gameplan_path, week_plan(LIVE_DAYS[0]))
+    async with open_brain(root, et(LIVE_DAYS[0], 6, 0), settings=settings) as brain:
+        await play_week(brain, settings.gameplan_path, spy, vix)
+    return consistency.compare_logdir(settings.log_dir).summary_lines()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    trio.run(measure)                         # warm caches, the calendar, pydantic
+    lat = trio.run(measure)
+    print(f"bars: {len(lat.decision)} (2019-02-11..15, SPY 1-minute, VIX first); entry signals: "
+          f"{lat.entries}; python {sys.version.split()[0]}\n")
+    print("| Bar in -> Indicators -> snapshot -> StrategySelector -> | decision (us) | idle (us) |")
+    print("|---|---|---|")
+    for name, pick in (("p50", statistics.median), ("p99", lambda v: percentile(v, 0.99)),
+                       ("max", max)):
+        print(f"| {name} | {pick(lat.decision):.0f} | {pick(lat.idle):.0f} |")
+    print("\ndecision: the signal received by the next actor, or (no signal) the brain idle;"
+          "\nidle: every task of the brain blocked again (the journal and log lines included).\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = trio.run(week_verdict, Path(tmp),
+                         clock=trio.testing.MockClock(autojump_threshold=0))
+    print("live vs replay, 2019 week (vix_ceiling 16.2):")
+    for line in lines:
+        print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
