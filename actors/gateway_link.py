@@ -95,6 +95,7 @@ class Memory:
     timeouts_in_a_row: int = 0
     breakers: dict[str, Breaker] = field(default_factory=dict)
     breakers_reported_open: set[str] = field(default_factory=set)
+    breakers_shown: bool = False              # the tree shows the breakers since one failed
     restarts: RestartLedger = field(default_factory=RestartLedger)   # shared with BarFeed
     unknown_codes: set[int] = field(default_factory=set)   # logged once each
     competing_announced: int = 0              # the session 10197 was last announced for
@@ -563,8 +564,11 @@ def _report_breakers(ctx: ActorContext, memory: Memory) -> None:
         elif b.state is BreakerState.CLOSED and kind in memory.breakers_reported_open:
             memory.breakers_reported_open.discard(kind)
             ctx.alert("info", f"Gateway requests resumed: {kind}", key=f"breaker:{kind}")
-    ctx.gauge(BREAKERS, {k: _describe_breaker(b) for k, b in memory.breakers.items()
-                         if b.state is not BreakerState.CLOSED or b.failures})
+    shown = {k: _describe_breaker(b) for k, b in memory.breakers.items()
+             if b.state is not BreakerState.CLOSED or b.failures}
+    if shown or memory.breakers_shown:      # a healthy link's dump stays quiet
+        memory.breakers_shown = True
+        ctx.gauge(BREAKERS, shown)
 
 
 def _describe_breaker(b: Breaker) -> str:
