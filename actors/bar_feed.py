@@ -282,6 +282,10 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
         grace = max(clock.to_trio_seconds(COMPLETE_GRACE.total_seconds()), COMPLETE_GRACE_MIN_S)
         stale = max(clock.to_trio_seconds(STALE_AFTER.total_seconds()), STALE_AFTER_MIN_S)
         while True:
+            # one deadline per forming bar, not per update: an update of the bar already
+            # forming changes nothing but the bar's values and the time last heard, so it
+            # costs a comparison and two stores (the staleness deadline computed here may be
+            # older than `last_heard`; when it fires early, the loop just computes it again)
             deadline = math.inf
             if forming is not None:
                 deadline = clock.trio_time_at(forming.ts + BAR) + grace
@@ -290,11 +294,17 @@ async def _stream_bars(ctx: ActorContext, client: LinkClient, stream: _Stream, o
             else:
                 deadline = min(deadline, trio.current_time() + clock.to_trio_seconds(60))
             with trio.move_on_at(deadline):
-                pushed = await updates.receive()
-                last_heard = trio.current_time()
-                if isinstance(pushed, BarUpdate):
+                while True:
+                    pushed = await updates.receive()
+                    last_heard = trio.current_time()
+                    if not isinstance(pushed, BarUpdate):
+                        continue
+                    if forming is not None and pushed.ts == forming.ts:
+                        forming = pushed
+                        continue
                     forming = await _advance(ctx, stream, forming, pushed, outbox, memory,
                                              source_of(forming or pushed))
+                    break      # a new bar is forming: its own deadline
                 continue
             if (forming is not None and
                     trio.current_time() >= clock.trio_time_at(forming.ts + BAR) + grace):

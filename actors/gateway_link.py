@@ -58,6 +58,7 @@ from runtime.gateway.restart_storm import RestartLedger
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
 from runtime.supervision.supervisor import ExpectedRestart, OperationalFailure
+from runtime.supervision.tree import Gauge
 
 # -- inbox and outbox -----------------------------------------------------------------------------
 
@@ -73,6 +74,9 @@ class Outbox:
     notices: trio.MemorySendChannel[GatewayNotice]    # to BarFeed (same subtree)
     broker: trio.MemorySendChannel[BrokerEvent]       # order events to OrderRouter
 
+
+BREAKERS = Gauge("breakers", "request kinds whose circuit breaker is open, half-open or "
+                 "counting failures: state (failures in a row, current cooldown)")
 
 # -- state that outlives an incarnation -----------------------------------------------------------
 
@@ -91,6 +95,7 @@ class Memory:
     timeouts_in_a_row: int = 0
     breakers: dict[str, Breaker] = field(default_factory=dict)
     breakers_reported_open: set[str] = field(default_factory=set)
+    breakers_shown: bool = False              # the tree shows the breakers since one failed
     restarts: RestartLedger = field(default_factory=RestartLedger)   # shared with BarFeed
     unknown_codes: set[int] = field(default_factory=set)   # logged once each
     competing_announced: int = 0              # the session 10197 was last announced for
@@ -104,6 +109,7 @@ CLOCK_QUERY_DEADLINE = 4.0     # reading the Gateway's clock at session start
 LOGIN_PENDING_AFTER = 3        # handshake timeouts with the port open before we say so
 CLIENT_ID_SPAN = 5             # 326 rotates through client ids base .. base+4
 EXPECTED_RETRY = 0.25          # restart delay inside the scheduled window
+BUSY_PROBE_INTERVAL = 30.0     # trio seconds: a link whose data flows is still asked this often
 
 
 class LinkLost(OperationalFailure):
@@ -449,10 +455,25 @@ def _publish_status(outbox: Outbox, ctx: ActorContext, status: LinkStatus, reaso
 
 
 async def _probe_liveness(session: LinkSession, transport: Transport) -> None:
-    """No heartbeat exists in the protocol: ask for the time and treat silence as death."""
-    deadline = transport.liveness_deadline
+    """No heartbeat exists in the protocol: ask for the time and treat silence as death.
+
+    Data flow is proof of life: while the Gateway keeps sending (bars, quotes, anything), a
+    probe would only add a round trip on both threads, so the probe waits until the socket has
+    been quiet for a whole interval. A hung Gateway sends nothing, so it is still asked one
+    interval after its last bytes and caught within interval + deadline, as before. A busy
+    link is still asked every BUSY_PROBE_INTERVAL: streams flowing do not prove that the
+    Gateway answers requests.
+    """
+    interval, deadline = transport.liveness_interval, transport.liveness_deadline
+    busy_every = max(interval, BUSY_PROBE_INTERVAL)
+    probed = trio.current_time()
     while not session.lost.is_set():
-        await trio.sleep(transport.liveness_interval)
+        now = trio.current_time()
+        heard = now - session.quiet_for()
+        due = min(max(probed, heard) + interval, probed + busy_every)
+        if now < due:
+            await trio.sleep_until(due)
+            continue
         try:
             with trio.fail_after(deadline):
                 await session.probe()
@@ -461,6 +482,7 @@ async def _probe_liveness(session: LinkSession, transport: Transport) -> None:
                               f"reply to reqCurrentTime within {deadline:g}s)")
         except (ConnectionError, LoopClosed) as exc:
             session.mark_lost(f"liveness probe failed: {exc}")
+        probed = trio.current_time()
 
 
 # -- requests -------------------------------------------------------------------------------------
@@ -542,5 +564,13 @@ def _report_breakers(ctx: ActorContext, memory: Memory) -> None:
         elif b.state is BreakerState.CLOSED and kind in memory.breakers_reported_open:
             memory.breakers_reported_open.discard(kind)
             ctx.alert("info", f"Gateway requests resumed: {kind}", key=f"breaker:{kind}")
-    ctx.node.extra["breakers"] = {k: b.snapshot() for k, b in memory.breakers.items()
-                                  if b.state is not BreakerState.CLOSED or b.failures}
+    shown = {k: _describe_breaker(b) for k, b in memory.breakers.items()
+             if b.state is not BreakerState.CLOSED or b.failures}
+    if shown or memory.breakers_shown:      # a healthy link's dump stays quiet
+        memory.breakers_shown = True
+        ctx.gauge(BREAKERS, shown)
+
+
+def _describe_breaker(b: Breaker) -> str:
+    """One short word-and-numbers value per request kind, for the tree dump and /tree."""
+    return f"{b.state} ({b.failures} failures, cooldown {b.current_cooldown:g}s)"

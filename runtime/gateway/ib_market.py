@@ -7,9 +7,11 @@ message and hand it to trio (`aio.to_trio`), never touching trio state themselve
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -28,6 +30,11 @@ from runtime.gateway.link_transport import RequestRejected, Subscriptions
 
 if TYPE_CHECKING:
     from runtime.gateway.ib_transport import IbAsyncSession as IbSession
+
+FORMING_EVERY_MARKET_S = 2.0
+"""A bar still forming reaches trio on a grid this fine (market seconds; the latest version)..."""
+FORMING_EVERY_MAX_S = 2.0
+"""...and never coarser than this in real seconds."""
 
 QUALIFY_TIMEOUT = 15.0
 HISTORY_TIMEOUT = 60.0
@@ -113,20 +120,72 @@ async def subscribe_bars(session: IbSession, req: SubscribeBars,
                               "after an empty answer; will retry)")
     sid = session.session_id
     initial = [_bar_update(req.symbol, b, sid) for b in bars]
+    every = min(FORMING_EVERY_MAX_S, session.clock.to_trio_seconds(FORMING_EVERY_MARKET_S))
 
-    def attach() -> None:
-        def on_update(data: Any, has_new_bar: bool) -> None:
-            if has_new_bar and len(data) >= 2:
-                _push(session, stream, _bar_update(req.symbol, data[-2], sid))
-            if data:
-                _push(session, stream, _bar_update(req.symbol, data[-1], sid))
-
-        bars.updateEvent += on_update
-
-    await session.aio.call(attach)
+    await session.aio.call(follow_forming, bars, session, stream, req.symbol, every)
     sub_id = next(_next_sub)
     subs[sub_id] = lambda: ib.cancelHistoricalData(bars)
     return initial, sub_id
+
+
+def follow_forming(bars: Any, session: IbSession, stream: trio.MemorySendChannel[Message],
+                   symbol: str, every: float) -> None:
+    """On the loop thread: hand a keepUpToDate bar list's updates to `stream` (`_FormingBar`)."""
+    forming = _FormingBar(session, stream, symbol, every)
+    # keep_ref: eventkit holds a bound method only weakly, and nothing else holds `forming`
+    bars.updateEvent.connect(forming.on_update, keep_ref=True)
+
+
+@dataclass(eq=False)
+class _FormingBar:
+    """On the loop thread: one keepUpToDate subscription's updates, handed to trio sparingly.
+
+    The Gateway (and the simulator, several times a wall second) re-sends the bar still
+    forming whenever it changes, but BarFeed only ever uses the last version of a bar: it
+    publishes a bar once complete. So a new bar (which completes the previous one) goes to
+    trio at once, and the forming bar's later versions wait for the next tick of an `every`
+    grid on the loop's clock, the latest version only, far inside BarFeed's completion grace
+    (10 market seconds, at least 1 s). Every subscription uses the same grid, so the symbols'
+    versions leave in the same turn of the loop: one trio wake-up for all of them. What
+    BarFeed publishes is unchanged; trio wakes a few times less.
+    """
+
+    session: IbSession
+    stream: trio.MemorySendChannel[Message]
+    symbol: str
+    every: float
+    latest: Any = None                      # the newest version not handed over yet
+    timer: asyncio.TimerHandle | None = None
+
+    def on_update(self, data: Any, has_new_bar: bool) -> None:
+        if not data:
+            return
+        if has_new_bar:
+            self._cancel_timer()
+            self.latest = None
+            if len(data) >= 2:
+                self._hand(data[-2])        # the completed bar, in its final version
+            self._hand(data[-1])            # the new bar: BarFeed starts its deadline
+            return
+        self.latest = data[-1]
+        if self.timer is None:
+            loop = self.session.aio.loop
+            tick = (math.floor(loop.time() / self.every) + 1) * self.every
+            self.timer = loop.call_at(tick, self._hand_latest)
+
+    def _hand_latest(self) -> None:
+        self.timer = None
+        if self.latest is not None:
+            bar, self.latest = self.latest, None
+            self._hand(bar)
+
+    def _hand(self, bar: Any) -> None:
+        _push(self.session, self.stream, _bar_update(self.symbol, bar, self.session.session_id))
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 def _num(value: Any) -> float | None:

@@ -47,6 +47,12 @@ HANDLERS: dict[type[Message], ib_market.Handler] = {**ib_market.HANDLERS, **ib_o
 class IbAsyncSession(SessionBase):
     aio: AsyncioLoop = field(kw_only=True)
     ib: Any = field(kw_only=True)
+    received_at: float = field(default_factory=time.monotonic)
+    """`time.monotonic()` of the last bytes from the Gateway: written on the loop thread (a
+    float store, atomic under the GIL), read by `quiet_for` in trio."""
+
+    def quiet_for(self) -> float:
+        return max(0.0, time.monotonic() - self.received_at)
 
     async def handle(self, request: Message, stream: trio.MemorySendChannel[Message] | None,
                      subs: Subscriptions) -> tuple[Any, int | None]:
@@ -226,9 +232,14 @@ def _attach_events(session: IbAsyncSession, events: SessionEvents) -> None:
     def on_disconnected() -> None:
         aio.to_trio(session.mark_lost, "the Gateway closed the connection")
 
+    def on_data(_data: bytes) -> None:
+        session.received_at = time.monotonic()
+
     def on_error(req_id: int, code: int, text: str, contract: object) -> None:
         aio.to_trio(events.on_notice, session.notice(code, text, req_id))
 
     ib.disconnectedEvent += on_disconnected
+    ib.client.conn.hasData += on_data       # ib_async's Connection event: every socket read
+    session.received_at = time.monotonic()
     ib.errorEvent += on_error
     ib_orders.attach_order_events(session, events)

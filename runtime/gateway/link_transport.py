@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -94,6 +95,15 @@ class SessionBase:
             self.lost_reason, self.lost_code = reason, code
             self.lost.set()
 
+    def quiet_for(self) -> float:
+        """Real seconds since the Gateway last sent anything on this session.
+
+        Data flow is proof of life: GatewayLink probes only a link that has been quiet for a
+        whole liveness interval. `inf` means the transport cannot tell, and the link probes on
+        every interval, as it always did (the in-process simulator's sessions).
+        """
+        return math.inf
+
     def breaker(self, kind: str) -> Breaker:
         b = self.breakers.get(kind)
         if b is None:
@@ -151,6 +161,10 @@ class LinkSession(Protocol):
     def session_id(self) -> int: ...
 
     def mark_lost(self, reason: str, code: int | None = None) -> None: ...
+
+    def quiet_for(self) -> float:
+        """Real seconds since the Gateway last sent anything (inf: not known)."""
+        ...
 
     async def handle(self, request: Message, stream: trio.MemorySendChannel[Message] | None,
                      subs: Subscriptions) -> tuple[Any, int | None]:

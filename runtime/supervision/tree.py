@@ -79,8 +79,6 @@ class TreeNode:
     children: list[TreeNode] = field(default_factory=list)
     depth_probe: DepthProbe | None = None
     gauges: dict[str, tuple[Gauge, GaugeValue]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Deprecated (issue 17): untyped display values; use `set_gauge`. Kept while actors move."""
 
     def set_gauge(self, gauge: Gauge, value: GaugeValue) -> None:
         """Show `value` under `gauge.name` in the dump (display only; see `Gauge`)."""
@@ -143,8 +141,6 @@ class TreeNode:
         if self.gauges:
             out["gauges"] = {name: {"value": _json_value(value), "counts": gauge.counts}
                              for name, (gauge, value) in self.gauges.items()}
-        if self.extra:
-            out["extra"] = dict(self.extra)
         if self.children:
             out["children"] = [c.snapshot(now) for c in self.children]
         return out

@@ -102,6 +102,7 @@ class FakeGateway:
         self.hmds_farm_ok = True
         self.known_symbols = config.known_symbols
         self.rejections: dict[str | None, int] = {}   # symbol (None: any) -> code for data
+        self.current_time_requests = 0   # reqCurrentTime received (a client's liveness probes)
         self._nursery = nursery
         self._sessions: dict[int, ClientSession] = {}
         self._unhung = trio.Event()
@@ -493,6 +494,7 @@ class FakeGateway:
             "orders": len(self.broker.orders),
             "open_orders": len(self.broker.open_orders()),
             "executions": len(self.broker.fills),
+            "current_time_requests": self.current_time_requests,
             "positions": [
                 {"conId": p.spec.con_id, "symbol": p.spec.symbol, "secType": p.spec.sec_type,
                  "localSymbol": p.spec.local_symbol, "position": p.quantity,

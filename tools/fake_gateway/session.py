@@ -483,6 +483,7 @@ class ClientSession:
         self.rt_bars.pop(FieldReader(fields, 2).integer(), None)
 
     def _req_current_time(self, fields: list[str]) -> None:
+        self.gw.current_time_requests += 1
         now_wall = trio.current_time()
         if now_wall - self._last_current_time < CURRENT_TIME_MIN_INTERVAL:
             log.info("%s: reqCurrentTime repeated within %.1f s: ignored (as TWS does)",

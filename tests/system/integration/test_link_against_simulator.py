@@ -228,7 +228,7 @@ async def test_pacing_violations_open_the_breaker_and_never_cause_a_reconnect(
         tree = h.bot.dump_tree("request")
         link = next(c for c in tree["children"] if c["name"] == "link")
         gateway_link = next(c for c in link["children"] if c["name"] == "gateway_link")
-        assert gateway_link["extra"]["breakers"]["historical"]["state"] == "open"
+        assert gateway_link["gauges"]["breakers"]["value"]["historical"].startswith("open")
         await h.gateway.set_pacing(False)
         await h.journal.wait_for("alert", after=mark, timeout=90,
                                  where=lambda e: e["title"] == "Gateway requests resumed: "
