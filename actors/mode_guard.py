@@ -739,8 +739,10 @@ class _Guard:
             max_risk_ceiling=plan.max_risk_ceiling if plan else None,
             max_single_position=plan.hard_limits.max_single_position if plan else None)
         deadline = now + dt.timedelta(seconds=self.tuning.entry_ttl_market_s)
-        self.ctx.log.info("entry %s approved: %s %s %s, equity %.2f, P&L today %+.2f, PDT left "
-                          "%d", intent_id, sig.symbol, sig.strategy, sig.direction, equity,
+        self.ctx.log.info("ENTRY %s %s %s approved (strategy %s, x%.2f; %s): %s; equity %.2f, "
+                          "P&L today %+.2f, PDT left %d", sig.symbol, sig.direction,
+                          "calls" if sig.right == "C" else "puts", sig.strategy,
+                          sig.size_multiplier, intent_id, "; ".join(sig.reasons), equity,
                           self.pnl_today(), self.pdt_left())
         self.send(EntryIntent(intent_id=intent_id, ts=now, deadline=deadline, signal=sig,
                               budget=budget))

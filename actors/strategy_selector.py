@@ -343,7 +343,7 @@ class _Selector:
         decision = self.evaluate(min(end, self.now_s()), "bar")
         result = self.stage.entry(snap, decision)
         if isinstance(result, EntrySignal):
-            if self.pending is not None and not await self._memory_on_disk(decision):
+            if self.pending is not None and not self._entry_memory_saved():
                 result = SignalRejected(ts=result.ts, symbol=result.symbol,
                                         strategy=result.strategy, direction=result.direction,
                                         stage="selection", reason="the selection state behind "
@@ -356,13 +356,17 @@ class _Selector:
             self._journal_rejected(result, snap)
         return None
 
-    async def _memory_on_disk(self, decision: StrategyDecision) -> bool:
+    def _entry_memory_saved(self) -> bool:
         """An entry leaves only once the memory that allowed it is durable: a restart must
-        know the pivot or the gate this bar's decision counted (rare: the decision changed on
-        this very bar)."""
-        ok = await self.flush()
-        current = self.decision
-        return ok and current is not None and current.strategy == decision.strategy
+        know the pivot or the gate this bar's decision counted (rare: the memory changed on
+        this very bar). Saved here, on this task, rather than by waiting for the writer: a
+        selector that waited would fall behind the bars, and the VIX reading of a later minute
+        would meet an older bar (live would no longer equal replay). The store lands saves in
+        call order, so the writer's older document cannot overwrite this one."""
+        if not self._save_now():
+            self.evaluate(self.last_at, "state")     # C is locked now: publish it
+            return False
+        return self.save_error is None
 
     async def _wait_for_vix(self, end: float) -> None:
         reading = self.inbox.vix.value
@@ -497,7 +501,9 @@ class _Selector:
                       rsi=e.rsi, ema_fast=e.ema_fast, ema_slow=e.ema_slow, vwap=e.vwap,
                       bb_upper=e.bb_upper, bb_lower=e.bb_lower, rule=d.rule,
                       plan=d.plan_session_id)
-        self.ctx.log.info("ENTRY %s %s %s (strategy %s, x%.2f): %s", e.symbol, e.direction,
+        # DEBUG: the operator's line for an entry is ModeGuard's (approved, with these reasons,
+        # or refused, with why): one line per entry, written after the signal has left
+        self.ctx.log.debug("ENTRY %s %s %s (strategy %s, x%.2f): %s", e.symbol, e.direction,
                           "calls" if e.right == "C" else "puts", e.strategy, e.size_multiplier,
                           "; ".join(e.reasons))
 

@@ -10,14 +10,21 @@ The fsync costs ~0.5 ms typically and 10+ ms at the tail (measured: docs/BENCHMA
 pays it on the caller's thread, which for an actor is the event loop, so every actor waits.
 `save_async` pays it in a worker thread: the caller still resumes only once the state is
 durable, but the other actors run meanwhile.
+
+Saves of one name land in the order they were called, whichever thread writes them: each call
+takes a sequence number on the caller's thread, and a write that finds a later one already on
+disk is skipped. So a `save` that follows a `save_async` still in its thread is never undone by
+that older document landing after it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +48,9 @@ class StateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._async_lock: trio.Lock | None = None    # created in trio, on first use
+        self._order = itertools.count(1)              # taken on the caller's thread
+        self._landed: dict[str, int] = {}             # name -> the latest call on disk
+        self._write_lock = threading.Lock()           # one write at a time, any thread
 
     def path(self, name: str) -> Path:
         if not name or any(c in name for c in "/\\:") or name.startswith("."):
@@ -68,7 +78,7 @@ class StateStore:
 
     def save(self, name: str, state: dict[str, Any]) -> None:
         """Write atomically (temp file, fsync, rename). Raises OSError if the disk refuses."""
-        self._write(name, self._encode(state))
+        self._write(name, self._encode(state), next(self._order))
 
     async def save_async(self, name: str, state: dict[str, Any]) -> None:
         """`save` with the disk work in a worker thread; returns once the state is durable.
@@ -78,17 +88,25 @@ class StateStore:
         Cancellation waits for the write in progress (a half-done save is never abandoned).
         """
         data = self._encode(state)
+        order = next(self._order)
         if self._async_lock is None:
             self._async_lock = trio.Lock()
         async with self._async_lock:
-            await trio.to_thread.run_sync(self._write, name, data)
+            await trio.to_thread.run_sync(self._write, name, data, order)
 
     @staticmethod
     def _encode(state: dict[str, Any]) -> bytes:
         return json.dumps({"format": FORMAT_VERSION, "state": state}, sort_keys=True,
                           allow_nan=False, default=str, indent=1).encode("utf-8")
 
-    def _write(self, name: str, data: bytes) -> None:
+    def _write(self, name: str, data: bytes, order: int) -> None:
+        with self._write_lock:
+            if self._landed.get(name, 0) > order:
+                return                  # a later save of this name is already on disk
+            self._write_file(name, data)
+            self._landed[name] = order
+
+    def _write_file(self, name: str, data: bytes) -> None:
         path = self.path(name)
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)

@@ -40,7 +40,7 @@ async def test_a_stalled_disk_delays_the_memory_file_never_the_decision(
         monkeypatch: pytest.MonkeyPatch) -> None:
     write_plan(plan_path, plan_dict(DAY, vix_gate=...))
     disk_back = threading.Event()
-    write = StateStore._write
+    write = StateStore._write_file
 
     def stalled_write(self: StateStore, name: str, data: bytes) -> None:
         disk_back.wait(30)                   # the worker thread waits, not the actors
@@ -50,7 +50,7 @@ async def test_a_stalled_disk_delays_the_memory_file_never_the_decision(
         await set_vix(brain, 15.0)
         assert (brain.decision.strategy, brain.decision.pivots) == ("A", 0)
         assert saved_pivots(tmp_path) == 0
-        monkeypatch.setattr(StateStore, "_write", stalled_write)
+        monkeypatch.setattr(StateStore, "_write_file", stalled_write)
         await brain.clock.sleep_until(et(DAY, 10, 1))
         await set_vix(brain, 18.2)                              # B: the first pivot
         assert (brain.decision.strategy, brain.decision.pivots) == ("B", 1)
