@@ -30,14 +30,14 @@ class _SlowDisk:
     def __init__(self, store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.release = threading.Event()
         self.started = threading.Event()
-        real = store._write
+        real = store._write_file
 
         def write(name: str, data: bytes) -> None:
             self.started.set()
             self.release.wait(10)
             real(name, data)
 
-        monkeypatch.setattr(store, "_write", write)
+        monkeypatch.setattr(store, "_write_file", write)
 
 
 async def test_the_event_loop_runs_while_the_disk_is_slow(
@@ -70,3 +70,27 @@ async def test_saves_through_one_store_land_in_the_order_they_were_made(
         await trio.sleep(0.05)
         disk.release.set()
     assert store.load("ledger") == {"n": 2}
+
+
+async def test_a_save_made_while_an_older_one_waits_in_its_thread_is_not_undone_by_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The selector saves on its own task when an entry needs its memory on disk, while its
+    writer's older save may still be in a worker thread: the older one must not land last."""
+    store = StateStore(tmp_path)
+    started, release = threading.Event(), threading.Event()
+    main = threading.current_thread()
+    real = store._write
+
+    def late_thread(name: str, data: bytes, order: int) -> None:
+        if threading.current_thread() is not main:     # the worker: stalls before writing
+            started.set()
+            release.wait(10)
+        real(name, data, order)
+
+    monkeypatch.setattr(store, "_write", late_thread)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.save_async, "selection", {"pivots": 1})
+        await trio.to_thread.run_sync(started.wait, 10)
+        store.save("selection", {"pivots": 2})          # later in call order, lands first
+        release.set()
+    assert store.load("selection") == {"pivots": 2}
