@@ -41,9 +41,9 @@ from typing import Any, Literal, Protocol
 
 import psutil
 import trio
-import trio.testing
 
 from messages.status import ResourceStatus
+from runtime.infra.clock import on_virtual_clock
 from runtime.ops.status_view import StatusView
 from runtime.supervision.actor import ActorContext
 from runtime.supervision.channels import Latest
@@ -171,11 +171,6 @@ class ProbeConfig:
         report = max(1.0, REPORT_EVERY_S / speed)
         return cls(sample_every_s=max(0.5, min(SAMPLE_EVERY_S, report / 2)),
                    report_every_s=report)
-
-
-def on_virtual_clock() -> bool:
-    """True under trio.testing.MockClock (tests and simulations), where time is not real."""
-    return isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
 
 
 @dataclass(frozen=True)

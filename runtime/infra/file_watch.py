@@ -20,7 +20,6 @@ selector's fingerprint), so a spurious or coalesced wake-up costs one read and l
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import struct
@@ -54,7 +53,8 @@ class _Inotify:
     """One inotify descriptor watching one directory (Linux only)."""
 
     def __init__(self) -> None:
-        self._libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        # the process's own symbols include libc's: no `find_library` (it runs ldconfig)
+        self._libc = ctypes.CDLL(None, use_errno=True)
         fd = self._libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
         if fd < 0:
             err = ctypes.get_errno()

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import trio
 import trio.lowlevel
-import trio.testing
 
+from runtime.infra.clock import on_virtual_clock
 from runtime.infra.trade_db import SyncResult, TradeDb
 from runtime.ops.status_view import EventTail
 
@@ -56,7 +56,7 @@ async def follow_trades(db: TradeDb, jsonl: Path, events: EventTail) -> None:
 async def off_the_loop(fn: Callable[[], T]) -> T:
     """`fn()` in a worker thread; inline on trio's MockClock, whose autojump would move the
     simulated time on while the thread runs (a simulated day must not drift by thread waits)."""
-    if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+    if on_virtual_clock():
         return fn()
     return await trio.to_thread.run_sync(fn)
 
