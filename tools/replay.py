@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from config.gameplan import Gameplan, GameplanError, read_gameplan
+from doctrine.affordability import check_affordability
 from doctrine.dry_run import FillModel
 from doctrine.option_quotes import QuoteSource
 from doctrine.replay import RawBar, ReplayConfig, ReplayEngine, replay_all, run_replay
@@ -199,6 +200,14 @@ def read_inputs(args: argparse.Namespace, *, quiet: bool = False) -> Inputs:
     config = ReplayConfig(equity=args.equity, account_max_position_pct=args.max_position_pct,
                           dry_run=not args.no_dry_run, fill=FillModel(slippage=args.slippage),
                           bar_seconds=bar_seconds, vix_constant=args.vix_constant)
+    # the bot's warning at start and in --check, with the replay's own equity and fees: a
+    # backtest that can afford no contract says so before it prints zero trades
+    warning = check_affordability(
+        plan, equity=args.equity, account_max_position_pct=args.max_position_pct,
+        prices={symbol: series[0][4] for symbol, series in bars.items() if series},
+        fee_per_contract=2 * config.fill.commission_per_contract).warning()
+    if warning is not None:
+        say(f"warning: {warning}")
     return Inputs(bars=bars, bar_seconds=bar_seconds, vix_bars=vix_bars,
                   vix_seconds=vix_seconds, vix_daily=vix_daily, plan=plan, quotes=quotes,
                   config=config)
