@@ -385,7 +385,7 @@ class _Selector:
     def evaluate(self, at: float, cause: str, *, save_now: bool = False) -> StrategyDecision:
         """The decision at `at` (clamped so instants never go back), published, its memory
         persisted: on this task with `save_now` (start), else by the writer task, so a bar never
-        waits for an fsync (an entry waits, see `on_snapshot`)."""
+        waits for an fsync (an entry saves first: `_entry_memory_saved`)."""
         at = max(at, self.last_at)
         self.last_at = at
         decision = self.stage.decide(at)

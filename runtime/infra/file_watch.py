@@ -60,7 +60,6 @@ class _Inotify:
             err = ctypes.get_errno()
             raise OSError(err, f"inotify_init1: {os.strerror(err)}")
         self.fd: int = fd
-        self.wd: int | None = None
 
     def watch(self, directory: Path) -> bool:
         """Watch `directory`; False if it does not exist (yet)."""
@@ -71,7 +70,6 @@ class _Inotify:
             if err in (errno.ENOENT, errno.ENOTDIR):
                 return False
             raise OSError(err, f"inotify_add_watch {directory}: {os.strerror(err)}")
-        self.wd = wd
         return True
 
     def drain(self, name: bytes) -> tuple[bool, bool]:
@@ -147,7 +145,9 @@ class FileWatch:
         return self._watching
 
     def close(self) -> None:
+        """Release the descriptor (a task still waiting on it is woken with an error)."""
         if self._inotify is not None:
+            trio.lowlevel.notify_closing(self._inotify.fd)
             self._inotify.close()
             self._inotify = None
 
@@ -159,6 +159,4 @@ async def open_file_watch(path: Path, *, poll_s: float) -> AsyncIterator[FileWat
     try:
         yield watch
     finally:
-        if watch._inotify is not None:
-            trio.lowlevel.notify_closing(watch._inotify.fd)
         watch.close()

@@ -124,11 +124,6 @@ class _PreformattedQueueHandler(logging.handlers.QueueHandler):
 _TRACEBACKS = logging.Formatter()
 
 
-class _RawFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return record.getMessage()
-
-
 def _skip_unused_record_fields() -> None:
     """Stop `logging` collecting what no line of ours prints: the caller's file and line (a
     stack walk per record), the process and the multiprocessing names. The logging HOWTO's
