@@ -18,9 +18,19 @@ import pytest
 import trio
 import trio.testing
 
-from messages.market import VixReading
+from messages.market import Bar, VixReading
 from runtime.infra.state_store import StateStore
-from tests.harness.brain import Brain, et, open_brain, plan_dict, write_plan
+from tests.harness.brain import (
+    Brain,
+    brain_settings,
+    day_bars,
+    et,
+    open_brain,
+    plan_dict,
+    utc,
+    write_plan,
+)
+from tests.harness.data import SPY_2019, VIX_2019, bars_of
 
 DAY = dt.date(2024, 3, 5)
 
@@ -78,3 +88,75 @@ async def test_a_disk_that_refuses_a_later_save_locks_c_once_through_the_writer(
         assert (brain.decision.strategy, brain.decision.locked) == ("C", True)
         titles = [a["title"] for a in brain.alerts("critical")]
         assert titles == ["Selection state cannot be saved: Strategy C for the day"]
+
+
+async def play_day(brain: Brain, day: dt.date) -> None:
+    """The 2019 day's SPY bars through the brain, each minute's VIX first (as live)."""
+    spy, vix = day_bars(bars_of(SPY_2019), day), day_bars(bars_of(VIX_2019), day)
+    vix_at = {b[0]: b for b in vix}
+    for b in spy:
+        end = dt.datetime.fromtimestamp(b[0] + 60, dt.UTC)
+        brain.clock.follow(end + dt.timedelta(milliseconds=500), tolerance=0.0)
+        if (v := vix_at.get(b[0])) is not None:
+            brain.wiring.vix.set(VixReading(value=v[4], ts=end))
+            await trio.testing.wait_all_tasks_blocked()
+        await brain.bars.send(Bar(symbol="SPY", ts=utc(b[0]), open=b[1], high=b[2], low=b[3],
+                                  close=b[4], volume=b[5]))
+        await trio.testing.wait_all_tasks_blocked()
+
+
+@pytest.mark.parametrize("disk_refuses", [False, True], ids=["disk ok", "disk refuses"])
+async def test_no_entry_leaves_while_the_day_s_memory_cannot_be_saved(
+        tmp_path: Path, disk_refuses: bool) -> None:
+    """A live day with entries (disk ok: the control). With STATE_DIR refusing every save
+    after start, whichever comes first, the writer's refusal or an entry on a bar whose memory
+    changed (saved on the selector's task), C is locked and not one entry signal leaves."""
+    day = dt.date(2019, 2, 12)
+    settings = brain_settings(tmp_path)
+    write_plan(settings.gameplan_path, plan_dict(day))
+    async with open_brain(tmp_path, et(day, 9, 29), settings=settings) as brain:
+        await trio.testing.wait_all_tasks_blocked()
+        if disk_refuses:
+            settings.state_dir.rename(tmp_path / "state.moved")
+            settings.state_dir.write_text("not a directory", encoding="utf-8")
+        await play_day(brain, day)
+        if disk_refuses:
+            assert brain.entries == []
+            assert (brain.decision.strategy, brain.decision.locked) == ("C", True)
+            assert [a["title"] for a in brain.alerts("critical")] == [
+                "Selection state cannot be saved: Strategy C for the day"]
+        else:
+            assert len(brain.entries) >= 5
+            assert brain.alerts("critical") == []
+
+
+async def test_an_entry_whose_memory_the_disk_refuses_is_not_sent_and_c_locks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's save hangs in its thread (a stalled disk), so an entry finds its memory
+    unsaved and saves it on the selector's task; the disk refuses that too. The entry is
+    journaled as refused at the `selection` stage, never sent, and C locks for the day."""
+    day = dt.date(2019, 2, 12)
+    settings = brain_settings(tmp_path)
+    write_plan(settings.gameplan_path, plan_dict(day))
+    main, disk_back = threading.current_thread(), threading.Event()
+    write = StateStore._write
+
+    def faulty(self: StateStore, name: str, data: bytes, order: int) -> None:
+        if threading.current_thread() is main:
+            raise OSError(28, "No space left on device")
+        disk_back.wait(30)                                  # the writer's thread hangs
+        write(self, name, data, order)
+
+    async with open_brain(tmp_path, et(day, 9, 29), settings=settings) as brain:
+        await trio.testing.wait_all_tasks_blocked()          # saved at start, before the fault
+        monkeypatch.setattr(StateStore, "_write", faulty)
+        try:
+            await play_day(brain, day)
+        finally:
+            disk_back.set()
+        refused = [e for e in brain.of("signal", kind="rejected") if e["stage"] == "selection"]
+        assert len(refused) == 1 and "could not be saved" in refused[0]["reasons"][0]
+        assert brain.entries == []
+        assert (brain.decision.strategy, brain.decision.locked) == ("C", True)
+        assert [a["title"] for a in brain.alerts("critical")] == [
+            "Selection state cannot be saved: Strategy C for the day"]
