@@ -164,6 +164,7 @@ class _Selector:
         self.deadline_alerted: dt.date | None = None
         self.wake = trio.Event()
         self.counts = {"entries": 0, "rejected": 0, "vix_waits": 0, "vix_timeouts": 0}
+        self.reported: tuple[int, ...] | None = None   # the counts the tree shows
 
     def now_s(self) -> float:
         return epoch_of(self.ctx.clock.now_utc())
@@ -503,9 +504,10 @@ class _Selector:
                       plan=d.plan_session_id)
         # DEBUG: the operator's line for an entry is ModeGuard's (approved, with these reasons,
         # or refused, with why): one line per entry, written after the signal has left
-        self.ctx.log.debug("ENTRY %s %s %s (strategy %s, x%.2f): %s", e.symbol, e.direction,
-                          "calls" if e.right == "C" else "puts", e.strategy, e.size_multiplier,
-                          "; ".join(e.reasons))
+        if self.ctx.log.isEnabledFor(logging.DEBUG):   # the join is not free
+            self.ctx.log.debug("ENTRY %s %s %s (strategy %s, x%.2f): %s", e.symbol, e.direction,
+                               "calls" if e.right == "C" else "puts", e.strategy,
+                               e.size_multiplier, "; ".join(e.reasons))
 
     def _journal_rejected(self, r: SignalRejected, snap: IndicatorSnapshot) -> None:
         self.counts["rejected"] += 1
@@ -537,6 +539,10 @@ class _Selector:
             self._escalate_at_deadline(at)
 
     def report(self) -> None:
+        counts = tuple(self.counts.values())
+        if counts == self.reported:              # nearly every bar: nothing new to show
+            return
+        self.reported = counts
         for name, value in self.counts.items():
             self.ctx.gauge(_COUNTED[name], value)
 

@@ -16,9 +16,9 @@ import json
 import logging
 import math
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from runtime.infra.idle_handoff import DeferredWake
 from runtime.infra.log_context import UTC, now_utc, secret_bytes
 
 JOURNAL_LOGGER = "crucible.journal"
@@ -50,7 +51,11 @@ def _json_default(value: Any) -> Any:
 
 
 def _iso_utc(value: dt.datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """`2026-11-20T14:30:00.000000Z`: always microseconds, always Z (on every line: kept cheap,
+    no conversion for a value already in UTC)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _clean(value: Any) -> Any:
@@ -92,7 +97,9 @@ def encode_line(record: Mapping[str, Any]) -> bytes:
 
 WRITER_PAUSE_S = 0.002
 """After each batch the writer rests this long, so a burst becomes one write of many lines rather
-than a thread wake-up (and a GIL hand-over on the actor's thread) per line."""
+than a thread wake-up (and a GIL hand-over on the actor's thread) per line. Not while the event
+loop holds its lines until it is idle (idle_handoff.py): they come a burst at a time then, and a
+writer waking from its rest mid-burst would ask for the GIL at the worst moment."""
 
 JOURNAL_QUEUE_LINES = 10_000
 """Lines the journal holds for its writer thread. At the bot's rate (a few lines a second, a few
@@ -117,7 +124,9 @@ class JournalWriter:
     """The journal file, written by one thread from a bounded queue.
 
     The caller's cost is one `put_nowait` of a finished line: the disk, a rotation, a full disk
-    never block an actor. Policies (tests/runtime/infra/test_journal_writer.py pins each):
+    never block an actor. The thread is woken through `doorbell`: at once, or, for lines put on
+    the trio thread under `open_idle_handoff` (open_logging sets it up), when the event loop goes
+    idle. Policies (tests/runtime/infra/test_journal_writer.py pins each):
 
     * queue full (the disk stalls for minutes): the new line is dropped and counted; the human
       log says so once per episode, and the writer's next batch ends with a `journal_dropped`
@@ -126,7 +135,8 @@ class JournalWriter:
     * write fails (disk full, file gone): the batch is dropped and counted the same way, the file
       is reopened for the next batch;
     * kill -9: every line the writer has handed to the OS survives (each batch is one `write`
-      on an unbuffered file, no user-space buffer); lines still in the queue are lost;
+      on an unbuffered file, no user-space buffer); lines still in the queue are lost (with the
+      idle hand-off: the lines of the burst in progress, at most MAX_HOLD_S of them);
     * rotation as `RotatingFileHandler` did it: `events.jsonl`, `.1` … `.N`, no file over
       `max_bytes` (a single longer line gets a file of its own), never with `backups == 0`.
     """
@@ -138,8 +148,11 @@ class JournalWriter:
         self.backups = backups
         self.stats = JournalStats()
         self.capacity = capacity
-        # SimpleQueue: a C put without a lock dance; the bound is checked with qsize()
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        # a deque (appends and pops are atomic) and a bell: the writer sleeps on `_work`, which
+        # `doorbell` sets at once or, under open_idle_handoff, when the event loop goes idle
+        self._lines: deque[bytes | None] = deque()
+        self._work = threading.Event()
+        self.doorbell = DeferredWake(self._work.set)
         self._file: io.FileIO | None = None
         self._size = path.stat().st_size if path.exists() else 0   # a restart appends
         self._drop_lock = threading.Lock()
@@ -151,8 +164,9 @@ class JournalWriter:
 
     def put_nowait(self, line: bytes) -> None:
         """Queue one line (no newline). Never blocks; a full queue drops the line, counted."""
-        if self._queue.qsize() < self.capacity:
-            self._queue.put_nowait(line)
+        if len(self._lines) < self.capacity:
+            self._lines.append(line)
+            self.doorbell.ring()
         else:
             with self._drop_lock:
                 first = self.stats.dropped == self._reported_drops
@@ -165,28 +179,35 @@ class JournalWriter:
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread (bounded: a hung disk cannot hang exit)."""
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._lines.append(None)
+            self._work.set()
             self._thread.join(timeout)
         self._close_file()
 
     # -- the writer thread --------------------------------------------------------------------
     def _run(self) -> None:
+        lines = self._lines
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < 1000:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = None in batch
-            lines = [line for line in batch if line is not None]
-            ok = self._write(lines)
-            unreported = self.stats.dropped - self._reported_drops
-            if ok and unreported and self._write([self._dropped_line(unreported)], count=False):
-                self._reported_drops += unreported
-            if stop:
-                return
-            time.sleep(WRITER_PAUSE_S)
+            self._work.wait()
+            self._work.clear()         # before draining: a line put from now on sets it again
+            while lines:
+                batch: list[bytes | None] = []
+                with contextlib.suppress(IndexError):
+                    while len(batch) < 1000:
+                        batch.append(lines.popleft())
+                if self._write_batch(batch):
+                    return
+            if not self.doorbell.holding:   # held lines arrive a burst at a time already
+                time.sleep(WRITER_PAUSE_S)
+
+    def _write_batch(self, batch: list[bytes | None]) -> bool:
+        """Write one batch; True if it held the stop mark."""
+        stop = None in batch
+        ok = self._write([line for line in batch if line is not None])
+        unreported = self.stats.dropped - self._reported_drops
+        if ok and unreported and self._write([self._dropped_line(unreported)], count=False):
+            self._reported_drops += unreported
+        return stop
 
     def _dropped_line(self, lines: int) -> bytes:
         stats = self.stats

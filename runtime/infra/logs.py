@@ -6,7 +6,8 @@ simulated time; log_context.py), formatted there, and handed to a writer thread 
 disk I/O: a slow or full disk delays the log, never a bar or an order. The human log goes through
 logging's `QueueListener`; the journal (journal.py), written on every bar, skips logging
 altogether: one orjson call and a put into a bounded queue, ~5 µs on the caller
-(docs/BENCHMARKS.md).
+(docs/BENCHMARKS.md). Both writer threads are woken when the event loop goes idle rather than
+in the middle of the burst that logged (idle_handoff.py).
 
 Formats (docs/LOGGING.md has the full contract):
   human   `2026-11-20T09:30:00.123-05:00 INFO     [root.brain.indicators] message`
@@ -23,10 +24,12 @@ import logging.handlers
 import queue
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from config.market_calendar import ET
+from runtime.infra.idle_handoff import DeferredWake, open_idle_handoff
 from runtime.infra.journal import (  # re-exported: the journal's public names live here too
     JOURNAL_LOGGER,
     Journal,
@@ -91,9 +94,24 @@ class _PreformattedQueueHandler(logging.handlers.QueueHandler):
         self._lines = q
         self.capacity = capacity
         self.dropped = 0
+        # records wait here until `doorbell` hands them to the listener's queue: at once, or
+        # when the event loop goes idle under open_idle_handoff (idle_handoff.py says why)
+        self._held: deque[logging.LogRecord] = deque()
+        self._handing = threading.Lock()   # one hand-over at a time: the order is kept
+        self.doorbell = DeferredWake(self._hand_over)
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self._held.append(record)
+        self.doorbell.ring()
+
+    def _hand_over(self) -> None:
+        held, lines = self._held, self._lines
+        with self._handing, contextlib.suppress(IndexError):
+            while True:
+                lines.put_nowait(held.popleft())
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self._lines.qsize() >= self.capacity:
+        if self._lines.qsize() + len(self._held) >= self.capacity:
             self.dropped += 1
             return
         try:
@@ -165,6 +183,7 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
     saved_level, saved_handlers = root.level, root.handlers[:]
     human_handler = _PreformattedQueueHandler(human_q)
     human_handler.addFilter(_StampFilter())
+    bells = [writer.doorbell, human_handler.doorbell]
     root.handlers = [human_handler]
     root.setLevel(getattr(logging, level.upper()))
     if quiet_loggers is None:
@@ -183,6 +202,8 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
         if closed.is_set():
             return
         closed.set()
+        for bell in bells:          # what the event loop held goes to the writers now
+            bell.hold_on(None)
         writer.close()              # writes what is queued (bounded wait)
         human_listener.stop()       # drains the queue before returning
         for h in sinks:
@@ -194,7 +215,8 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
     writer.start()
     _closers.append(close)
     try:
-        yield Journal(writer=writer)
+        with open_idle_handoff(bells):
+            yield Journal(writer=writer)
     finally:
         close()
         _closers.remove(close)

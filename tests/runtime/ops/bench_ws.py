@@ -9,6 +9,7 @@ stopped reading (its queue full, the server's writes to it blocked). A benchmark
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 from collections.abc import AsyncIterator
@@ -55,7 +56,14 @@ ROUNDS = 3
 gives each way's p50 and p99 over all its bars, and the range of its per-round p99."""
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.runtime.ops.bench_ws",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help=f"rounds of the three ways (default {ROUNDS})")
+    rounds = parser.parse_args(argv).rounds
+    if rounds < 1:
+        parser.error("--rounds must be at least 1")
     ways = (("no console", _open_brain),
             ("console, no client", _with_console(False)),
             ("console, one stalled WebSocket client", _with_console(True)))
@@ -63,14 +71,14 @@ def main() -> int:
     trio.run(bench_actors.measure)               # warm up
     lat: dict[str, list[float]] = {name: [] for name, _ in ways}
     p99s: dict[str, list[float]] = {name: [] for name, _ in ways}
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for name, opener in ways:
             bench_actors.open_brain = opener
-            one, _ = trio.run(bench_actors.measure)
+            one = trio.run(bench_actors.measure).decision
             lat[name] += one
             p99s[name].append(bench_actors.percentile(one, 0.99))
     bench_actors.open_brain = _open_brain
-    print(f"python {sys.version.split()[0]}; {ROUNDS} rounds of 1,950 bars per way\n")
+    print(f"python {sys.version.split()[0]}; {rounds} rounds of 1,950 bars per way\n")
     print("| bar -> decision through the actors | p50 µs | p99 µs | p99 per round µs |")
     print("|---|---|---|---|")
     for name, _ in ways:
