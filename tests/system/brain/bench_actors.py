@@ -12,6 +12,9 @@ when every task is blocked again. The goal (issue 17: p99 <= 200 us) is on `deci
 is printed so the cost of what follows the signal stays in sight. The clock is re-anchored
 before each bar so the bar has just completed.
 
+`--cpu N` keeps the process on one CPU (Linux): on this 2-core VM the scheduler moving it
+between CPUs doubles the p99 of bars that do nothing but the common path (docs/BENCHMARKS.md).
+
 Bars go in back to back by default (caches warm: the code's own cost). `--gap-ms` lets the event
 loop idle before each bar, as live bars a minute apart do: the CPU's caches are cold again, and
 the writer threads get the journal lines of the last burst while the loop idles
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import tempfile
@@ -138,11 +142,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap-ms", type=float, default=0.0,
                         help="let the event loop idle this long before each bar (live bars come "
                              "a minute apart; default 0: back to back, caches warm)")
+    parser.add_argument("--cpu", type=int, default=None,
+                        help="run on this CPU only (Linux): the code's cost without the "
+                             "scheduler moving the process between CPUs")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     if args.gap_ms < 0:
         parser.error("--gap-ms cannot be negative")
+    if args.cpu is not None:
+        if not hasattr(os, "sched_setaffinity"):
+            parser.error("--cpu needs os.sched_setaffinity (Linux)")
+        try:
+            os.sched_setaffinity(0, {args.cpu})   # threads started later inherit it
+        except OSError as exc:
+            parser.error(f"--cpu {args.cpu}: {exc}")
     gap_s = args.gap_ms / 1000
     trio.run(measure, gap_s)                  # warm caches, the calendar, pydantic
     rounds = sorted((trio.run(measure, gap_s) for _ in range(args.rounds)),
@@ -150,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     lat = rounds[len(rounds) // 2]
     print(f"bars: {len(lat.decision)} (2019-02-11..15, SPY 1-minute, VIX first); entry signals: "
           f"{lat.entries}; python {sys.version.split()[0]}; {args.rounds} round(s), the median "
-          f"one shown; {args.gap_ms:g} ms idle before each bar\n")
+          f"one shown; {args.gap_ms:g} ms idle before each bar; "
+          f"{'CPU ' + str(args.cpu) + ' only' if args.cpu is not None else 'any CPU'}\n")
     print("| Bar in -> Indicators -> snapshot -> StrategySelector -> | decision (us) | idle (us) |")
     print("|---|---|---|")
     for name, pick in (("p50", statistics.median), ("p99", lambda v: percentile(v, 0.99)),

@@ -28,6 +28,9 @@ def test_bench_ws_prints_the_three_ways(capsys: pytest.CaptureFixture[str]) -> N
         assert way in out
 
 
-def test_a_benchmark_refuses_zero_rounds() -> None:
+@pytest.mark.parametrize("args", [["--rounds", "0"], ["--gap-ms", "-1"], ["--cpu", "100000"]])
+def test_a_benchmark_refuses_bad_arguments_naming_them(
+        args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        bench_actors.main(["--rounds", "0"])
+        bench_actors.main(args)
+    assert args[0] in capsys.readouterr().err
