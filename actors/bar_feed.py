@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from config.market_calendar import ET, get_calendar
+from config.market_calendar import ET, CalendarRangeError, MarketCalendar, get_calendar
 from messages.link import (
     BarUpdate,
     FeedSymbols,
@@ -138,7 +138,7 @@ async def run(ctx: ActorContext, inbox: Inbox, outbox: Outbox, memory: Memory, *
     async with trio.open_nursery() as nursery:
         for stream in streams:
             nursery.start_soon(_keep_subscribed, ctx, client, stream, outbox, memory)
-        quote_lines: dict[str, _QuoteLine] = {}
+        quote_lines = _QuoteLines()
         nursery.start_soon(_watch_notices, ctx, inbox, streams, quote_lines)
         nursery.start_soon(_sync_quotes, ctx, client, inbox, outbox, quote_lines)
         nursery.start_soon(_watch_quotes, ctx, quote_lines)
@@ -447,27 +447,69 @@ class _QuoteLine:
             self.inner.cancel("resubscribe")
 
 
+class _QuoteLines(dict[str, _QuoteLine]):
+    """The open quote lines by contract key; adding one wakes the staleness watchdog."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added = trio.Event()
+
+    def __setitem__(self, key: str, line: _QuoteLine) -> None:
+        super().__setitem__(key, line)
+        self.added.set()
+
+
 QUOTE_STALE_AFTER_MARKET_S = 120.0          # no quote this long in market hours: resubscribe
 QUOTE_STALE_AFTER_MIN_S = 10.0              # ...and never sooner than this in real seconds
 QUOTE_REFUSED_RETRY_MARKET_S = 1800.0       # a contract IB refuses for good (200, 354, ...)
                                             # is asked for again this rarely
+QUOTE_CHECK_FLOOR_S = 1.0
+"""Trio seconds the watchdog sleeps at least: at a session boundary the clock may read a hair
+before the instant it slept for, and the watchdog must not spin on it."""
 
 
-async def _watch_quotes(ctx: ActorContext, quote_lines: Mapping[str, _QuoteLine]) -> None:
-    """The quote staleness watchdog (market hours only: quiet nights are normal)."""
+async def _watch_quotes(ctx: ActorContext, quote_lines: _QuoteLines) -> None:
+    """The quote staleness watchdog, in market hours only (quiet nights are normal).
+
+    No tick: it sleeps until the quietest line would turn stale, a line is added, or the session
+    closes; at night, until the next session opens. A line that streams keeps moving its own
+    deadline, so a healthy line costs one wake-up per QUOTE_STALE_AFTER_MARKET_S at most."""
     cal = get_calendar()
     limit = max(QUOTE_STALE_AFTER_MIN_S, ctx.clock.to_trio_seconds(QUOTE_STALE_AFTER_MARKET_S))
     while True:
-        await trio.sleep(limit / 4)
-        if cal.session_at(ctx.clock.now_utc()) is None:
+        added = quote_lines.added = trio.Event()
+        wake = _check_quotes(ctx, cal, quote_lines, limit)
+        with trio.move_on_at(max(wake, trio.current_time() + QUOTE_CHECK_FLOOR_S)):
+            await added.wait()
+
+
+def _check_quotes(ctx: ActorContext, cal: MarketCalendar, quote_lines: _QuoteLines,
+                  limit: float) -> float:
+    """Resubscribe the lines silent for `limit` trio seconds in market hours; the trio time at
+    which to look again."""
+    now_utc = ctx.clock.now_utc()
+    session = cal.session_at(now_utc)
+    if session is None:
+        try:
+            opens = cal.next_session_after(now_utc).open
+        except CalendarRangeError:
+            return trio.current_time() + limit       # past the calendar: said elsewhere
+        return ctx.clock.trio_time_at(opens)
+    now = trio.current_time()
+    wake = ctx.clock.trio_time_at(session.close)
+    for line in list(quote_lines.values()):
+        if line.inner is None or line.refused is not None:
+            wake = min(wake, now + limit)            # not streaming now: look again later
             continue
-        now = trio.current_time()
-        for line in list(quote_lines.values()):
-            if line.inner is not None and line.refused is None and now - line.last > limit:
-                ctx.log.warning("quote %s silent for %.0f s: resubscribing", line.key,
-                                now - line.last)
-                line.last = now
-                line.resubscribe()
+        deadline = line.last + limit
+        if now >= deadline:
+            ctx.log.warning("quote %s silent for %.0f s: resubscribing", line.key,
+                            now - line.last)
+            line.last = now
+            line.resubscribe()
+            deadline = now + limit
+        wake = min(wake, deadline)
+    return wake
 
 
 def _quote_refused(ctx: ActorContext, line: _QuoteLine, code: int | None, text: str) -> None:
