@@ -16,7 +16,9 @@ before. A kill -9 loses what was not yet handed to the OS either way; the window
 writer's pause to the end of the current burst (normally well under a millisecond).
 
 Not on a virtual clock (trio.testing.MockClock): there the loop may never sleep in real time,
-and tests read the files while virtual minutes pass in real microseconds.
+and tests read the files while virtual minutes pass in real microseconds. And not hostage to the
+trio thread: if it hangs in synchronous code, a safety-net thread hands over what has been held
+for SAFETY_NET_S, so the lines that led up to the hang are on disk.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ from runtime.infra.clock import on_virtual_clock
 
 MAX_HOLD_S = 0.02
 """Real seconds a line may wait for an idle loop before its writer is woken anyway."""
+
+SAFETY_NET_S = 1.0
+"""If the trio thread never runs its loop again (stuck in synchronous code: a hang), the
+instrument never rings; a small thread looks every this many seconds and hands over what has
+been held that long, so the last lines before a hang still reach the disk. Its only cost is one
+wake-up a second (it takes the GIL for a few microseconds)."""
 
 
 class DeferredWake:
@@ -84,6 +92,15 @@ class IdleHandOff(trio.abc.Instrument):
                 bell.release()
 
 
+def _safety_net(bells: Sequence[DeferredWake], stop: threading.Event, every: float) -> None:
+    while not stop.wait(every):
+        now = time.monotonic()
+        for bell in bells:
+            since = bell.held_since
+            if since is not None and now - since >= every:
+                bell.release()
+
+
 def _in_trio_run() -> bool:
     try:
         trio.lowlevel.current_trio_token()
@@ -93,8 +110,8 @@ def _in_trio_run() -> bool:
 
 
 @contextlib.contextmanager
-def open_idle_handoff(bells: Sequence[DeferredWake],
-                      max_hold_s: float = MAX_HOLD_S) -> Iterator[bool]:
+def open_idle_handoff(bells: Sequence[DeferredWake], max_hold_s: float = MAX_HOLD_S,
+                      safety_net_s: float = SAFETY_NET_S) -> Iterator[bool]:
     """Hold the bells' rings made on this thread until the trio loop is idle; yields whether it
     does (False outside a trio run or on a virtual clock, where it changes nothing)."""
     if not bells or not _in_trio_run() or on_virtual_clock():
@@ -102,13 +119,19 @@ def open_idle_handoff(bells: Sequence[DeferredWake],
         return
     instrument = IdleHandOff(bells, max_hold_s)
     ident = threading.get_ident()
+    stop = threading.Event()
+    net = threading.Thread(target=_safety_net, args=(tuple(bells), stop, safety_net_s),
+                           name="idle-handoff-net", daemon=True)
     for bell in bells:
         bell.hold_on(ident)
     trio.lowlevel.add_instrument(instrument)
+    net.start()
     try:
         yield True
     finally:
+        stop.set()
         for bell in bells:
             bell.hold_on(None)
         with contextlib.suppress(KeyError, RuntimeError):   # removed already, or trio is gone
             trio.lowlevel.remove_instrument(instrument)
+        net.join(1.0)

@@ -121,3 +121,22 @@ def test_outside_a_trio_run_a_ring_wakes_at_once() -> None:
     with open_idle_handoff([bell]) as holding:
         bell.ring()
     assert (holding, rung) == (False, [1])
+
+
+async def test_lines_held_by_a_loop_that_hangs_still_reach_the_disk(tmp_path: Path) -> None:
+    """The trio thread stuck in synchronous code never idles (no instrument call ever rings):
+    the safety net hands the held lines over, so the lines that led up to a hang are on disk."""
+    with _logging(tmp_path) as journal:
+        writer = journal._writer
+        assert writer is not None
+        journal.emit("order_submitted", "root.test", n=1)
+        logging.getLogger("crucible.test").warning("the last words before the hang")
+        deadline = time.monotonic() + 10
+        while writer.stats.written < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)   # noqa: ASYNC251 - blocking on purpose: the loop never turns
+        assert writer.stats.written == 1
+        log_file = tmp_path / "logs" / "bot.log"
+        while time.monotonic() < deadline and (
+                not log_file.exists() or "the last words" not in log_file.read_text()):
+            time.sleep(0.05)   # noqa: ASYNC251 - the hang goes on
+        assert "the last words before the hang" in log_file.read_text()
