@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,12 +71,17 @@ def text_of(driver: Any, element_id: str) -> str:
 
 
 def click(driver: Any, by: str, value: str, attempts: int = 5) -> None:
-    """Click an element, finding it again if the page re-rendered it meanwhile."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """Click an element, finding it again if the page re-rendered it meanwhile (stale), or
+    once more a moment later if it is not on the page right now."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     for attempt in range(attempts):
         try:
             driver.find_element(by, value).click()
             return
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, NoSuchElementException):
             if attempt == attempts - 1:
                 raise
+            time.sleep(0.2)

@@ -103,8 +103,12 @@ async def test_a_position_appears_after_an_entry_its_pnl_follows_the_quotes_and_
                 await wait_page(driver, lambda d: key in text_of(d, "positions"),
                                 f"the position {key}")
                 first = text_of(driver, "positions")
-                await wait_page(driver, lambda d: text_of(d, "positions") != first,
-                                "the position's mark and P&L moving", timeout=120)
+                # moving, and still there: a row that vanished (closed by an exit rule or the
+                # broker's bracket as the market moved) is not a mark that moved
+                await wait_page(driver, lambda d: key in (now := text_of(d, "positions"))
+                                and now != first, "the position's mark and P&L moving",
+                                timeout=120)
+                assert broker_position(h, key) != 0, "closed before the console's click"
                 # the close button: asks, then ModeGuard's exit goes out and the broker
                 # (the simulator's own book) is flat
                 await in_browser(lambda: click(driver, "css selector", "button.close"))
