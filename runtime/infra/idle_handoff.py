@@ -70,6 +70,12 @@ class DeferredWake:
             self.held_since = None
             self._wake()
 
+    def release_if_held_for(self, seconds: float) -> None:
+        """Wake the writer if a ring has been held at least `seconds`."""
+        since = self.held_since
+        if since is not None and time.monotonic() - since >= seconds:
+            self.release()
+
     def hold_on(self, ident: int | None) -> None:
         """Hold rings made on thread `ident` (None: hold nothing, and wake for what was held)."""
         self._hold_on = ident
@@ -86,19 +92,16 @@ class IdleHandOff(trio.abc.Instrument):
 
     def before_io_wait(self, timeout: float) -> None:
         for bell in self.bells:
-            since = bell.held_since
-            if since is not None and (timeout > 0 or
-                                      time.monotonic() - since >= self.max_hold_s):
+            if timeout > 0:                  # about to sleep: the burst is over
                 bell.release()
+            else:
+                bell.release_if_held_for(self.max_hold_s)
 
 
 def _safety_net(bells: Sequence[DeferredWake], stop: threading.Event, every: float) -> None:
     while not stop.wait(every):
-        now = time.monotonic()
         for bell in bells:
-            since = bell.held_since
-            if since is not None and now - since >= every:
-                bell.release()
+            bell.release_if_held_for(every)
 
 
 def _in_trio_run() -> bool:
