@@ -8,12 +8,15 @@ writer works. On a 2-core machine that landed on the bar being decided: an entry
 journals its signal) took tens of microseconds longer, and so did the bars after it
 (`python -m tests.system.brain.bench_actors`, docs/BENCHMARKS.md).
 
-With `open_idle_handoff` active, a line put on the trio thread is queued but its writer is not
-woken: the `IdleHandOff` instrument rings the writer's bell when the loop is about to sleep (the
-burst is over, nothing is runnable) or, for a loop that never sleeps, once the oldest held line
-is `MAX_HOLD_S` old. Lines from other threads (ib_async's asyncio thread logs) ring at once, as
-before. A kill -9 loses what was not yet handed to the OS either way; the window grows from the
-writer's pause to the end of the current burst (normally well under a millisecond).
+With `open_idle_handoff` active, a line made on the trio thread is held and its writer is not
+woken: the `IdleHandOff` instrument rings the bell when the loop is about to sleep (the burst is
+over, nothing is runnable) or, for a loop that never sleeps, once the oldest held line is
+`MAX_HOLD_S` old. The journal holds the event itself, not its encoded line: the bell's wake-up
+encodes the burst and calls the taps then (journal.py), so an entry signal's line no longer
+costs its bar the encoding's 30-50 µs of cold code. Lines from other threads (ib_async's asyncio
+thread logs) ring at once, as before. A kill -9 loses what was not yet handed to the OS either
+way; the window grows from the writer's pause to the end of the current burst (normally well
+under a millisecond).
 
 Not on a virtual clock (trio.testing.MockClock): there the loop may never sleep in real time,
 and tests read the files while virtual minutes pass in real microseconds. And not hostage to the
@@ -56,9 +59,13 @@ class DeferredWake:
     def holding(self) -> bool:
         return self._hold_on is not None
 
+    def holds_here(self) -> bool:
+        """Whether rings made on the calling thread are held."""
+        return self._hold_on == threading.get_ident()
+
     def ring(self) -> None:
         """Work was queued: wake the writer now, or at the holding thread's next idle."""
-        if self._hold_on == threading.get_ident():
+        if self.holds_here():
             if self.held_since is None:
                 self.held_since = time.monotonic()
             return

@@ -183,7 +183,8 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
     saved_level, saved_handlers = root.level, root.handlers[:]
     human_handler = _PreformattedQueueHandler(human_q)
     human_handler.addFilter(_StampFilter())
-    bells = [writer.doorbell, human_handler.doorbell]
+    journal = Journal(writer=writer)
+    bells = [journal.doorbell, human_handler.doorbell]
     root.handlers = [human_handler]
     root.setLevel(getattr(logging, level.upper()))
     if quiet_loggers is None:
@@ -216,7 +217,7 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
     _closers.append(close)
     try:
         with open_idle_handoff(bells):
-            yield Journal(writer=writer)
+            yield journal
     finally:
         close()
         _closers.remove(close)

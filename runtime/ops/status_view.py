@@ -115,7 +115,8 @@ class Subscription:
 class EventTail:
     """The journal tap: recent events, the resource series, signals, and live subscribers.
 
-    Called on the emitting task (a Journal tap); it only appends to bounded deques."""
+    A Journal tap: called on the trio thread (when the journal hands a burst's lines over, as
+    the loop goes idle); it only appends to bounded deques and sets trio Events."""
 
     def __init__(self, keep: int = TAIL_EVENTS) -> None:
         self.recent: deque[dict[str, Any]] = deque(maxlen=keep)

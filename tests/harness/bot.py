@@ -19,6 +19,7 @@ import trio
 from config.settings import Settings
 from runtime.app.app import TreeOptions
 from runtime.app.bot import BotHandle, BotOptions, run_bot
+from runtime.infra.journal import Journal
 from tests.harness import Event, events_named, first_event, settings_for
 from tests.harness.data import SPY_1M
 from tools.fake_gateway import FakeGateway, FakeGatewayConfig, open_fake_gateway
@@ -32,13 +33,24 @@ BOT_WAIT = 60.0
 
 @dataclass
 class Recorder:
-    """Every journal event, in order, plus a way to wait for the next matching one."""
+    """Every journal event, in order, plus a way to wait for the next matching one.
 
-    events: list[Event] = field(default_factory=list)
+    `events` first has the journal hand over what the event loop holds (the journal taps a
+    burst's events when the loop goes idle): a test that saw the bot's state change must also
+    see the events emitted with it."""
+
+    journal: Journal | None = None
+    _events: list[Event] = field(default_factory=list)
     _changed: trio.Event = field(default_factory=trio.Event)
 
+    @property
+    def events(self) -> list[Event]:
+        if self.journal is not None:
+            self.journal.hand_over()
+        return self._events
+
     def __call__(self, event: Event) -> None:
-        self.events.append(event)
+        self._events.append(event)
         self._changed.set()
         self._changed = trio.Event()
 
@@ -86,6 +98,7 @@ async def open_bot_and_gateway(tmp_path: Path, shared_data: Path, *, speed: floa
                              handle_signals=False, tree=tree)
         async with trio.open_nursery() as nursery:
             bot: BotHandle = await nursery.start(run_bot, s, options)
+            recorder.journal = bot.journal
             bot.journal.add_tap(recorder)
             try:
                 yield Harness(bot, gw, recorder, s)

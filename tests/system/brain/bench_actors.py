@@ -5,12 +5,14 @@ Latency: the app's brain subtree in process on trio's real clock, the real journ
 writing to a temporary directory. For each 1-minute SPY bar of the week (the VIX reading of its
 minute published first, as usual): a `Bar` into the `bars` channel, then two times are taken.
 `decision` ends when the decision reaches the next actor: the entry signal received by the task
-that plays ModeGuard's inbox or, for a bar that brings no signal (nearly all), when every task is
-blocked again, i.e. Indicators computed and sent the snapshot and StrategySelector evaluated the
-decision (persisting and journaling it if it changed) and the entry rules. `idle` always ends
-when every task is blocked again. The goal (issue 17: p99 <= 200 us) is on `decision`; `idle`
-is printed so the cost of what follows the signal stays in sight. The clock is re-anchored
-before each bar so the bar has just completed.
+that plays ModeGuard's inbox or, for a bar that brings no signal (nearly all), when
+StrategySelector's task ends the step in which it decided (Indicators computed and sent the
+snapshot, the selector evaluated the strategy in force, queued its memory and journal line if
+they changed, and ran the entry rules: it is waiting for the next snapshot). `idle` always ends
+when every task is blocked again, seen by `wait_all_tasks_blocked` (two scheduler passes after
+the last step). The goal (issue 17: p99 <= 200 us) is on `decision`; `idle` is printed so the
+cost of what follows stays in sight. The clock is re-anchored before each bar so the bar has
+just completed.
 
 `--cpu N` keeps the process on one CPU (Linux): on this 2-core VM the scheduler moving it
 between CPUs doubles the p99 of bars that do nothing but the common path (docs/BENCHMARKS.md).
@@ -58,6 +60,32 @@ from tools import consistency
 DAYS = [dt.date(2019, 2, d) for d in (11, 12, 13, 14, 15)]
 
 
+class SelectorSteps(trio.abc.Instrument):
+    """When StrategySelector's main task last ended a step (perf_counter), found by the helper
+    tasks its nursery runs."""
+
+    def __init__(self) -> None:
+        self.task: trio.lowlevel.Task | None = None
+        self.done = 0.0
+
+    def find(self) -> None:
+        root = trio.lowlevel.current_root_task()
+        tasks = [root]
+        while tasks:
+            task = tasks.pop()
+            for nursery in task.child_nurseries:
+                children = nursery.child_tasks
+                if any(c.name.endswith("strategy_selector._run_timers") for c in children):
+                    self.task = task
+                    return
+                tasks.extend(children)
+        raise RuntimeError("StrategySelector's task is not in the tree")
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.done = time.perf_counter()
+
+
 class Latencies:
     """Per bar, in microseconds: until the decision reached the next actor (`decision`) and
     until every task of the brain was idle again (`idle`: for a bar with a signal, that adds
@@ -80,9 +108,12 @@ async def measure_day(root: Path, day: dt.date, gap_s: float = 0.0) -> Latencies
     spy, vix = day_bars(bars_of(SPY_2019), day), day_bars(bars_of(VIX_2019), day)
     vix_at = {b[0]: b for b in vix}
     out = Latencies()
+    steps = SelectorSteps()
     async with open_brain(settings.log_dir.parent, et(day, 9, 29), settings=settings) as brain:
         brain.journal.remove_tap(brain.events.append)   # the test harness's, not the bot's
         await trio.testing.wait_all_tasks_blocked()
+        steps.find()
+        trio.lowlevel.add_instrument(steps)
         for b in spy:
             end = dt.datetime.fromtimestamp(b[0] + 60, dt.UTC)
             brain.clock.follow(end + dt.timedelta(milliseconds=500), tolerance=0.0)
@@ -99,9 +130,11 @@ async def measure_day(root: Path, day: dt.date, gap_s: float = 0.0) -> Latencies
             await brain.bars.send(bar)
             await trio.testing.wait_all_tasks_blocked()
             idle = time.perf_counter()
-            decided = brain.received_at[-1] if len(brain.received_at) > signals else idle
+            decided = (brain.received_at[-1] if len(brain.received_at) > signals
+                       else steps.done if steps.done > start else idle)
             out.decision.append((decided - start) * 1e6)
             out.idle.append((idle - start) * 1e6)
+        trio.lowlevel.remove_instrument(steps)
         out.entries = len(brain.entries)
     return out
 
@@ -121,6 +154,23 @@ async def week_verdict(root: Path) -> list[str]:
     async with open_brain(root, et(LIVE_DAYS[0], 6, 0), settings=settings) as brain:
         await play_week(brain, settings.gameplan_path, spy, vix)
     return consistency.compare_logdir(settings.log_dir).summary_lines()
+
+
+def machine_stalls(seconds: float = 1.0) -> tuple[float, float]:
+    """Stalls per second longer than 50 and 100 µs that a loop doing nothing but read the clock
+    sees: the machine's own noise (on a small VM, the host's timer interrupts). A bar taking
+    `t` seconds meets one with probability about `rate * t`: the floor under the p99."""
+    clock = time.perf_counter
+    end = clock() + seconds
+    last = clock()
+    over50 = over100 = 0
+    while last < end:
+        now = clock()
+        if now - last > 50e-6:
+            over50 += 1
+            over100 += now - last > 100e-6
+        last = now
+    return over50 / seconds, over100 / seconds
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -158,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             parser.error(f"--cpu {args.cpu}: {exc}")
     gap_s = args.gap_ms / 1000
+    stalls = machine_stalls()
     trio.run(measure, gap_s)                  # warm caches, the calendar, pydantic
     rounds = sorted((trio.run(measure, gap_s) for _ in range(args.rounds)),
                     key=lambda r: percentile(r.decision, 0.99))
@@ -173,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {pick(lat.decision):.0f} | {pick(lat.idle):.0f} |")
     print("\ndecision p99 of each round, lowest first: "
           + ", ".join(f"{percentile(r.decision, 0.99):.0f}" for r in rounds) + " us")
-    print("\ndecision: the signal received by the next actor, or (no signal) the brain idle;"
-          "\nidle: every task of the brain blocked again (the journal and log lines included).\n")
+    print(f"this machine's own stalls (1 s of reading the clock before the rounds): "
+          f"{stalls[0]:.0f}/s over 50 us, {stalls[1]:.0f}/s over 100 us")
+    print("\ndecision: the signal received by the next actor, or (no signal) the selector's "
+          "step done;\nidle: every task of the brain blocked again, as wait_all_tasks_blocked "
+          "sees it.\n")
     with tempfile.TemporaryDirectory() as tmp:
         lines = trio.run(week_verdict, Path(tmp),
                          clock=trio.testing.MockClock(autojump_threshold=0))

@@ -17,6 +17,7 @@ def test_bench_actors_prints_the_median_round_and_the_live_replay_verdict(
     assert "bars: 1950" in out
     assert "| p99 |" in out
     assert "decision p99 of each round" in out
+    assert "this machine's own stalls" in out
     assert "MATCH" in out
 
 
