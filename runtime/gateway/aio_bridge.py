@@ -32,6 +32,8 @@ from typing import Any, TypeVar
 
 import trio
 
+from runtime.infra.thread_names import name_os_thread
+
 T = TypeVar("T")
 log = logging.getLogger("runtime.gateway.aio_bridge")
 
@@ -152,6 +154,7 @@ def _set_from_thread(token: trio.lowlevel.TrioToken, event: trio.Event) -> None:
 
 
 def _thread_main(ready: threading.Event, box: dict[str, asyncio.AbstractEventLoop]) -> None:
+    name_os_thread()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     box["loop"] = loop

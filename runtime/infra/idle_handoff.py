@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 import trio
 
 from runtime.infra.clock import on_virtual_clock
+from runtime.infra.thread_names import name_os_thread
 
 MAX_HOLD_S = 0.02
 """Real seconds a line may wait for an idle loop before its writer is woken anyway."""
@@ -106,6 +107,7 @@ class IdleHandOff(trio.abc.Instrument):
 
 
 def _safety_net(bells: Sequence[DeferredWake], stop: threading.Event, every: float) -> None:
+    name_os_thread()
     while not stop.wait(every):
         for bell in bells:
             bell.release_if_held_for(every)

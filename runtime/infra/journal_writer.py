@@ -18,6 +18,7 @@ from pathlib import Path
 
 from runtime.infra.journal_line import _iso_utc, encode_line
 from runtime.infra.log_context import now_utc
+from runtime.infra.thread_names import name_os_thread
 
 _log = logging.getLogger("runtime.journal")
 
@@ -129,6 +130,7 @@ class JournalWriter:
 
     # -- the writer thread --------------------------------------------------------------------
     def _run(self) -> None:
+        name_os_thread()
         lines = self._lines
         while True:
             self._work.wait()

@@ -38,6 +38,7 @@ from runtime.infra.journal import (  # re-exported: the journal's public names l
     encode_line,
 )
 from runtime.infra.log_context import now_utc, register_secret, scrub, set_log_clock
+from runtime.infra.thread_names import name_os_thread
 
 __all__ = ["HUMAN_LOGGER", "JOURNAL_LOGGER", "HumanFormatter", "Journal", "JournalStats",
            "JournalWriter", "close_logging_now", "encode_line", "log_block", "now_utc",
@@ -142,6 +143,19 @@ class _PreformattedQueueHandler(logging.handlers.QueueHandler):
 _TRACEBACKS = logging.Formatter()
 
 
+class _HumanLogListener(logging.handlers.QueueListener):
+    """logging's QueueListener, its OS thread named `human-log` at its first record (the
+    listener starts its thread itself: thread_names.py says why names matter)."""
+
+    _named = False
+
+    def handle(self, record: logging.LogRecord) -> None:
+        if not self._named:
+            self._named = True
+            name_os_thread("human-log")
+        super().handle(record)
+
+
 def _skip_unused_record_fields() -> None:
     """Stop `logging` collecting what no line of ours prints: the caller's file and line (a
     stack walk per record), the process and the multiprocessing names. The logging HOWTO's
@@ -175,7 +189,7 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(HumanFormatter())
         sinks.append(stream)
-    human_listener = logging.handlers.QueueListener(human_q, *sinks)
+    human_listener = _HumanLogListener(human_q, *sinks)
     writer = JournalWriter(events_file, max_bytes=max_bytes, backups=backup_count)
 
     _skip_unused_record_fields()
