@@ -72,6 +72,12 @@ class DeferredWake:
             return
         self._wake()
 
+    def hold_again(self) -> None:
+        """Keep a ring held, from any thread: a wake-up whose work the holding thread must
+        finish (the journal's taps of lines the safety net wrote) runs again at its idle."""
+        if self.held_since is None:
+            self.held_since = time.monotonic()
+
     def release(self) -> None:
         """Wake the writer if a ring is held."""
         if self.held_since is not None:

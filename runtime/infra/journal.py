@@ -52,10 +52,11 @@ class Journal:
     `doorbell` is the journal's wake-up under open_logging's idle hand-off: while it holds on the
     trio thread, `emit` keeps the event (a dict, its containers copied) and the hand-over, when
     the loop is about to sleep, encodes the burst, gives it to the writer in one batch and calls
-    the taps. The file keeps the order of `emit` calls: a line from another thread first hands
-    over what the trio thread holds. The safety net that hands over for a hung trio thread
-    writes the lines but keeps their taps for the trio thread (a tap such as the console's wakes
-    trio tasks, which only the trio thread may do).
+    the taps. The file keeps the order of `emit` calls: a line from another thread is written at
+    once, after what the trio thread holds. Lines written off the trio thread while it holds
+    (that one, or the safety net's for a hung loop) are tapped by the trio thread at its next
+    idle, in order: a tap such as the console's wakes trio tasks, which only the trio thread
+    may do.
     """
 
     def __init__(self, logger: logging.Logger | None = None, *,
@@ -89,8 +90,12 @@ class Journal:
             self._held.append(record)
             bell.ring()
             return
-        if self._held or self._untapped:      # keep the order of the calls
+        if bell.holding or self._held or self._untapped:
+            # another thread while the trio thread holds: written at once, after what the trio
+            # thread holds (the file keeps the order of the calls), tapped by the trio thread
+            self._held.append(record)
             self.hand_over()
+            return
         self._write([record], tap=True, batch=False)
 
     def hand_over(self) -> None:
@@ -110,6 +115,8 @@ class Journal:
                     records.append(held.popleft())
             if records:
                 self._write(records, tap=tap, batch=True)
+            if self._untapped and not tap:     # the trio thread taps them at its next idle
+                bell.hold_again()
 
     def _write(self, records: list[dict[str, Any]], *, tap: bool, batch: bool) -> None:
         lines = [encode_line(record) for record in records]

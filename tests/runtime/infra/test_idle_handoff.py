@@ -190,7 +190,10 @@ async def test_a_list_changed_after_emit_does_not_change_the_held_line(tmp_path:
 
 async def test_a_line_from_another_thread_follows_the_lines_the_loop_held_before_it(
         tmp_path: Path) -> None:
+    """In the file and for the taps, which run on the trio thread, in the order of the calls."""
+    seen: list[tuple[int, object]] = []
     with _logging(tmp_path) as journal:
+        journal.add_tap(lambda event: seen.append((threading.get_ident(), event["n"])))
         journal.emit("bar", "root.test", n=1)            # held: the loop has not idled
         thread = threading.Thread(target=journal.emit, args=("bar", "root.thread"),
                                   kwargs={"n": 2})
@@ -198,6 +201,7 @@ async def test_a_line_from_another_thread_follows_the_lines_the_loop_held_before
         thread.join()
         journal.emit("bar", "root.test", n=3)
         await _written(journal, 3)
+        assert seen == [(threading.get_ident(), n) for n in (1, 2, 3)]
     assert [e["n"] for e in read_jsonl(tmp_path / "logs" / "events.jsonl")] == [1, 2, 3]
 
 
@@ -216,6 +220,10 @@ async def test_the_taps_of_lines_a_hung_loop_held_run_on_the_trio_thread_once_it
             time.sleep(0.05)   # noqa: ASYNC251 - blocking on purpose: the loop never turns
         assert writer.stats.written == 1, "the safety net did not write the held line"
         assert seen == []
+        deadline = time.monotonic() + 10       # the loop runs again: nothing new is emitted,
+        while not seen and time.monotonic() < deadline:   # its first idle taps the line
+            await trio.sleep(0.001)
+        assert seen == [(threading.get_ident(), 1)]
         journal.emit("bar", "root.test", n=2)
         await _written(journal, 2)
         assert seen == [(threading.get_ident(), 1), (threading.get_ident(), 2)]
