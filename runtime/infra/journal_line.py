@@ -2,7 +2,7 @@
 
 Timestamps as `2026-11-20T14:30:00.000000Z`, NaN and infinities as null, what JSON has no type
 for as its text, secrets scrubbed; `encode_line` never raises (a bad field must not lose the
-event). tests/runtime/infra/test_journal_writer.py pins the format byte for byte.
+event). tests/runtime/infra/test_journal_line.py pins the format byte for byte.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ obvious place to look and no second copy to drift. This module holds the small o
   wait_for_text                  a bounded wait for a line a subprocess writes to a file
   settings_for                   Settings rooted in a test's tmp_path (no stray environment)
   memory_journal                 a Journal whose events land in a list, no file
+  open_tmp_logging               open_logging into tmp_path/logs (bot.log, events.jsonl)
+  busy_for, BURST_S              keep the trio loop running without ever sleeping
   read_jsonl                     a JSON-lines file as dicts (missing file = no lines)
   events_named / first_event     journal events picked by name and fields
   emitted_event_names            every journal event name the code can write
@@ -39,13 +41,14 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from config.settings import Settings, load_settings
-from runtime.infra.logs import Journal
+from runtime.infra.logs import Journal, open_logging
 
 Event = dict[str, Any]
 REPO = Path(__file__).resolve().parents[2]
@@ -115,6 +118,29 @@ def memory_journal(name: str) -> tuple[Journal, list[Event]]:
     events: list[Event] = []
     journal.add_tap(events.append)
     return journal, events
+
+
+def open_tmp_logging(tmp_path: Path) -> AbstractContextManager[Journal]:
+    """open_logging as the bot sets it up, writing tmp_path/logs/bot.log and events.jsonl."""
+    return open_logging(log_file=tmp_path / "logs" / "bot.log", max_bytes=1 << 20,
+                        backup_count=2, console=False)
+
+
+BURST_S = 0.005
+"""How long a test keeps the loop busy with `busy_for` while it checks that nothing waiting for
+the idle loop happened: well under idle_handoff's hold limit (20 ms), so the check cannot race
+the limit."""
+
+
+async def busy_for(seconds: float = BURST_S) -> int:
+    """Keep the trio loop running without ever sleeping (checkpoints only), as a burst does:
+    what waits for the loop to go idle must not happen meanwhile. Returns the passes made."""
+    end = time.monotonic() + seconds
+    passes = 0
+    while time.monotonic() < end:
+        await trio.lowlevel.checkpoint()
+        passes += 1
+    return passes
 
 
 def events_named(events: list[Event], name: str, *, after: int = 0,

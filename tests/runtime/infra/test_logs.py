@@ -1,11 +1,16 @@
-"""The human log and the event journal: format, rotation, secrets, clock time."""
+"""The human log and the event journal as open_logging sets them up: format, rotation,
+secrets, clock time, the hard exit, a stalled human log."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import trio
@@ -14,6 +19,7 @@ import trio.testing
 from config.market_calendar import ET
 from runtime.infra.clock import Clock
 from runtime.infra.logs import open_logging, register_secret, set_log_clock
+from tests.harness import REPO, read_jsonl
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[-+]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|"
                   r"CRITICAL) +\[[\w.]+\] ")
@@ -100,3 +106,51 @@ def test_multiline_messages_indent_continuations_and_journal_survives_bad_values
     events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert events[0]["cpu_pct"] is None and events[0]["rss_mb"] == 12.5
     assert events[1]["event"] == "weird" and "object" in events[1]["value"]
+
+
+def test_close_logging_now_writes_out_both_logs_before_a_hard_process_exit(
+        tmp_path: Path) -> None:
+    """The hard stop ends the process with os._exit (no cleanup runs): the logs come first."""
+    script = textwrap.dedent("""
+        import logging, os, sys
+        from pathlib import Path
+        from runtime.infra.logs import close_logging_now, open_logging
+        log_file = Path(sys.argv[1]) / "bot.log"
+        with open_logging(log_file=log_file, max_bytes=1 << 20, backup_count=2,
+                          console=False) as journal:
+            for i in range(2000):
+                journal.emit("bar", "root.test", n=i)
+            logging.getLogger("runtime").critical("ending the process")
+            close_logging_now()
+            os._exit(1)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60, check=False)
+    assert done.returncode == 1
+    assert [e["n"] for e in read_jsonl(tmp_path / "events.jsonl")] == list(range(2000))
+    assert "ending the process" in (tmp_path / "bot.log").read_text(encoding="utf-8")
+
+
+def test_a_stalled_human_log_drops_new_lines_and_says_how_many_once_it_catches_up() -> None:
+    import logging
+    import queue as q
+
+    from runtime.infra.logs import HumanFormatter, _PreformattedQueueHandler
+    lines: q.SimpleQueue[logging.LogRecord] = q.SimpleQueue()
+    handler = _PreformattedQueueHandler(lines, capacity=3)
+    line_of = HumanFormatter().format          # what the writer thread's sinks do
+    logger = logging.getLogger("tests.human.stalled")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for i in range(5):                  # nobody drains: a disk that stalls
+            logger.warning("line %d", i)
+        assert (lines.qsize(), handler.dropped) == (3, 2)
+        kept = [line_of(lines.get_nowait()) for _ in range(3)]
+        assert [k.endswith(f"line {i}") for i, k in enumerate(kept)] == [True] * 3
+        logger.warning("line 5")           # the writer caught up
+        after = [line_of(lines.get_nowait()) for _ in range(2)]
+    finally:
+        logger.removeHandler(handler)
+    assert "[runtime.logs] 2 log lines were dropped" in after[0]
+    assert after[1].endswith("line 5") and handler.dropped == 0
