@@ -401,10 +401,10 @@ class _Selector:
         return decision
 
     def _changed_memory(self) -> SelectionMemory | None:
-        memory = self.stage.selection.memory()
-        if memory is None or memory == self.saved or memory == self.failed:
+        selection = self.stage.selection
+        if selection.memory_is_one_of(self.saved, self.failed):
             return None
-        return memory
+        return selection.memory()
 
     def _queue_save(self) -> None:
         memory = self._changed_memory()

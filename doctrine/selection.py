@@ -300,7 +300,15 @@ class SelectionState:
         return self._decision
 
     def memory(self) -> SelectionMemory | None:
+        """A copy of the day's memory (the caller may keep it; the state goes on changing)."""
         return None if self._mem is None else dataclasses.replace(self._mem)
+
+    def memory_is_one_of(self, *known: SelectionMemory | None) -> bool:
+        """Whether the day's memory is absent or equal to one of `known`, without the copy
+        `memory()` makes: the selector asks on every bar, and it has nearly always not
+        changed."""
+        mem = self._mem
+        return mem is None or any(k is not None and mem == k for k in known)
 
     def evaluate(self, now: dt.datetime) -> StrategyDecision:
         return self.evaluate_at(epoch_of(now))

@@ -270,6 +270,24 @@ def test_restored_memory_is_never_more_permissive(plan_a: Gameplan) -> None:
     assert state.memory() == memory
 
 
+def test_the_memory_is_known_until_a_pivot_changes_it_and_a_copy_does_not_follow_it(
+        plan_a: Gameplan) -> None:
+    """What the selector asks on every bar (has the memory to persist changed?) without the
+    copy `memory()` makes; the copy it keeps as `saved` must not change with the state."""
+    state = state_with(plan_a)
+    assert state.memory_is_one_of(None)                  # no day yet: nothing to persist
+    state.set_vix(15.0, at(10))
+    state.evaluate_at(at(10))
+    saved = state.memory()
+    assert saved is not None
+    assert state.memory_is_one_of(saved) and state.memory_is_one_of(None, saved)
+    assert not state.memory_is_one_of(None)
+    state.set_vix(30.0, at(10, 5))                       # A -> C: a pivot
+    state.evaluate_at(at(10, 5))
+    assert not state.memory_is_one_of(saved)
+    assert saved.pivots == 0 and state.memory_is_one_of(state.memory())
+
+
 def test_unchanged_inputs_return_the_same_decision_object(plan_a: Gameplan) -> None:
     state = state_with(plan_a)
     state.set_vix_reading(VixReading(value=15.0, ts=dt.datetime.fromtimestamp(at(10), dt.UTC)))
