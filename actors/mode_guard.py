@@ -185,7 +185,6 @@ class _Guard:
         self.wake = trio.Event()                        # check now (positions changed, ...)
         self.wakeups = 0                                # the watch's checks (tests count them)
         self.marks_missing: list[str] = []
-        self.kill_seen: bool | None = None              # the file's presence at the last poll
 
     # -- persistence -------------------------------------------------------------------------
     def say_capital(self) -> None:
@@ -597,14 +596,16 @@ class _Guard:
             self._send_exit(p, reason, detail, urgent=reason == "emergency_stop")
 
     # -- kill switch -------------------------------------------------------------------------
-    def _poll_kill_file(self) -> None:
+    def _kill_file_present(self) -> bool:
         try:
-            present = self.kill_path.exists()
+            return self.kill_path.exists()
         except OSError:
-            present = True                 # cannot tell: assume engaged (fail closed)
+            return True                    # cannot tell: assume engaged (fail closed)
+
+    def _poll_kill_file(self) -> None:
+        present = self._kill_file_present()
         if present != self.risk.kill_switch:
             self._set_kill(present, "file")
-        self.kill_seen = present
 
     def _set_kill(self, engaged: bool, source: str) -> None:
         if engaged == self.risk.kill_switch:
@@ -860,11 +861,7 @@ class _Guard:
         async with open_file_watch(self.kill_path, poll_s=self.tuning.tick) as watch:
             while True:
                 await watch.wait_changed()
-                try:
-                    present = self.kill_path.exists()
-                except OSError:
-                    present = True
-                if present != self.risk.kill_switch:
+                if self._kill_file_present() != self.risk.kill_switch:
                     self.wake.set()
 
     def next_deadline(self, now: dt.datetime) -> dt.datetime:

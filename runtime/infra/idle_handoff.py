@@ -67,14 +67,14 @@ class DeferredWake:
     def ring(self) -> None:
         """Work was queued: wake the writer now, or at the holding thread's next idle."""
         if self.holds_here():
-            if self.held_since is None:
-                self.held_since = time.monotonic()
+            self.hold_again()
             return
         self._wake()
 
     def hold_again(self) -> None:
-        """Keep a ring held, from any thread: a wake-up whose work the holding thread must
-        finish (the journal's taps of lines the safety net wrote) runs again at its idle."""
+        """Hold a ring, from any thread (`ring` on the holding thread; elsewhere, a wake-up
+        whose work the holding thread must finish, such as the journal's taps of lines the
+        safety net wrote): the wake-up runs at the holding thread's next idle."""
         if self.held_since is None:
             self.held_since = time.monotonic()
 

@@ -5,9 +5,10 @@ Records are stamped with the runtime's clock on the calling thread (so simulated
 simulated time; log_context.py), formatted there, and handed to a writer thread that does the
 disk I/O: a slow or full disk delays the log, never a bar or an order. The human log goes through
 logging's `QueueListener`; the journal (journal.py), written on every bar, skips logging
-altogether: one orjson call and a put into a bounded queue, ~5 µs on the caller
-(docs/BENCHMARKS.md). Both writer threads are woken when the event loop goes idle rather than
-in the middle of the burst that logged (idle_handoff.py).
+altogether: on the trio thread it keeps the event (~2 µs on the caller) and encodes it with
+orjson when the loop goes idle; elsewhere it encodes at once (~5 µs; docs/BENCHMARKS.md).
+Both writer threads are woken when the event loop goes idle rather than in the middle of the
+burst that logged (idle_handoff.py).
 
 Formats (docs/LOGGING.md has the full contract):
   human   `2026-11-20T09:30:00.123-05:00 INFO     [root.brain.indicators] message`

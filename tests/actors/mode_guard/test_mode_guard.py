@@ -409,6 +409,33 @@ async def test_the_kill_file_is_seen_when_written_not_at_the_next_look(
         await g.wait_state(TradingState.ACTIVE, timeout=5)
 
 
+async def test_a_kill_file_that_cannot_be_looked_at_counts_as_engaged(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed: a stat that errors (an I/O error on the state disk; root cannot be denied
+    a permission here, so the error is raised by a stand-in for that one path) halts, at the
+    watch's next look: nothing changed on disk for inotify to report, so at the latest its
+    safety net (`max_wait_market_s`, 15 market minutes)."""
+    async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
+        a.link_up(1)
+        await g.router_ready()
+        await g.wait_state(TradingState.ACTIVE)
+        kill = a.env.settings.state_dir / "KILL_SWITCH"
+        exists = Path.exists
+
+        def unreadable(path: Path) -> bool:
+            if path == kill:
+                raise OSError(5, "Input/output error", str(path))
+            return exists(path)
+
+        monkeypatch.setattr(Path, "exists", unreadable)
+        await g.wait_state(TradingState.HALTED, timeout=mode_guard.Tuning().max_wait_market_s + 5)
+        assert [(e["source"], e["engaged"]) for e in a.journal("kill_switch")] == [
+            ("file", True)]
+        monkeypatch.setattr(Path, "exists", exists)       # the disk answers again: no file
+        await g.wait_state(TradingState.ACTIVE, timeout=mode_guard.Tuning().max_wait_market_s + 5)
+
+
 async def test_the_operator_closes_one_position_through_an_exit_intent_and_a_stranger_is_refused(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_actor_env(tmp_path, env=PAPER) as a, open_guard(a) as g:
