@@ -60,6 +60,11 @@ class DeferredWake:
     def holding(self) -> bool:
         return self._hold_on is not None
 
+    @property
+    def pending(self) -> bool:
+        """Whether a held ring waits for the holding thread's next idle."""
+        return self.held_since is not None
+
     def holds_here(self) -> bool:
         """Whether rings made on the calling thread are held."""
         return self._hold_on == threading.get_ident()

@@ -42,12 +42,13 @@ from runtime.infra.log_context import now_utc, register_secret, scrub, set_log_c
 from runtime.infra.thread_names import name_os_thread
 
 __all__ = ["HUMAN_LOGGER", "JOURNAL_LOGGER", "HumanFormatter", "Journal", "JournalStats",
-           "JournalWriter", "close_logging_now", "encode_line", "log_block", "now_utc",
-           "open_logging", "register_secret", "scrub", "set_log_clock"]
+           "JournalWriter", "close_logging_now", "encode_line", "handoff_pending", "log_block",
+           "now_utc", "open_logging", "register_secret", "scrub", "set_log_clock"]
 
 HUMAN_LOGGER = "crucible"
 
 _closers: list[Callable[[], None]] = []    # the open_logging blocks still open
+_bells: list[DeferredWake] = []            # their writers' wake-ups
 
 
 class _StampFilter(logging.Filter):
@@ -230,12 +231,23 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
     human_listener.start()
     writer.start()
     _closers.append(close)
+    _bells.extend(bells)
     try:
         with open_idle_handoff(bells):
             yield journal
     finally:
         close()
         _closers.remove(close)
+        for bell in bells:
+            _bells.remove(bell)
+
+
+def handoff_pending() -> bool:
+    """Whether lines made on the trio thread still wait for its next idle to reach their writer
+    thread (the journal's or the human log's). Live, the loop idles after every burst; a
+    benchmark that feeds bars back to back asks this to let it idle where live would
+    (tests/system/brain/bench_actors.py), so the next bar does not share the GIL with a writer."""
+    return any(bell.pending for bell in _bells)
 
 
 def close_logging_now() -> None:

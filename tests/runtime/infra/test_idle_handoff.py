@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from runtime.infra.idle_handoff import DeferredWake, open_idle_handoff
-from runtime.infra.logs import close_logging_now
+from runtime.infra.logs import close_logging_now, handoff_pending
 from tests.harness import busy_for, open_tmp_logging, read_jsonl
 
 
@@ -120,3 +120,23 @@ async def test_lines_held_by_a_loop_that_hangs_still_reach_the_disk(tmp_path: Pa
                 not log_file.exists() or "the last words" not in log_file.read_text()):
             time.sleep(0.05)   # noqa: ASYNC251 - the hang goes on
         assert "the last words before the hang" in log_file.read_text()
+
+
+async def test_handoff_pending_says_whether_a_line_waits_for_the_idle_loop(
+        tmp_path: Path) -> None:
+    """What a benchmark feeding bars back to back asks before the next bar: a journal line or a
+    log record held on the trio thread is pending until the loop idles, and only until then."""
+    assert not handoff_pending()
+    with open_tmp_logging(tmp_path) as journal:
+        assert not handoff_pending()
+        journal.emit("bar", "root.test", n=1)
+        assert handoff_pending()
+        await trio.sleep(0.001)                  # idle: the instrument rings the bell
+        assert not handoff_pending()
+        logging.getLogger("crucible.test").warning("a record of the next burst")
+        assert handoff_pending()
+        await trio.sleep(0.001)
+        assert not handoff_pending()
+        journal.emit("bar", "root.test", n=2)
+    assert not handoff_pending(), "closed logs still counted as holding lines"
+    assert [e["n"] for e in read_jsonl(tmp_path / "logs" / "events.jsonl")] == [1, 2]

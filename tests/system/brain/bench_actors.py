@@ -17,10 +17,20 @@ just completed.
 `--cpu N` keeps the process on one CPU (Linux): on this 2-core VM the scheduler moving it
 between CPUs doubles the p99 of bars that do nothing but the common path (docs/BENCHMARKS.md).
 
-Bars go in back to back by default (caches warm: the code's own cost). `--gap-ms` lets the event
-loop idle before each bar, as live bars a minute apart do: the CPU's caches are cold again, and
-the writer threads get the journal lines of the last burst while the loop idles
-(runtime/infra/idle_handoff.py).
+Bars go in back to back by default (caches warm: the code's own cost), with one exception that
+keeps the bench faithful to live: a bar that set work going off the bar path (journal or log
+lines held for the writer threads until the loop idles, a state save in a worker thread) gets
+the idle moment that the minute between live bars always gives it. The bench lets the loop sleep
+(SETTLE_S, longer while a worker thread is still busy) before the next bar: the writers write
+and the save lands while nothing is being decided, as live. Without it (`--no-settle`) the next
+bar shares the GIL with those threads: each time the loop releases the GIL around `epoll_wait`
+the waiting thread is signalled on the other CPU, and after 5 ms Python forces a switch. In one
+traced round, 115 of the 129 bars over 150 us had such a thread waiting (perf sched traces,
+docs/BENCHMARKS.md "Bar -> decision, fifth pass"). Live never sees that collision, since bars
+are seconds apart. About 1 bar in 27 follows a settle; the count is printed.
+
+`--gap-ms` lets the event loop idle before every bar, as live bars a minute apart do: the CPU's
+caches are cold again (on this VM an idle vCPU is halted by the host).
 
 Consistency: the week of tests/system/brain/test_live_matches_replay.py (2019-02-11 as history, the
 12th to the 15th live) on a virtual clock, then tools.consistency on the journal it wrote.
@@ -44,6 +54,7 @@ import trio
 import trio.testing
 
 from messages.market import Bar, VixReading
+from runtime.infra.logs import handoff_pending
 from tests.harness.brain import (
     brain_settings,
     day_bars,
@@ -95,14 +106,39 @@ class Latencies:
         self.decision: list[float] = []
         self.idle: list[float] = []
         self.entries = 0
+        self.settled = 0            # bars that followed a settle
 
     def add(self, other: Latencies) -> None:
         self.decision += other.decision
         self.idle += other.idle
         self.entries += other.entries
+        self.settled += other.settled
 
 
-async def measure_day(root: Path, day: dt.date, gap_s: float = 0.0) -> Latencies:
+SETTLE_S = 0.001
+"""How long the loop sleeps when the last bar left work off the bar path: the writers need a
+few hundred microseconds for a burst's lines; a worker thread's save is waited for in full."""
+
+
+async def settle() -> bool:
+    """Let the loop idle until what the last bar set going off the bar path is done, as the
+    minute between live bars does; whether there was anything to wait for.
+
+    The journal's and the human log's lines held on the trio thread go to their writers when
+    the loop sleeps (runtime/infra/idle_handoff.py); a state save runs in a worker thread of
+    trio's default limiter (runtime/infra/state_store.py)."""
+    limiter = trio.to_thread.current_default_thread_limiter()
+    if not handoff_pending() and not limiter.borrowed_tokens:
+        return False
+    await trio.sleep(SETTLE_S)
+    while limiter.borrowed_tokens:
+        await trio.sleep(SETTLE_S)
+    await trio.testing.wait_all_tasks_blocked()     # the saver's task has taken its result
+    return True
+
+
+async def measure_day(root: Path, day: dt.date, gap_s: float = 0.0,
+                      settled: bool = True) -> Latencies:
     settings = brain_settings(root / day.isoformat())
     write_plan(settings.gameplan_path, plan_dict(day))
     spy, vix = day_bars(bars_of(SPY_2019), day), day_bars(bars_of(VIX_2019), day)
@@ -123,6 +159,8 @@ async def measure_day(root: Path, day: dt.date, gap_s: float = 0.0) -> Latencies
                 await trio.testing.wait_all_tasks_blocked()
             if gap_s:
                 await trio.sleep(gap_s)         # the loop idles, as between live bars
+            elif settled and await settle():
+                out.settled += 1
             bar = Bar(symbol="SPY", ts=utc(b[0]), open=b[1], high=b[2], low=b[3], close=b[4],
                       volume=b[5])
             signals = len(brain.received_at)
@@ -139,11 +177,11 @@ async def measure_day(root: Path, day: dt.date, gap_s: float = 0.0) -> Latencies
     return out
 
 
-async def measure(gap_s: float = 0.0) -> Latencies:
+async def measure(gap_s: float = 0.0, settled: bool = True) -> Latencies:
     with tempfile.TemporaryDirectory() as tmp:
         total = Latencies()
         for day in DAYS:
-            total.add(await measure_day(Path(tmp), day, gap_s))
+            total.add(await measure_day(Path(tmp), day, gap_s, settled))
     return total
 
 
@@ -192,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap-ms", type=float, default=0.0,
                         help="let the event loop idle this long before each bar (live bars come "
                              "a minute apart; default 0: back to back, caches warm)")
+    parser.add_argument("--no-settle", action="store_true",
+                        help="feed the next bar while the last one's journal lines and state "
+                             "save are still being written (a collision live never sees)")
     parser.add_argument("--cpu", type=int, default=None,
                         help="run on this CPU only (Linux): the code's cost without the "
                              "scheduler moving the process between CPUs")
@@ -209,13 +250,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--cpu {args.cpu}: {exc}")
     gap_s = args.gap_ms / 1000
     stalls = machine_stalls()
-    trio.run(measure, gap_s)                  # warm caches, the calendar, pydantic
-    rounds = sorted((trio.run(measure, gap_s) for _ in range(args.rounds)),
+    settled = not args.no_settle
+    trio.run(measure, gap_s, settled)         # warm caches, the calendar, pydantic
+    rounds = sorted((trio.run(measure, gap_s, settled) for _ in range(args.rounds)),
                     key=lambda r: percentile(r.decision, 0.99))
     lat = rounds[len(rounds) // 2]
     print(f"bars: {len(lat.decision)} (2019-02-11..15, SPY 1-minute, VIX first); entry signals: "
           f"{lat.entries}; python {sys.version.split()[0]}; {args.rounds} round(s), the median "
           f"one shown; {args.gap_ms:g} ms idle before each bar; "
+          f"{'no settle' if args.no_settle else f'{lat.settled} bars after a settle'}; "
           f"{'CPU ' + str(args.cpu) + ' only' if args.cpu is not None else 'any CPU'}\n")
     print("| Bar in -> Indicators -> snapshot -> StrategySelector -> | decision (us) | idle (us) |")
     print("|---|---|---|")
