@@ -27,6 +27,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from config.market_calendar import ET
@@ -47,8 +48,16 @@ __all__ = ["HUMAN_LOGGER", "JOURNAL_LOGGER", "HumanFormatter", "Journal", "Journ
 
 HUMAN_LOGGER = "crucible"
 
-_closers: list[Callable[[], None]] = []    # the open_logging blocks still open
-_bells: list[DeferredWake] = []            # their writers' wake-ups
+
+@dataclass(frozen=True, eq=False)
+class _OpenLogs:
+    """An open_logging block still open: how to close it, and its writers' wake-ups."""
+
+    close: Callable[[], None]
+    bells: tuple[DeferredWake, ...]
+
+
+_open: list[_OpenLogs] = []      # removed by identity
 
 
 class _StampFilter(logging.Filter):
@@ -230,16 +239,14 @@ def open_logging(*, log_file: Path, max_bytes: int, backup_count: int, level: st
 
     human_listener.start()
     writer.start()
-    _closers.append(close)
-    _bells.extend(bells)
+    opened = _OpenLogs(close, tuple(bells))
+    _open.append(opened)
     try:
         with open_idle_handoff(bells):
             yield journal
     finally:
         close()
-        _closers.remove(close)
-        for bell in bells:
-            _bells.remove(bell)
+        _open.remove(opened)
 
 
 def handoff_pending() -> bool:
@@ -247,13 +254,13 @@ def handoff_pending() -> bool:
     thread (the journal's or the human log's). Live, the loop idles after every burst; a
     benchmark that feeds bars back to back asks this to let it idle where live would
     (tests/system/brain/bench_actors.py), so the next bar does not share the GIL with a writer."""
-    return any(bell.pending for bell in _bells)
+    return any(bell.pending for logs in _open for bell in logs.bells)
 
 
 def close_logging_now() -> None:
     """Write out and close every open log (before `os._exit`, which skips all cleanup)."""
-    for close in list(_closers):
-        close()
+    for logs in list(_open):
+        logs.close()
 
 
 def log_block(logger: logging.Logger, head: str, lines: list[str],

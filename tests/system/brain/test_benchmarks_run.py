@@ -5,6 +5,7 @@ numbers are not judged here: timing goals live in docs/BENCHMARKS.md, not in ass
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ async def test_settle_waits_for_held_lines_and_for_a_worker_thread_only_when_the
 
 
 def _release_later(event: threading.Event) -> None:
-    threading.Event().wait(0.05)
+    time.sleep(0.05)
     event.set()
 
 
